@@ -1,0 +1,93 @@
+"""Shared fixtures: tiny models built on the fly, and a Snakemake runner.
+
+Nothing here touches the network: HF_HUB_OFFLINE is set for every run, GPUs
+are hidden unless a test pretends to have some (MERGELAB_GPUS), and each test
+gets its own GPU lock directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def base_env(tmp: Path) -> dict:
+    env = dict(os.environ)
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        MERGELAB_GPUS="",
+        MERGELAB_GPU_LOCK_DIR=str(tmp / "gpu-locks"),
+        PYTHONPATH=str(REPO / "scripts"),
+        TOKENIZERS_PARALLELISM="false",
+    )
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    env.pop("SLURM_JOB_ID", None)
+    return env
+
+
+def write_config(workdir: Path, cfg: dict, name: str = "experiment.yaml") -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / name
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def snakemake(workdir: Path, configfile: Path | None, *args: str, env: dict | None = None, timeout: int = 900,
+              check: bool = False) -> subprocess.CompletedProcess:
+    """Run the workflow in workdir; targets and flags go in args."""
+    cmd = SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2"]
+    cmd += list(args)
+    if configfile is not None:
+        cmd += ["--configfile", str(configfile)]
+    proc = subprocess.run(cmd, cwd=workdir, env=env or base_env(workdir), capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def planned_jobs(output: str) -> dict:
+    """rule name -> list of wildcard strings of the jobs a dry run lists."""
+    jobs: dict = {}
+    for block in re.split(r"^\[\w{3} \w{3} +\d+ [\d:]+ \d{4}\]$|\n\s*\n", output, flags=re.M):
+        m = re.search(r"^\s*(?:local)?rule (\w+):", block, re.M)
+        if not m:
+            continue
+        w = re.search(r"^\s*wildcards: (.*)$", block, re.M)
+        jobs.setdefault(m.group(1), []).append(w.group(1).strip() if w else "")
+    return jobs
+
+
+def planned_merges(output: str) -> set:
+    return {w.split("model=", 1)[1].split(",")[0] for w in planned_jobs(output).get("merge", [])}
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict:
+    """base, alpha, beta: tiny float32 Llama models with a real tokenizer."""
+    from mergelab.demo import DEMO_NAMES, build_demo_models
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    dirs = {name: root / name for name in DEMO_NAMES}
+    build_demo_models(dirs, seed=0, size="tiny")
+    return dirs
+
+
+def load_state(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    state = {}
+    for f in sorted(Path(path).glob("*.safetensors")):
+        state.update(load_file(f))
+    return state

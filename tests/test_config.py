@@ -1,0 +1,274 @@
+"""Config validation and expansion: ids, sweeps, defaults, contracts, errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, snakemake, write_config
+from mergelab.config import ConfigError, load_experiment, load_schema
+from mergelab.methods import METHODS
+
+
+def exp(cfg, workdir):
+    return load_experiment(cfg, "cfg.yaml", workdir=workdir)
+
+
+def model_dir(root: Path, name: str) -> Path:
+    d = root / name
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "config.json").write_text("{}")
+    return d
+
+
+@pytest.fixture()
+def wd(tmp_path):
+    for n in ("base", "coder", "math", "extra"):
+        model_dir(tmp_path / "models", n)
+    return tmp_path
+
+
+def models(*names):
+    return {n: {"path": f"models/{n}"} for n in names}
+
+
+def test_default_config_is_valid_and_covers_every_family():
+    cfg = yaml.safe_load((REPO / "config" / "experiment.yaml").read_text())
+    e = load_experiment(cfg, "config/experiment.yaml", workdir=REPO)
+    methods = {m.method for m in e.merges.values()}
+    assert {"linear", "slerp", "task_arithmetic", "ties", "dare_ties", "passthrough", "model_stock"} <= methods
+    assert all(m.kind == "demo" for m in e.models.values())
+
+
+def test_five_methods_work_untuned_with_readable_ids(wd):
+    cfg = {
+        "models": models("base", "coder", "math"),
+        "merges": [{"name": "coder-math", "models": ["coder", "math"], "base": "base",
+                    "methods": ["linear", "slerp", "ties", "dare_ties", "task_arithmetic"]}],
+    }
+    e = exp(cfg, wd)
+    assert e.merge_ids == [
+        "coder-math_linear_w1",
+        "coder-math_slerp_t0.5",
+        "coder-math_ties_d0.5_w0.5",
+        "coder-math_dare_ties_d0.5_w0.5_s0",
+        "coder-math_task_arithmetic_w0.5",
+    ]
+    ties = e.merges["coder-math_ties_d0.5_w0.5"].mergekit_config
+    base = str((wd / "models/base").resolve())
+    assert ties["base_model"] == base
+    assert [m["model"] for m in ties["models"]] == [str((wd / f"models/{n}").resolve()) for n in ("coder", "math")]
+    assert all(m["parameters"] == {"density": 0.5, "weight": 0.5} for m in ties["models"])
+    assert ties["dtype"] == "bfloat16"
+    # linear ignores the base: it must not become an input
+    lin = e.merges["coder-math_linear_w1"].mergekit_config
+    assert "base_model" not in lin and len(lin["models"]) == 2
+    # slerp interpolates between the two models, the first being its base (t=0)
+    sl = e.merges["coder-math_slerp_t0.5"].mergekit_config
+    assert sl["base_model"] == sl["models"][0]["model"] == str((wd / "models/coder").resolve())
+    assert sl["parameters"] == {"t": 0.5}
+
+
+def test_sweeps_multiply_and_seeds_only_for_random_methods(wd):
+    cfg = {
+        "models": models("base", "coder", "math"),
+        "merges": [{
+            "name": "cm", "models": ["coder", "math"], "base": "base",
+            "methods": ["ties", "dare_linear"],
+            "parameters": {"density": [0.3, 0.7], "weight": {"coder": [0.2, 0.8], "math": 0.5}},
+            "seeds": [0, 7],
+        }],
+    }
+    e = exp(cfg, wd)
+    ties = [i for i in e.merge_ids if "_ties_" in i]
+    dare = [i for i in e.merge_ids if "_dare_linear_" in i]
+    assert len(ties) == 4 and len(dare) == 8
+    assert "cm_ties_d0.3_w0.2-0.5" in ties
+    assert "cm_dare_linear_d0.7_w0.8-0.5_s7" in dare
+    spec = e.merges["cm_ties_d0.3_w0.2-0.5"]
+    per = {Path(m["model"]).name: m["parameters"] for m in spec.mergekit_config["models"]}
+    assert per == {"coder": {"density": 0.3, "weight": 0.2}, "math": {"density": 0.3, "weight": 0.5}}
+    assert spec.seed == 0
+    assert spec.params == {"density": 0.3, "weight": {"coder": 0.2, "math": 0.5}}
+
+
+def test_method_parameters_override_and_ids_are_stable(wd):
+    cfg = {
+        "models": models("base", "coder", "math"),
+        "merges": [{"name": "cm", "models": ["coder", "math"], "base": "base",
+                    "methods": ["slerp", "ties"], "parameters": {"weight": 0.7},
+                    "method_parameters": {"slerp": {"t": [0, 1]}, "ties": {"density": 0.25}}}],
+    }
+    ids = exp(cfg, wd).merge_ids
+    assert ids == ["cm_slerp_t0", "cm_slerp_t1", "cm_ties_d0.25_w0.7"]
+    assert exp(cfg, wd).merge_ids == ids  # deterministic
+
+
+def test_equal_per_model_values_give_the_scalar_id(wd):
+    a = {"models": models("base", "coder", "math"),
+         "merges": [{"name": "cm", "models": ["coder", "math"], "base": "base", "methods": ["task_arithmetic"],
+                     "parameters": {"weight": {"coder": 0.5, "math": 0.5}}}]}
+    assert exp(a, wd).merge_ids == ["cm_task_arithmetic_w0.5"]
+
+
+def test_raw_mergekit_file_substitutes_model_keys(wd):
+    raw = wd / "frank.yml"
+    raw.write_text(yaml.safe_dump({
+        "merge_method": "passthrough", "dtype": "float16",
+        "slices": [{"sources": [{"model": "coder", "layer_range": [0, 2]}]},
+                   {"sources": [{"model": "math", "layer_range": [2, 4]}]}],
+    }))
+    cfg = {"models": models("coder", "math"), "merges": [{"name": "frank", "mergekit_config": "frank.yml"}]}
+    e = exp(cfg, wd)
+    spec = e.merges["frank"]
+    assert spec.inputs == ["coder", "math"] and spec.raw_file == str(raw)
+    srcs = [s["sources"][0]["model"] for s in spec.mergekit_config["slices"]]
+    assert srcs == [str((wd / "models/coder").resolve()), str((wd / "models/math").resolve())]
+    assert spec.mergekit_config["dtype"] == "float16"  # the file's own settings win
+
+
+def test_hub_models_pass_revision_to_mergekit(wd):
+    cfg = {"models": {"b": {"hub": "Qwen/Qwen2.5-7B", "revision": "abc123"},
+                      "c": {"hub": "Qwen/Qwen2.5-Coder-7B"}},
+           "merges": [{"name": "bc", "models": ["c"], "base": "b", "methods": ["task_arithmetic"]}]}
+    spec = exp(cfg, wd).merges["bc_task_arithmetic_w0.5"]
+    assert spec.mergekit_config["base_model"] == "Qwen/Qwen2.5-7B@abc123"
+    assert spec.mergekit_config["models"] == [{"model": "Qwen/Qwen2.5-Coder-7B", "parameters": {"weight": 0.5}}]
+
+
+def test_merges_table_lists_every_merge_with_its_config(wd):
+    cfg = {"models": models("base", "coder", "math"),
+           "merges": [{"name": "cm", "models": ["coder", "math"], "base": "base",
+                       "methods": ["ties", "dare_ties"], "seeds": [1, 2]}]}
+    e = exp(cfg, wd)
+    rows = list(csv.DictReader(io.StringIO(e.merges_table()), delimiter="\t"))
+    assert [r["model"] for r in rows] == e.merge_ids
+    for r in rows:
+        spec = e.merges[r["model"]]
+        assert json.loads(r["mergekit_config"]) == spec.mergekit_config
+        assert int(r["seed"]) == spec.seed
+    assert [r["seed"] for r in rows] == ["1", "1", "2"]
+
+
+def test_schema_is_strict_and_documented():
+    schema = load_schema()
+    enum = schema["properties"]["merges"]["items"]["properties"]["methods"]["items"]["enum"]
+    assert sorted(enum) == sorted(METHODS)
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            if node.get("type") == "object" or "properties" in node:
+                if "properties" in node:
+                    assert node.get("additionalProperties") is False, f"{path} is open"
+                for key, sub in node.get("properties", {}).items():
+                    assert sub.get("description"), f"{path}.{key} has no description"
+                    assert "default" in sub, f"{path}.{key} has no default"
+            for k, v in node.items():
+                walk(v, f"{path}.{k}")
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, path)
+
+    walk(schema, "")
+
+
+# ------------------------------------------------------------------ bad input
+
+GOOD_RECIPE = {"name": "cm", "models": ["coder", "math"], "base": "base", "methods": ["ties"]}
+
+
+def recipe(**kw):
+    r = dict(GOOD_RECIPE)
+    r.update(kw)
+    return r
+
+
+BAD = {
+    "unknown-model": ({"merges": [recipe(models=["coder", "maths"])]}, "merges[0].models[1]", "unknown model 'maths'"),
+    "unknown-method": ({"merges": [recipe(methods=["ties", "tie"])]}, "merges[0].methods[1]", "'tie' is not one of"),
+    "slerp-three-models": ({"merges": [recipe(models=["coder", "math", "extra"], base=None, methods=["slerp"])]},
+                           "merges[0].models", "slerp merges exactly 2 models"),
+    "ties-without-base": ({"merges": [recipe(base=None)]}, "merges[0].base", "ties needs a base model"),
+    "missing-required-parameter": ({"merges": [recipe(parameters={"weight": {"coder": 0.5}})]},
+                                   "merges[0].parameters.weight", "no value for model 'math'"),
+    "unknown-parameter": ({"merges": [recipe(method_parameters={"ties": {"t": 0.5}})]},
+                          "merges[0].method_parameters.ties.t", "unknown parameter for ties"),
+    "unknown-shared-parameter": ({"merges": [recipe(parameters={"densty": 0.5})]},
+                                 "merges[0].parameters.densty", "did you mean density"),
+    "negative-density": ({"merges": [recipe(parameters={"density": [0.5, -0.5]})]},
+                         "merges[0].parameters.density", "density must be > 0"),
+    "empty-sweep": ({"merges": [recipe(parameters={"weight": []})]}, "merges[0].parameters.weight", "empty sweep"),
+    "duplicate-merge-name": ({"merges": [recipe(), recipe(methods=["linear"])]}, "merges[1].name",
+                             "duplicate merge name 'cm'"),
+    "missing-model-path": ({"models": {"ghost": {"path": "models/ghost"}}}, "models.ghost.path",
+                           "model directory does not exist"),
+    "raw-file-does-not-parse": ({"merges": [{"name": "frank", "mergekit_config": "broken.yml"}]},
+                                "merges[0].mergekit_config", "not valid YAML"),
+    "bad-dtype": ({"merges": [recipe(dtype="float8")]}, "merges[0].dtype", "'float8' is not one of"),
+    "unknown-top-level-key": ({"merge": []}, "merge", "unknown key 'merge'"),
+    "della-epsilon-too-large": ({"merges": [recipe(methods=["della"], parameters={"density": 0.9, "epsilon": 0.2})]},
+                                "merges[0].parameters", "density ± epsilon must lie in (0, 1)"),
+    "model-stock-two-inputs": ({"merges": [recipe(models=["coder"], methods=["model_stock"])]},
+                               "merges[0].models", "model_stock needs at least 3"),
+    "revision-on-local-path": ({"models": {"x": {"path": "models/coder", "revision": "main"}}},
+                               "models.x.revision", "pins a hub model"),
+    "two-sources": ({"models": {"x": {"path": "models/coder", "hub": "a/b"}}}, "models.x", "exactly one of path, hub, demo"),
+    "sweep-repeats-a-value": ({"merges": [recipe(parameters={"weight": [0.5, 0.5]})]}, "merges[0].parameters.weight",
+                              "lists 0.5 twice"),
+    "not-a-model-dir": ({"models": {"x": {"path": "notamodel"}}}, "models.x.path", "no config.json"),
+}
+
+
+def bad_config(case, wd):
+    extra, _, _ = BAD[case]
+    cfg = {"models": models("base", "coder", "math", "extra"), "merges": [recipe()]}
+    cfg.update(extra)
+    if "models" in extra:
+        cfg["models"] = {**models("base", "coder", "math", "extra"), **extra["models"]}
+    (wd / "broken.yml").write_text("merge_method: linear\nmodels: [\n  - {model: a\n")
+    (wd / "notamodel").mkdir(exist_ok=True)
+    return cfg
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_gives_one_clear_error(case, wd):
+    cfg = bad_config(case, wd)
+    _, key, text = BAD[case]
+    with pytest.raises(ConfigError) as err:
+        exp(cfg, wd)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"cfg.yaml: {key}: "), msg
+    assert text in msg, msg
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_stops_snakemake_before_any_job(case, wd):
+    cfg = bad_config(case, wd)
+    _, key, text = BAD[case]
+    path = write_config(wd, cfg)
+    proc = snakemake(wd, path)
+    assert proc.returncode != 0
+    err_lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert err_lines[-1].startswith("mergelab: ") and key in err_lines[-1] and text in err_lines[-1], proc.stderr
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    assert not (wd / "results").exists() and not (wd / "logs").exists()
+
+
+def test_example_campaign_expands_as_documented(tmp_path):
+    cfg = yaml.safe_load((REPO / "config/examples/qwen2.5-7b-coder-math.yaml").read_text())
+    e = load_experiment(cfg, "qwen.yaml", workdir=tmp_path)
+    ids = e.merge_ids
+    assert "coder-math_linear_w1" in ids and "coder-math_task_arithmetic_w0.5" in ids
+    assert {f"coder-math_slerp_t{t}" for t in (0.3, 0.5, 0.7)} <= set(ids)
+    assert {f"coder-math_dare_ties_d{d}_w0.5_s{s}" for d in (0.3, 0.5, 0.7) for s in (0, 1)} <= set(ids)
+    assert len(ids) == 1 + 3 + 3 + 6 + 1
+    spec = e.merges["coder-math_ties_d0.5_w0.5"]
+    assert spec.mergekit_config["base_model"] == "Qwen/Qwen2.5-7B"
+    assert spec.mergekit_config["tokenizer_source"] == "base"
