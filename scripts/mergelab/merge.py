@@ -1,0 +1,153 @@
+"""Run one merge through mergekit's Python API and write its model card."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from mergelab.jobs import JobError, atomic_dir
+
+log = logging.getLogger("mergelab.merge")
+
+
+def referenced_dirs(cfg: Dict[str, Any]) -> List[str]:
+    """Local model directories a mergekit config names (hub ids are skipped)."""
+    found: List[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("model", "base_model") and isinstance(v, str) and v.startswith("/"):
+                    if v not in found:
+                        found.append(v)
+                else:
+                    walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(cfg)
+    return found
+
+
+def check_inputs(cfg: Dict[str, Any]) -> None:
+    """Fail with one line before mergekit starts when an input model dir is broken."""
+    for path in referenced_dirs(cfg):
+        p = Path(path)
+        if not p.is_dir():
+            raise JobError(f"input model directory does not exist: {path}")
+        if not (p / "config.json").is_file():
+            raise JobError(f"input model directory has no config.json: {path}")
+        if not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
+            raise JobError(f"input model directory has no weights (*.safetensors or *.bin): {path}")
+
+
+def tool_versions() -> Dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("mergekit", "torch", "transformers"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def model_card(merge_id: str, meta: Dict[str, Any], config_yaml: str) -> str:
+    """A Hub-style card: YAML metadata, then what was merged and how."""
+    front: Dict[str, Any] = {}
+    hub_parents = meta.get("hub_parents") or []
+    if hub_parents:
+        front["base_model"] = hub_parents
+    front["library_name"] = "transformers"
+    front["tags"] = ["merge", "mergekit", "mergelab"]
+    method = meta["method"]
+    if meta.get("method_url"):
+        method = f"[{meta.get('method_name') or method}]({meta['method_url']})"
+    lines = [
+        "---",
+        yaml.safe_dump(front, sort_keys=False).rstrip(),
+        "---",
+        f"# {merge_id}",
+        "",
+        f"A merge of pre-trained language models made with [mergekit](https://github.com/arcee-ai/mergekit)"
+        f" by mergelab, using the {method} method.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| recipe | `{meta['recipe']}` |",
+        f"| method | `{meta['method']}` |",
+        f"| models | {', '.join(f'`{m}`' for m in meta.get('inputs', []))} |",
+        f"| parameters | `{json.dumps(meta.get('parameters', {}), sort_keys=True)}` |",
+        f"| random seed | {meta['seed']} |",
+        *[f"| {k} | {v} |" for k, v in meta.get("versions", {}).items()],
+        "",
+        "## mergekit configuration",
+        "",
+        "```yaml",
+        config_yaml.rstrip(),
+        "```",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run_merge(
+    cfg: Dict[str, Any],
+    out_dir: os.PathLike,
+    *,
+    seed: int,
+    cuda: bool,
+    threads: Optional[int] = None,
+    meta: Optional[Dict[str, Any]] = None,
+) -> None:
+    """Merge ``cfg`` (a mergekit config dict) into ``out_dir`` atomically."""
+    check_inputs(cfg)
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge import MergeOptions
+    from mergekit.merge import run_merge as mergekit_run_merge
+
+    try:
+        merge_config = MergeConfiguration.model_validate(cfg)
+    except Exception as e:  # pydantic ValidationError or mergekit's RuntimeError
+        raise JobError(f"mergekit rejects the merge config: {str(e).splitlines()[0]}") from e
+    options = MergeOptions(
+        cuda=cuda,
+        random_seed=seed,
+        copy_tokenizer=True,
+        write_model_card=True,
+        lazy_unpickle=False,
+        num_threads=threads,
+        quiet=True,
+    )
+    # mergekit would dump the config after normalising it in place (modules,
+    # slices, layer ranges); keep the form the merge was asked for, which
+    # `mergekit-yaml mergekit_config.yml OUT` reproduces.
+    config_text = yaml.safe_dump(cfg, sort_keys=False)
+    log.info("merging %s on %s with seed %d", Path(out_dir).name, "cuda" if cuda else "cpu", seed)
+    with atomic_dir(out_dir) as tmp:
+        mergekit_run_merge(merge_config, str(tmp), options=options, config_source=config_text)
+        if meta is not None:
+            from mergekit.merge_methods import registry
+
+            spec = registry.get(merge_config.merge_method).spec
+            meta = dict(
+                meta,
+                versions=tool_versions(),
+                method_name=spec.pretty_name or spec.name,
+                method_url=spec.reference_url,
+            )
+            card = model_card(Path(out_dir).name, meta, config_text)
+            (tmp / "README.md").write_text(card, encoding="utf-8")
+        missing = [f for f in ("config.json", "mergekit_config.yml") if not (tmp / f).exists()]
+        if not any(tmp.glob("*.safetensors")):
+            missing.append("*.safetensors")
+        if not (tmp / "tokenizer_config.json").exists():
+            missing.append("the tokenizer")
+        if missing:
+            raise JobError(f"mergekit finished without writing {', '.join(missing)}")

@@ -1,0 +1,25 @@
+"""Snakemake job of rule `merge`: one mergekit merge on the pinned device(s)."""
+
+import json
+
+from mergelab.jobs import job_log
+
+
+def main(smk) -> None:
+    with job_log(smk.log[0]):
+        from mergelab.devices import pinned_devices, torch_device
+
+        with pinned_devices(smk.resources.gpu) as devices:
+            from mergelab.merge import run_merge
+
+            run_merge(
+                json.loads(smk.params.config),
+                smk.output[0],
+                seed=int(smk.params.seed),
+                cuda=torch_device(devices) == "cuda",
+                threads=smk.threads,
+                meta=json.loads(smk.params.meta),
+            )
+
+
+main(snakemake)  # noqa: F821 - injected by Snakemake's script directive
