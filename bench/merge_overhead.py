@@ -1,0 +1,87 @@
+"""Merge job through the workflow vs a bare `mergekit-yaml` call on the same config and models.
+
+    python bench/merge_overhead.py [--repeats 3] [--size bench]
+
+Builds two ~58M-parameter Llama models (demo builder, size "bench") once under
+bench/out/, then times, alternating, N runs of
+  bare:     mergekit-yaml CONFIG OUT --random-seed 0
+  workflow: snakemake --cores 2 results/models/ID --forcerun merge
+and prints the medians and their ratio (target <= 1.05). The workflow figure
+is the whole snakemake invocation (DAG build, job start, pinning, merge);
+"job" is the job's own wall time from its benchmark file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+from common import OUT, median, snakemake_cmd, timed
+
+
+def count_parameters(model_dir: Path) -> int:
+    from safetensors import safe_open
+
+    total = 0
+    for f in model_dir.glob("*.safetensors"):
+        with safe_open(str(f), "pt") as st:
+            total += sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys())
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--size", default="bench")
+    args = ap.parse_args()
+
+    from mergelab.config import load_experiment
+    from mergelab.demo import SIZES, build_demo_models
+
+    models = OUT / f"models-{args.size}"
+    if not (models / "alpha" / "model.safetensors").exists():
+        build_demo_models({n: models / n for n in ("base", "alpha", "beta")}, seed=0, size=args.size)
+    wd = OUT / "merge-overhead"
+    wd.mkdir(parents=True, exist_ok=True)
+    cfg = {
+        "models": {n: {"path": str(models / n)} for n in ("base", "alpha", "beta")},
+        "merges": [{"name": "ab", "models": ["alpha", "beta"], "base": "base", "methods": ["ties"],
+                    "dtype": "float32"}],
+    }
+    cfg_path = wd / "experiment.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    spec = next(iter(load_experiment(cfg, str(cfg_path), workdir=wd).merges.values()))
+    mk_path = wd / "mergekit.yml"
+    mk_path.write_text(yaml.safe_dump(spec.mergekit_config))
+    mergekit_yaml = shutil.which("mergekit-yaml", path=str(Path(sys.executable).parent))
+
+    n_params = count_parameters(models / "base")
+
+    bare, flow, job = [], [], []
+    # one warm-up of each, so both read the models from the page cache
+    timed([mergekit_yaml, str(mk_path), str(wd / "bare-out"), "--random-seed", "0"])
+    timed(snakemake_cmd(wd, cfg_path, "--cores", "2", f"results/models/{spec.id}", "--forcerun", "merge"))
+    for _ in range(args.repeats):
+        shutil.rmtree(wd / "bare-out", ignore_errors=True)
+        bare.append(timed([mergekit_yaml, str(mk_path), str(wd / "bare-out"), "--random-seed", "0"]))
+        flow.append(timed(snakemake_cmd(wd, cfg_path, "--cores", "2", f"results/models/{spec.id}",
+                                        "--forcerun", "merge")))
+        with open(wd / "benchmarks" / "merge" / f"{spec.id}.tsv") as fh:
+            job.append(float(next(csv.DictReader(fh, delimiter="\t"))["s"]))
+    print(f"model: {args.size} ({n_params / 1e6:.1f}M parameters, {SIZES[args.size]['num_hidden_layers']} layers), "
+          f"method ties over 3 models, float32, CPU, {args.repeats} runs each")
+    print(f"bare mergekit-yaml  median {median(bare):6.2f} s   runs {', '.join(f'{x:.2f}' for x in bare)}")
+    print(f"workflow snakemake  median {median(flow):6.2f} s   runs {', '.join(f'{x:.2f}' for x in flow)}")
+    print(f"  of which the job  median {median(job):6.2f} s")
+    print(f"ratio workflow/bare: {median(flow) / median(bare):.3f}   (job/bare: {median(job) / median(bare):.3f}; "
+          f"target <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()
