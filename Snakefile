@@ -6,11 +6,9 @@ from snakemake.utils import min_version
 min_version("9.27")
 
 
-# The embedded default config, unless the user names one with --configfile
-# (which then replaces it instead of being deep-merged into it).
-if not workflow.config_settings.configfiles:
-
-    configfile: "config/experiment.yaml"
+# The config is config/experiment.yaml (the embedded default), unless the user
+# names one with --configfile, which then replaces it instead of being
+# deep-merged into it; common.smk loads and validates it.
 
 
 include: "workflow/rules/common.smk"

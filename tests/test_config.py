@@ -272,3 +272,24 @@ def test_example_campaign_expands_as_documented(tmp_path):
     spec = e.merges["coder-math_ties_d0.5_w0.5"]
     assert spec.mergekit_config["base_model"] == "Qwen/Qwen2.5-7B"
     assert spec.mergekit_config["tokenizer_source"] == "base"
+
+
+@pytest.mark.workflow
+def test_broken_default_config_names_file_and_line(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "experiment.yaml").write_text("models:\n  a: {path: x\nmerges: []\n")
+    proc = snakemake(tmp_path, None, "-n")
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "mergelab: config/experiment.yaml: not valid YAML (line 3, column 7)"), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.workflow
+def test_command_line_config_overrides_the_default(tmp_path):
+    import shutil
+
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    proc = snakemake(tmp_path, None, "-n", "--config", "merges=[]")
+    assert proc.returncode == 0, proc.stderr
+    assert "rule merge:" not in proc.stdout and "rule demo_models:" not in proc.stdout

@@ -22,6 +22,7 @@ import yaml
 from mergelab.methods import METHODS, Method, check_pair, id_order
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT_CONFIG = "config/experiment.yaml"
 DEMO_DIR = "results/demo"
 MODELS_DIR = "results/models"
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -581,3 +582,14 @@ def load_experiment(cfg: Optional[dict], source: str, workdir: Optional[os.PathL
                 raise ConfigError(f"{source}: merges[{i}]: merge id {spec.id!r} appears twice")
             exp.merges[spec.id] = spec
     return exp
+
+
+def read_config_file(path: os.PathLike) -> Any:
+    """Load a YAML config file; a missing or unparsable file is a ConfigError naming it."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (run from the workflow's directory, or give --configfile)") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML{yaml_error_text(e)}") from None

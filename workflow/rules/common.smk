@@ -8,21 +8,29 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
-from mergelab.config import ConfigError, load_experiment  # noqa: E402
-from mergelab.demo import DEMO_NAMES  # noqa: E402
+from snakemake.utils import update_config  # noqa: E402
+
+from mergelab.config import DEFAULT_CONFIG, ConfigError, load_experiment, read_config_file  # noqa: E402
 
 
 wildcard_constraints:
     model=r"[^/]+",
 
 
-def _config_source():
+def _load_config():
+    """The validated experiment: --configfile's, or the embedded default."""
     files = workflow.config_settings.configfiles
-    return " + ".join(os.path.relpath(f) for f in files) if files else "config/experiment.yaml"
+    if files:
+        source = " + ".join(os.path.relpath(f) for f in files)
+    else:
+        source = DEFAULT_CONFIG
+        update_config(config, read_config_file(source) or {})
+        update_config(config, workflow.config_settings.overwrite_config)
+    return load_experiment(config, source, workdir=os.getcwd())
 
 
 try:
-    EXP = load_experiment(config, _config_source(), workdir=os.getcwd())
+    EXP = _load_config()
 except ConfigError as _err:
     sys.exit(f"mergelab: {_err}")
 
