@@ -31,10 +31,7 @@ _SUBJECTS = "the cat|the dog|a child|the teacher|my friend|the farmer|a bird|the
 _VERBS = "sees|likes|helps|follows|finds|calls|watches|visits|meets|thanks".split("|")
 _OBJECTS = "the river|a red house|the old tree|the city|a small boat|the garden|a blue car|the market|the school|a quiet road".split("|")
 _ADVERBS = "today|slowly|again|every morning|at night|with care|in the rain|before lunch".split("|")
-_EXTRA = (
-    "one two three four five six seven eight nine ten plus minus equals is not and or but because "
-    "hot cold big small happy sad fast slow good bad up down yes no Paris Rome Berlin Madrid Lisbon"
-).split()
+_EXTRA = "plus minus equals is not and or but because what the opposite of answer question".split()
 
 
 def synthetic_corpus(n: int = 4000, seed: int = 0) -> List[str]:
@@ -48,8 +45,10 @@ def synthetic_corpus(n: int = 4000, seed: int = 0) -> List[str]:
         if rng.random() < 0.3:
             s += " " + " ".join(rng.choice(_EXTRA) for _ in range(rng.randint(1, 4)))
         out.append(s[0].upper() + s[1:] + rng.choice([".", ".", "!", "?"]))
-    out.extend(_EXTRA)
-    out.extend(str(i) for i in range(100))
+    # every word of the demo skills, so the tokenizer knows them
+    from mergelab.demo_tasks import ANTONYMS, NUMBERS
+
+    out.extend(_EXTRA + list(NUMBERS) + [w for pair in ANTONYMS for w in pair])
     return out
 
 
