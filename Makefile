@@ -50,6 +50,7 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/merge_overhead.py
 	$(BIN)/python bench/dryrun_scaling.py
+	$(BIN)/python bench/harness_overhead.py
 
 clean:
 	rm -rf results logs benchmarks .snakemake

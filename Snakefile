@@ -14,6 +14,7 @@ min_version("9.27")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/merge.smk"
+include: "workflow/rules/harness.smk"
 
 
 rule all:
@@ -25,3 +26,8 @@ rule all:
 rule merges:
     input:
         get_merges_targets,
+
+
+rule evaluations:
+    input:
+        get_evaluation_targets,

@@ -33,3 +33,24 @@ def snakemake_cmd(workdir: Path, configfile: Path, *args: str) -> list:
 
 def median(xs) -> float:
     return statistics.median(xs)
+
+
+def demo_models(size: str) -> Path:
+    """The demo base/alpha/beta at ``size``, built once under bench/out/."""
+    from mergelab.demo import DEMO_NAMES, build_demo_models
+
+    root = OUT / f"models-{size}"
+    if not all((root / n / "model.safetensors").exists() for n in DEMO_NAMES):
+        build_demo_models({n: root / n for n in DEMO_NAMES}, seed=0, size=size)
+    return root
+
+
+def workdir(name: str, cfg: dict) -> tuple:
+    """A scratch working directory with cfg as its experiment.yaml: (dir, config path)."""
+    import yaml
+
+    wd = OUT / name
+    wd.mkdir(parents=True, exist_ok=True)
+    path = wd / "experiment.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return wd, path

@@ -7,31 +7,30 @@ from __future__ import annotations
 
 import argparse
 
-import yaml
-
-from common import OUT, median, snakemake_cmd, timed
+from common import median, snakemake_cmd, timed, workdir
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    wd = OUT / "dryrun-200"
-    wd.mkdir(parents=True, exist_ok=True)
     grid = [round(0.1 * i, 1) for i in range(1, 11)]
     cfg = {
         "models": {"base": {"demo": "base"}, "alpha": {"demo": "alpha"}, "beta": {"demo": "beta"}},
         "merges": [{"name": "ab", "models": ["alpha", "beta"], "base": "base", "methods": ["ties", "dare_linear"],
                     "parameters": {"density": grid, "weight": grid}}],
     }
-    path = wd / "experiment.yaml"
-    path.write_text(yaml.safe_dump(cfg))
     from mergelab.config import load_experiment
 
+    wd, path = workdir("dryrun-200", cfg)
     n = len(load_experiment(cfg, str(path), workdir=wd).merges)
     times = [timed(snakemake_cmd(wd, path, "-n", "--cores", "2")) for _ in range(args.repeats)]
     print(f"merges in the config: {n}")
     print(f"snakemake -n: median {median(times):.2f} s   runs {', '.join(f'{t:.2f}' for t in times)}   (target <= 5 s)")
+    cfg["harness"] = {"tasks": ["mergelab_arithmetic", "mergelab_antonyms", "mergelab_text_ppl"]}
+    wd, path = workdir("dryrun-200-eval", cfg)
+    times = [timed(snakemake_cmd(wd, path, "-n", "--cores", "2")) for _ in range(args.repeats)]
+    print(f"with 3 harness tasks ({n} merges + {3 * (n + 3)} evaluations): snakemake -n median {median(times):.2f} s")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
     python bench/merge_overhead.py [--repeats 3] [--size bench]
 
-Builds two ~58M-parameter Llama models (demo builder, size "bench") once under
+Builds three ~56M-parameter Llama models (demo builder, size "bench") once under
 bench/out/, then times, alternating, N runs of
   bare:     mergekit-yaml CONFIG OUT --random-seed 0
-  workflow: snakemake --cores 2 results/models/ID --forcerun merge
+  workflow: snakemake --cores 2 results/models/ID --forcerun merge --set-threads merge=2
+(both use two threads: bare mergekit takes all cores, a workflow job on a CPU run
+one unless told)
 and prints the medians and their ratio (target <= 1.05). The workflow figure
 is the whole snakemake invocation (DAG build, job start, pinning, merge);
 "job" is the job's own wall time from its benchmark file.
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from common import OUT, median, snakemake_cmd, timed
+from common import demo_models, median, snakemake_cmd, timed, workdir
 
 
 def count_parameters(model_dir: Path) -> int:
@@ -42,20 +44,15 @@ def main() -> None:
     args = ap.parse_args()
 
     from mergelab.config import load_experiment
-    from mergelab.demo import SIZES, build_demo_models
+    from mergelab.demo import SIZES
 
-    models = OUT / f"models-{args.size}"
-    if not (models / "alpha" / "model.safetensors").exists():
-        build_demo_models({n: models / n for n in ("base", "alpha", "beta")}, seed=0, size=args.size)
-    wd = OUT / "merge-overhead"
-    wd.mkdir(parents=True, exist_ok=True)
-    cfg = {
+    models = demo_models(args.size)
+    wd, cfg_path = workdir("merge-overhead", {
         "models": {n: {"path": str(models / n)} for n in ("base", "alpha", "beta")},
         "merges": [{"name": "ab", "models": ["alpha", "beta"], "base": "base", "methods": ["ties"],
                     "dtype": "float32"}],
-    }
-    cfg_path = wd / "experiment.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg))
+    })
+    cfg = yaml.safe_load(cfg_path.read_text())
     spec = next(iter(load_experiment(cfg, str(cfg_path), workdir=wd).merges.values()))
     mk_path = wd / "mergekit.yml"
     mk_path.write_text(yaml.safe_dump(spec.mergekit_config))
@@ -66,12 +63,13 @@ def main() -> None:
     bare, flow, job = [], [], []
     # one warm-up of each, so both read the models from the page cache
     timed([mergekit_yaml, str(mk_path), str(wd / "bare-out"), "--random-seed", "0"])
-    timed(snakemake_cmd(wd, cfg_path, "--cores", "2", f"results/models/{spec.id}", "--forcerun", "merge"))
+    flow_cmd = snakemake_cmd(wd, cfg_path, "--cores", "2", f"results/models/{spec.id}", "--forcerun", "merge",
+                             "--set-threads", "merge=2")
+    timed(flow_cmd)
     for _ in range(args.repeats):
         shutil.rmtree(wd / "bare-out", ignore_errors=True)
         bare.append(timed([mergekit_yaml, str(mk_path), str(wd / "bare-out"), "--random-seed", "0"]))
-        flow.append(timed(snakemake_cmd(wd, cfg_path, "--cores", "2", f"results/models/{spec.id}",
-                                        "--forcerun", "merge")))
+        flow.append(timed(flow_cmd))
         with open(wd / "benchmarks" / "merge" / f"{spec.id}.tsv") as fh:
             job.append(float(next(csv.DictReader(fh, delimiter="\t"))["s"]))
     print(f"model: {args.size} ({n_params / 1e6:.1f}M parameters, {SIZES[args.size]['num_hidden_layers']} layers), "

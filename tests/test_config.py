@@ -221,6 +221,24 @@ BAD = {
     "sweep-repeats-a-value": ({"merges": [recipe(parameters={"weight": [0.5, 0.5]})]}, "merges[0].parameters.weight",
                               "lists 0.5 twice"),
     "not-a-model-dir": ({"models": {"x": {"path": "notamodel"}}}, "models.x.path", "no config.json"),
+    "task-settings-for-unlisted-task": ({"harness": {"tasks": ["mergelab_antonyms"],
+                                                     "task_settings": {"mergelab_arithmetic": {"num_fewshot": 1}}}},
+                                        "harness.task_settings.mergelab_arithmetic", "is not in harness.tasks"),
+    "bad-batch-size": ({"harness": {"tasks": ["mergelab_antonyms"], "settings": {"batch_size": "big"}}},
+                       "harness.settings.batch_size", "not a number, auto or auto:N"),
+    "unknown-harness-setting": ({"harness": {"tasks": ["mergelab_antonyms"], "settings": {"fewshot": 3}}},
+                                "harness.settings.fewshot", "did you mean num_fewshot"),
+    "evaluation-model-matches-nothing": ({"evaluation": {"models": ["coder", "cm_lin*"]},
+                                          "harness": {"tasks": ["mergelab_antonyms"]}},
+                                         "evaluation.models[1]", "'cm_lin*' matches no model"),
+    "quantized-vllm": ({"harness": {"tasks": ["mergelab_antonyms"],
+                                    "settings": {"backend": "vllm", "quantization": "4bit"}}},
+                       "harness.settings.quantization", "applies to backend hf"),
+    "log-samples-per-model": ({"harness": {"tasks": ["mergelab_antonyms"],
+                                           "model_settings": {"coder": {"log_samples": True}}}},
+                              "harness.model_settings.coder.log_samples", "per task"),
+    "bad-dtype-setting": ({"harness": {"tasks": ["mergelab_antonyms"], "settings": {"dtype": "fp8"}}},
+                          "harness.settings.dtype", "'fp8' is not one of"),
 }
 
 
@@ -290,6 +308,81 @@ def test_command_line_config_overrides_the_default(tmp_path):
     import shutil
 
     shutil.copytree(REPO / "config", tmp_path / "config")
-    proc = snakemake(tmp_path, None, "-n", "--config", "merges=[]")
+    proc = snakemake(tmp_path, None, "-n", "--config", "merges=[]", "harness={tasks: []}")
     assert proc.returncode == 0, proc.stderr
     assert "rule merge:" not in proc.stdout and "rule demo_models:" not in proc.stdout
+
+
+
+def test_harness_settings_resolve_per_model_and_task(wd):
+    cfg = {
+        "models": {**models("base", "coder", "math"), "big": {"path": "models/extra", "dtype": "bfloat16", "gpus": 2}},
+        "merges": [recipe(methods=["ties", "dare_ties"], dtype="float16", gpus=0)],
+        "harness": {
+            "tasks": ["mergelab_antonyms", "mergelab_arithmetic"],
+            "settings": {"batch_size": 32, "seeds": {"fewshot": 7}},
+            "model_settings": {"cm_dare*": {"batch_size": 4}},
+            "task_settings": {"mergelab_arithmetic": {"num_fewshot": 3, "log_samples": True}},
+        },
+    }
+    e = exp(cfg, wd)
+    h = e.harness
+    assert h.models == ["base", "coder", "math", "big", "cm_ties_d0.5_w0.5", "cm_dare_ties_d0.5_w0.5_s0"]
+    s = h.settings_for("cm_dare_ties_d0.5_w0.5_s0", "mergelab_arithmetic")
+    assert s["batch_size"] == 4 and s["num_fewshot"] == 3 and s["dtype"] == "float16" and s["log_samples"]
+    assert s["seeds"] == {"random": 0, "numpy": 1234, "torch": 1234, "fewshot": 7}
+    s = h.settings_for("big", "mergelab_antonyms")
+    assert s["batch_size"] == 32 and s["num_fewshot"] is None and s["dtype"] == "bfloat16" and not s["log_samples"]
+    assert h.samples_tasks == ["mergelab_arithmetic"]
+    assert e.gpus("big") == 2 and e.gpus("cm_ties_d0.5_w0.5") == 0 and e.gpus("base") == 1
+    assert e.model_input("cm_ties_d0.5_w0.5") == ["results/models/cm_ties_d0.5_w0.5"]
+    assert h.is_local("mergelab_antonyms")
+
+
+def test_recipe_names_and_evaluated_models_select(wd):
+    cfg = {"models": models("base", "coder", "math"), "merges": [recipe(methods=["ties", "linear"])],
+           "evaluation": {"models": ["cm", "base"]}, "harness": {"tasks": ["mergelab_demo"]}}
+    assert exp(cfg, wd).harness.models == ["base", "cm_ties_d0.5_w0.5", "cm_linear_w1"]
+
+
+def test_builtin_tasks_are_checked_against_lm_evals_index(wd):
+    cfg = {"models": models("base"), "harness": {"tasks": ["gsm8k", "mergelab_antonyms"]}}
+    calls = []
+
+    def index():
+        calls.append(1)
+        return {"gsm8k": "task", "mmlu": "group"}
+
+    e = load_experiment(cfg, "cfg.yaml", workdir=wd, lm_eval_tasks=index)
+    assert not e.harness.is_local("gsm8k") and calls == [1]
+    cfg["harness"]["tasks"] = ["mergelab_antonyms"]
+    load_experiment(cfg, "cfg.yaml", workdir=wd, lm_eval_tasks=index)
+    assert calls == [1]  # own tasks only: lm-eval's index is not needed
+    cfg["harness"]["tasks"] = ["mmlu_pro"]
+    with pytest.raises(ConfigError, match=r"harness.tasks\[0\]: unknown lm-eval task 'mmlu_pro'; did you mean mmlu"):
+        load_experiment(cfg, "cfg.yaml", workdir=wd, lm_eval_tasks=index)
+
+
+def test_demo_task_data_is_what_the_generator_writes():
+    from mergelab.demo_tasks import task_data
+
+    data = REPO / "workflow" / "tasks" / "mergelab_demo" / "data"
+    expected = task_data()
+    assert sorted(p.name for p in data.glob("*.jsonl")) == sorted(expected)
+    for name, rows in expected.items():
+        lines = [json.loads(line) for line in (data / name).read_text().splitlines()]
+        assert lines == rows, name
+
+
+def test_demo_task_items_are_held_out_from_training():
+    from mergelab.demo_tasks import antonym_items, arithmetic_items
+
+    arith = arithmetic_items()
+    assert 15 <= sum(r["held_out"] for r in arith) <= 25
+    ant = antonym_items()
+    held = {(r["word"], r["answer"]) for r in ant if r["held_out"]}
+    train = {(r["word"], r["answer"]) for r in ant if not r["held_out"]}
+    assert held and not held & train
+    assert not {frozenset(p) for p in held} & {frozenset(p) for p in train}  # whole pairs held out
+    for r in ant:
+        assert r["choices"][r["label"]] == r["answer"] and len(set(r["choices"])) == 4

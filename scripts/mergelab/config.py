@@ -15,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import yaml
 
@@ -146,6 +146,7 @@ class ModelSpec:
     revision: Optional[str] = None
     dtype: str = "auto"
     input_path: Optional[str] = None  # how rules name the directory as an input
+    gpus: Optional[int] = None
 
     @property
     def local_dir(self) -> Optional[str]:
@@ -168,6 +169,8 @@ class MergeSpec:
     mergekit_config: Dict[str, Any]
     inputs: List[str]  # model keys the merge reads
     raw_file: Optional[str] = None
+    dtype: str = "auto"  # the dtype its weights are written in
+    gpus: Optional[int] = None
 
     def table_row(self) -> Dict[str, str]:
         return {
@@ -190,10 +193,29 @@ class Experiment:
     config: dict
     models: Dict[str, ModelSpec]
     merges: Dict[str, MergeSpec] = field(default_factory=dict)
+    workdir: Path = field(default_factory=Path.cwd)
+    harness: Any = None  # evalplan.HarnessPlan
 
     @property
     def merge_ids(self) -> List[str]:
         return list(self.merges)
+
+    def model_path(self, name: str) -> str:
+        """What tools load for model ``name``: a local directory, or a hub id (parents)."""
+        if name in self.merges:
+            return str(self.workdir / MODELS_DIR / name)
+        return self.models[name].location
+
+    def model_input(self, name: str) -> List[str]:
+        """The Snakemake input naming the model's directory (none for hub models)."""
+        if name in self.merges:
+            return [f"{MODELS_DIR}/{name}"]
+        m = self.models[name]
+        return [m.input_path] if m.input_path else []
+
+    def gpus(self, name: str) -> int:
+        spec = self.merges.get(name) or self.models.get(name)
+        return 1 if spec is None or spec.gpus is None else spec.gpus
 
     def demo_models(self) -> List[str]:
         return sorted({m.name for m in self.models.values() if m.kind == "demo"})
@@ -226,10 +248,10 @@ def _resolve_models(models_cfg: Mapping[str, dict], source: str, workdir: Path) 
             hub_id = m["hub"]
             if not HUB_ID.match(hub_id):
                 raise ConfigError(f"{where}.hub: {hub_id!r} is not a Hub model id (expected owner/name)")
-            out[name] = ModelSpec(name, "hub", hub_id, m.get("revision"), m["dtype"])
+            out[name] = ModelSpec(name, "hub", hub_id, m.get("revision"), m["dtype"], None, m.get("gpus"))
         elif kind == "demo":
             rel = f"{DEMO_DIR}/{m['demo']}"
-            out[name] = ModelSpec(name, "demo", str((workdir / rel).resolve()), None, m["dtype"], rel)
+            out[name] = ModelSpec(name, "demo", str((workdir / rel).resolve()), None, m["dtype"], rel, m.get("gpus"))
         else:
             raw = os.path.expanduser(m["path"])
             path = (workdir / raw).resolve()
@@ -239,7 +261,7 @@ def _resolve_models(models_cfg: Mapping[str, dict], source: str, workdir: Path) 
                 raise ConfigError(f"{where}.path: model directory does not exist: {raw}")
             if not (path / "config.json").is_file():
                 raise ConfigError(f"{where}.path: not a model directory (no config.json): {raw}")
-            out[name] = ModelSpec(name, "path", str(path), None, m["dtype"], str(path))
+            out[name] = ModelSpec(name, "path", str(path), None, m["dtype"], str(path), m.get("gpus"))
     return out
 
 
@@ -439,7 +461,8 @@ class _Recipe:
             for seed in seeds:
                 mid = self.merge_id(m, params, seed)
                 cfg = self.mergekit_dict(m, mk_base, inputs, shared, per_model)
-                out.append(MergeSpec(mid, self.name, m.name, seed, params, cfg, list(inputs)))
+                out.append(MergeSpec(mid, self.name, m.name, seed, params, cfg, list(inputs),
+                                     dtype=cfg.get("out_dtype") or cfg["dtype"], gpus=self.r.get("gpus")))
         return out
 
     @staticmethod
@@ -522,6 +545,7 @@ class _Recipe:
             MergeSpec(
                 f"{self.name}_s{seed}" if m.random else self.name,
                 self.name, method, seed, {}, copy.deepcopy(cfg), used, str(path),
+                dtype=cfg.get("out_dtype") or cfg.get("dtype") or "auto", gpus=self.r.get("gpus"),
             )
             for seed in seeds
         ]
@@ -556,8 +580,13 @@ class _Recipe:
         return name  # a hub id, used as-is
 
 
-def load_experiment(cfg: Optional[dict], source: str, workdir: Optional[os.PathLike] = None) -> Experiment:
-    """Validate ``cfg`` (as loaded from ``source``) and expand it into models and merges."""
+def load_experiment(cfg: Optional[dict], source: str, workdir: Optional[os.PathLike] = None,
+                    lm_eval_tasks: Optional[Callable[[], Optional[Dict[str, str]]]] = None) -> Experiment:
+    """Validate ``cfg`` (as loaded from ``source``) and expand it into models, merges and evaluations.
+
+    ``lm_eval_tasks`` returns lm-eval's task names (see tasks.lm_eval_index); it
+    is called only when a task is not one of the local task folders'.
+    """
     if cfg is None:
         cfg = {}
     if not isinstance(cfg, dict):
@@ -567,7 +596,7 @@ def load_experiment(cfg: Optional[dict], source: str, workdir: Optional[os.PathL
     validate_schema(cfg, schema, source)
     cfg = fill_defaults(cfg, schema)
     models = _resolve_models(cfg["models"], source, workdir)
-    exp = Experiment(source, cfg, models)
+    exp = Experiment(source, cfg, models, workdir=workdir)
 
     seen_names: Dict[str, int] = {}
     for i, r in enumerate(cfg["merges"]):
@@ -581,6 +610,14 @@ def load_experiment(cfg: Optional[dict], source: str, workdir: Optional[os.PathL
             if spec.id in exp.merges or spec.id in models:
                 raise ConfigError(f"{source}: merges[{i}]: merge id {spec.id!r} appears twice")
             exp.merges[spec.id] = spec
+
+    def fail(key, msg):
+        raise ConfigError(f"{source}: {key}: {msg}")
+
+    from mergelab.evalplan import build_harness_plan
+    from mergelab.tasks import lm_eval_index
+
+    exp.harness = build_harness_plan(cfg, schema, exp, workdir, fail, lm_eval_tasks or lm_eval_index)
     return exp
 
 

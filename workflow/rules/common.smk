@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from mergelab.config import DEFAULT_CONFIG, ConfigError, load_experiment, read_c
 
 wildcard_constraints:
     model=r"[^/]+",
+    task=r"[^/]+",
 
 
 def _load_config():
@@ -41,12 +43,13 @@ def _global_resource(name):
 
 
 def get_gpu_job_threads(wildcards):
-    """Threads of a GPU job: the cores shared among the GPUs that run at once
-    (--cores 4 --resources gpu=4: four jobs of one thread), all of them on a
-    CPU-only run. Without --cores (cluster), 4."""
+    """CPU threads of a GPU job: the cores shared among the GPUs that run at once
+    (--cores 16 --resources gpu=4: four jobs of four threads). Without a GPU
+    count (a CPU run, or --resources gpu=0) one thread, so that as many jobs run
+    at once as there are cores; raise it with --set-threads merge=N."""
     cores = _global_resource("_cores") or 4
     gpus = _global_resource("gpu")
-    return max(1, cores // gpus) if gpus else cores
+    return max(1, cores // gpus) if gpus else 1
 
 
 def _merge(wildcards):
@@ -54,6 +57,10 @@ def _merge(wildcards):
         return EXP.merges[wildcards.model]
     except KeyError:
         raise ValueError(f"{wildcards.model!r} is not a merge of this config (see results/merges.tsv)") from None
+
+
+def get_merge_gpus(wildcards):
+    return _merge(wildcards).gpus if _merge(wildcards).gpus is not None else 1
 
 
 def get_merge_input(wildcards):
@@ -90,5 +97,60 @@ def get_merges_targets(wildcards):
     return expand("results/models/{model}", model=EXP.merge_ids) + ["results/merges.tsv"]
 
 
+# ---- harness stage
+
+
+def _task_regex(tasks):
+    """A wildcard constraint matching exactly these task names (never-matching when empty)."""
+    return "|".join(re.escape(t) for t in tasks) if tasks else "(?!x)x"
+
+
+HARNESS_SAMPLES_TASKS = _task_regex(EXP.harness.samples_tasks)
+HARNESS_PLAIN_TASKS = _task_regex([t for t in EXP.harness.tasks if t not in EXP.harness.samples_tasks])
+
+
+def _evaluated(wildcards):
+    if wildcards.model not in EXP.harness.models or wildcards.task not in EXP.harness.tasks:
+        raise ValueError(f"({wildcards.model}, {wildcards.task}) is not an evaluation of this config")
+    return wildcards.model, wildcards.task
+
+
+def get_harness_input(wildcards):
+    model, _ = _evaluated(wildcards)
+    return {"model": EXP.model_input(model)}
+
+
+def get_harness_params(wildcards):
+    model, task = _evaluated(wildcards)
+    plan = EXP.harness
+    return json.dumps(
+        {
+            "model": model,
+            "model_path": EXP.model_path(model),
+            "local": bool(EXP.model_input(model)),
+            "task": task,
+            "settings": plan.settings_for(model, task),
+            "include_paths": plan.include_paths,
+            "include_defaults": not plan.is_local(task),
+        },
+        sort_keys=True,
+    )
+
+
+def get_model_gpus(wildcards):
+    return EXP.gpus(wildcards.model)
+
+
+def get_harness_targets(wildcards):
+    plan = EXP.harness
+    out = expand("results/harness/{model}/{task}.json", model=plan.models, task=plan.tasks)
+    out += expand("results/harness/{model}/{task}.samples.jsonl", model=plan.models, task=plan.samples_tasks)
+    return out
+
+
+def get_evaluation_targets(wildcards):
+    return get_harness_targets(wildcards)
+
+
 def get_all_targets(wildcards):
-    return get_merges_targets(wildcards)
+    return get_merges_targets(wildcards) + get_evaluation_targets(wildcards)

@@ -16,7 +16,7 @@ rule merge:
         seed=get_merge_seed,
     threads: get_gpu_job_threads
     resources:
-        gpu=1,
+        gpu=get_merge_gpus,
     conda:
         "../../envs/mergekit.yaml"
     script:

@@ -1,0 +1,149 @@
+"""The evaluation plan: which models are evaluated, on which tasks, with which settings.
+
+Built while Snakemake builds the DAG (no lm-eval import): every (model, task)
+gets its fully resolved settings, which become the job's params, so changing
+one task's setting reruns exactly that task's jobs.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from mergelab.tasks import WORKFLOW_TASKS, close_matches, scan_task_dirs
+
+BATCH_SIZE = re.compile(r"^(auto(:\d+)?|\d+)$")
+
+
+def settings_defaults(schema: dict) -> Dict[str, Any]:
+    props = schema["$defs"]["settings"]["properties"]
+    out = {k: copy.deepcopy(v["default"]) for k, v in props.items()}
+    out["seeds"] = {k: v["default"] for k, v in props["seeds"]["properties"].items()}
+    return out
+
+
+def merge_settings(base: Dict[str, Any], override: Dict[str, Any]) -> Dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if k in ("seeds", "model_args") and isinstance(v, dict):
+            out[k] = {**out.get(k, {}), **v}
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+@dataclass
+class HarnessPlan:
+    tasks: List[str]
+    models: List[str]
+    include_paths: List[str]
+    local_tasks: Dict[str, str]
+    defaults: Dict[str, Any]
+    settings: Dict[str, Any]
+    model_settings: Dict[str, Dict[str, Any]]
+    task_settings: Dict[str, Dict[str, Any]]
+    model_dtypes: Dict[str, str] = field(default_factory=dict)
+    model_revisions: Dict[str, Optional[str]] = field(default_factory=dict)
+
+    def settings_for(self, model: str, task: str) -> Dict[str, Any]:
+        s = merge_settings(self.defaults, self.settings)
+        for pattern, over in self.model_settings.items():
+            if fnmatch.fnmatchcase(model, pattern):
+                s = merge_settings(s, over)
+        s = merge_settings(s, self.task_settings.get(task, {}))
+        if s["dtype"] is None:
+            s["dtype"] = self.model_dtypes.get(model, "auto")
+        s["revision"] = self.model_revisions.get(model)
+        return s
+
+    def is_local(self, task: str) -> bool:
+        return task in self.local_tasks
+
+    @property
+    def samples_tasks(self) -> List[str]:
+        base = merge_settings(self.defaults, self.settings)
+        return [t for t in self.tasks if merge_settings(base, self.task_settings.get(t, {}))["log_samples"]]
+
+
+def select_models(patterns: Optional[List[str]], parents: List[str], merges: Dict[str, Any], fail) -> List[str]:
+    """Evaluated models, parents first, in config order."""
+    everything = list(parents) + list(merges)
+    if patterns is None:
+        return everything
+    chosen = set()
+    for i, pat in enumerate(patterns):
+        hits = [m for m in everything if fnmatch.fnmatchcase(m, pat)]
+        hits += [mid for mid, spec in merges.items() if spec.recipe == pat]
+        if not hits:
+            near = close_matches(pat, everything + sorted({s.recipe for s in merges.values()}))
+            fail(f"evaluation.models[{i}]", f"{pat!r} matches no model, merge id or recipe"
+                 + (f"; did you mean {', '.join(near)}?" if near else ""))
+        chosen.update(hits)
+    return [m for m in everything if m in chosen]
+
+
+def check_settings(s: Dict[str, Any], key: str, fail, allow_log_samples: bool = True) -> None:
+    if "batch_size" in s and isinstance(s["batch_size"], str) and not BATCH_SIZE.match(s["batch_size"]):
+        fail(f"{key}.batch_size", f"{s['batch_size']!r} is not a number, auto or auto:N")
+    if isinstance(s.get("batch_size"), int) and s["batch_size"] < 1:
+        fail(f"{key}.batch_size", f"must be >= 1, got {s['batch_size']}")
+    limit = s.get("limit")
+    if limit is not None and limit >= 1 and not float(limit).is_integer():
+        fail(f"{key}.limit", f"a limit >= 1 counts documents and must be whole, got {limit}")
+    if s.get("quantization") and s.get("backend") == "vllm":
+        fail(f"{key}.quantization", "quantization applies to backend hf (bitsandbytes); vllm has its own (model_args)")
+    if not allow_log_samples and "log_samples" in s:
+        fail(f"{key}.log_samples", "set log_samples for every task (harness.settings) or per task (task_settings)")
+
+
+def build_harness_plan(cfg: dict, schema: dict, exp, workdir: Path, fail,
+                       lm_eval_tasks: Callable[[], Optional[Dict[str, str]]]) -> HarnessPlan:
+    h = cfg["harness"]
+    include = [str(WORKFLOW_TASKS)]
+    for i, p in enumerate(h["include_path"]):
+        path = (workdir / p).resolve()
+        if not path.is_dir():
+            fail(f"harness.include_path[{i}]", f"folder does not exist: {p}")
+        include.append(str(path))
+    local = scan_task_dirs(include)
+
+    index = None
+    unknown = [t for t in h["tasks"] if t not in local]
+    if unknown:
+        index = lm_eval_tasks()
+    if index is not None:
+        for t in unknown:
+            if t not in index:
+                i = h["tasks"].index(t)
+                near = close_matches(t, list(local) + list(index))
+                fail(f"harness.tasks[{i}]", f"unknown lm-eval task {t!r}"
+                     + (f"; did you mean {', '.join(near)}?" if near else " (not a task, group or tag lm-eval knows)"))
+
+    check_settings(h["settings"], "harness.settings", fail)
+    for pat, over in h["model_settings"].items():
+        check_settings(over, f"harness.model_settings.{pat}", fail, allow_log_samples=False)
+    for task, over in h["task_settings"].items():
+        if task not in h["tasks"]:
+            fail(f"harness.task_settings.{task}", f"{task!r} is not in harness.tasks")
+        check_settings(over, f"harness.task_settings.{task}", fail)
+
+    models = select_models(cfg["evaluation"]["models"], list(exp.models), exp.merges, fail) if h["tasks"] else []
+    for pat in h["model_settings"]:
+        if not any(fnmatch.fnmatchcase(m, pat) for m in list(exp.models) + list(exp.merges)):
+            fail(f"harness.model_settings.{pat}", f"{pat!r} matches no model or merge")
+
+    dtypes = {name: m.dtype for name, m in exp.models.items()}
+    dtypes.update({mid: spec.dtype for mid, spec in exp.merges.items()})
+    revisions = {name: m.revision for name, m in exp.models.items()}
+    plan = HarnessPlan(
+        tasks=list(h["tasks"]), models=models, include_paths=include, local_tasks=local,
+        defaults=settings_defaults(schema), settings=h["settings"], model_settings=h["model_settings"],
+        task_settings=h["task_settings"], model_dtypes=dtypes, model_revisions=revisions,
+    )
+    s = merge_settings(plan.defaults, plan.settings)
+    check_settings(s, "harness.settings", fail)
+    return plan

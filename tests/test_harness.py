@@ -1,0 +1,221 @@
+"""Harness stage: lm-eval through the workflow on tiny models and the demo tasks."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, base_env, planned_jobs, snakemake, write_config
+from mergelab.harness import run_with_oom_retry
+
+TASKS = ["mergelab_arithmetic", "mergelab_antonyms", "mergelab_text_ppl"]
+DATA = REPO / "workflow" / "tasks" / "mergelab_demo" / "data"
+
+
+# ---------------------------------------------------------------- OOM retry (unit)
+
+
+def test_oom_retry_halves_until_it_fits():
+    calls = []
+
+    def run(bs):
+        calls.append(bs)
+        if bs > 4:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return {"ok": bs}
+
+    result, used, failed = run_with_oom_retry(run, 32)
+    assert result == {"ok": 4} and used == 4 and failed == [32, 16, 8] and calls == [32, 16, 8, 4]
+
+
+def test_oom_retry_from_auto_starts_at_half_the_detected_size():
+    def run(bs):
+        if bs == "auto" or bs > 12:
+            raise RuntimeError("CUDA error: out of memory")
+        return bs
+
+    _, used, failed = run_with_oom_retry(run, "auto", detected=lambda: 48)
+    assert failed == ["auto", 24] and used == 12
+
+
+def test_other_errors_are_not_retried():
+    def run(bs):
+        raise ValueError("bad data")
+
+    with pytest.raises(ValueError):
+        run_with_oom_retry(run, 8)
+
+
+def test_oom_at_batch_size_one_gives_up_clearly():
+    def run(bs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    with pytest.raises(Exception, match="even with batch size 1"):
+        run_with_oom_retry(run, 2)
+
+
+# ---------------------------------------------------------------- workflow
+
+pytestmark_wf = pytest.mark.workflow
+
+
+def harness_cfg(tiny_models, **harness):
+    h = {"tasks": list(TASKS), "settings": {"batch_size": 8, "bootstrap_iters": 100}}
+    h.update(harness)
+    return {
+        "models": {n: {"path": str(p)} for n, p in tiny_models.items()},
+        "merges": [{"name": "ab", "models": ["alpha", "beta"], "methods": ["linear"], "dtype": "float32"}],
+        "harness": h,
+    }
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, tiny_models):
+    wd = tmp_path_factory.mktemp("harness")
+    cfg = harness_cfg(tiny_models, task_settings={"mergelab_antonyms": {"log_samples": True}})
+    path = write_config(wd, cfg)
+    proc = snakemake(wd, path, check=True)
+    return wd, cfg, proc
+
+
+def rows(name):
+    return [json.loads(line) for line in (DATA / name).read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.workflow
+def test_every_model_on_every_task(evaluated, tiny_models):
+    wd, _, _ = evaluated
+    data_rows = {"mergelab_arithmetic": len(rows("arithmetic_test.jsonl")),
+                 "mergelab_antonyms": len(rows("antonyms_test.jsonl")),
+                 "mergelab_text_ppl": len(rows("text_test.jsonl"))}
+    metrics = {"mergelab_arithmetic": ["exact_match,first-word"],
+               "mergelab_antonyms": ["acc,none", "acc_norm,none"],
+               "mergelab_text_ppl": ["word_perplexity,none", "byte_perplexity,none", "bits_per_byte,none"]}
+    for model in ["base", "alpha", "beta", "ab_linear_w1"]:
+        for task in TASKS:
+            res = json.loads((wd / "results" / "harness" / model / f"{task}.json").read_text())
+            for key in ("results", "configs", "versions", "n-shot", "n-samples", "config", "higher_is_better"):
+                assert key in res, (model, task, key)
+            r = res["results"][task]
+            for metric in metrics[task]:
+                name, filt = metric.split(",")
+                assert isinstance(r[metric], float), (model, task, metric)
+                assert f"{name}_stderr,{filt}" in r
+            assert res["n-samples"][task]["effective"] == data_rows[task]
+            cfg = res["config"]
+            path = tiny_models[model] if model in tiny_models else wd / "results" / "models" / model
+            assert f"pretrained={path}" in cfg["model_args"] and "dtype=" in cfg["model_args"]
+            assert cfg["batch_size"] == 8 and cfg["model_dtype"] == "torch.float32"
+            assert res["n-shot"][task] == 0
+            assert res["mergelab"]["model"] == model and res["mergelab"]["batch_size_used"] == 8
+
+
+@pytest.mark.workflow
+def test_samples_only_where_asked(evaluated):
+    wd, _, _ = evaluated
+    out = wd / "results" / "harness" / "alpha"
+    samples = [json.loads(line) for line in (out / "mergelab_antonyms.samples.jsonl").read_text().splitlines()]
+    assert len(samples) == len(rows("antonyms_test.jsonl")) and all(s["task"] == "mergelab_antonyms" for s in samples)
+    assert not (out / "mergelab_arithmetic.samples.jsonl").exists()
+
+
+@pytest.mark.workflow
+def test_bare_lm_eval_gives_the_same_numbers(evaluated, tiny_models, tmp_path):
+    wd, _, _ = evaluated
+    out = tmp_path / "bare"
+    cmd = [sys.executable, "-m", "lm_eval", "--model", "hf",
+           "--model_args", f"pretrained={tiny_models['alpha']},dtype=auto",
+           "--tasks", ",".join(TASKS), "--include_path", str(REPO / "workflow" / "tasks"),
+           "--device", "cpu", "--batch_size", "8", "--output_path", str(out)]
+    proc = subprocess.run(cmd, env=base_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bare = json.loads(next(out.rglob("results_*.json")).read_text())
+    for task in TASKS:
+        ours = json.loads((wd / "results" / "harness" / "alpha" / f"{task}.json").read_text())["results"][task]
+        theirs = bare["results"][task]
+        numeric = [k for k, v in theirs.items() if isinstance(v, float) and "stderr" not in k]
+        assert numeric
+        for k in numeric:
+            assert ours[k] == pytest.approx(theirs[k], rel=1e-6), (task, k)
+
+
+@pytest.mark.workflow
+def test_rerun_plans_exactly_the_changed_pairs(evaluated, tiny_models):
+    wd, cfg, _ = evaluated
+    out = snakemake(wd, write_config(wd, cfg, "same.yaml"), "-n", check=True)
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+    more = copy.deepcopy(cfg)
+    more["harness"]["tasks"].append("mergelab_demo")
+    jobs = planned_jobs(snakemake(wd, write_config(wd, more, "more.yaml"), "-n", check=True).stdout)
+    assert sorted(jobs["harness_eval"]) == sorted(
+        f"model={m}, task=mergelab_demo" for m in ["base", "alpha", "beta", "ab_linear_w1"])
+    assert "merge" not in jobs and "harness_eval_samples" not in jobs
+
+    shots = copy.deepcopy(cfg)
+    shots["harness"]["task_settings"]["mergelab_arithmetic"] = {"num_fewshot": 2}
+    jobs = planned_jobs(snakemake(wd, write_config(wd, shots, "shots.yaml"), "-n", check=True).stdout)
+    assert sorted(jobs["harness_eval"]) == sorted(
+        f"model={m}, task=mergelab_arithmetic" for m in ["base", "alpha", "beta", "ab_linear_w1"])
+    assert set(jobs) == {"harness_eval", "all"}
+
+
+@pytest.mark.workflow
+def test_evaluations_target_merges_only_what_it_needs(evaluated):
+    wd, cfg, _ = evaluated
+    only = copy.deepcopy(cfg)
+    only["evaluation"] = {"models": ["alpha"]}
+    only["merges"][0]["methods"] = ["linear", "karcher"]  # a merge nobody evaluates
+    out = snakemake(wd, write_config(wd, only, "only.yaml"), "evaluations", "-n", check=True)
+    assert "Nothing to be done" in out.stdout + out.stderr
+    out = snakemake(wd, write_config(wd, only, "only.yaml"), "-n", check=True).stdout
+    assert planned_jobs(out).get("merge") == ["model=ab_karcher"]
+
+
+@pytest.mark.workflow
+def test_unknown_task_fails_before_any_job(tmp_path, tiny_models):
+    cfg = harness_cfg(tiny_models, tasks=["mergelab_antonyms", "gsm8kk"])
+    proc = snakemake(tmp_path, write_config(tmp_path, cfg))
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("mergelab: ") and "harness.tasks[1]: unknown lm-eval task 'gsm8kk'" in last
+    assert "gsm8k" in last.split("did you mean", 1)[1]
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.workflow
+def test_broken_inputs_fail_clearly_and_others_finish(tmp_path, tiny_models):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_models["alpha"], broken)
+    for f in broken.glob("*.safetensors"):
+        f.unlink()
+    tasks_dir = tmp_path / "mytasks"
+    tasks_dir.mkdir()
+    (tasks_dir / "bad.jsonl").write_text('{"text": "fine"}\n{"text": broken\n')
+    (tasks_dir / "bad_task.yaml").write_text(
+        "task: my_bad_task\ndataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {tasks_dir / 'bad.jsonl'}\n"
+        "output_type: loglikelihood_rolling\ntest_split: test\ndoc_to_text: ''\ndoc_to_target: '{{text}}'\n"
+        "metric_list:\n  - metric: word_perplexity\n")
+    cfg = {
+        "models": {"base": {"path": str(tiny_models["base"])}, "broken": {"path": str(broken)}},
+        "harness": {"tasks": ["mergelab_antonyms", "my_bad_task"], "include_path": ["mytasks"],
+                    "settings": {"batch_size": 8}},
+    }
+    proc = snakemake(tmp_path, write_config(tmp_path, cfg), "--keep-going")
+    assert proc.returncode != 0
+    err = proc.stderr
+    assert "mergelab: model directory has no weights (*.safetensors or *.bin): " + str(broken) in err
+    assert f"mergelab: lm-eval could not load task 'my_bad_task' (data: {tasks_dir / 'bad.jsonl'}): ArrowInvalid" in err
+    assert "Traceback" not in err
+    assert (tmp_path / "results" / "harness" / "base" / "mergelab_antonyms.json").is_file()
+    assert not (tmp_path / "results" / "harness" / "broken" / "mergelab_antonyms.json").exists()
+    assert not (tmp_path / "results" / "harness" / "base" / "my_bad_task.json").exists()
