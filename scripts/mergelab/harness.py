@@ -16,24 +16,6 @@ SEED_KEYS = {"random": "random_seed", "numpy": "numpy_random_seed", "torch": "to
              "fewshot": "fewshot_random_seed"}
 
 
-# --------------------------------------------------------------------------- checks
-
-
-def check_model_dir(path: str) -> None:
-    """One clear line when a model directory cannot be a model (before loading anything)."""
-    p = Path(path)
-    if not p.is_dir():
-        raise JobError(f"model directory does not exist: {path}")
-    if not (p / "config.json").is_file():
-        raise JobError(f"not a model directory (no config.json): {path}")
-    try:
-        json.loads((p / "config.json").read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise JobError(f"{p / 'config.json'} is not valid JSON: {e}") from None
-    if not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
-        raise JobError(f"model directory has no weights (*.safetensors or *.bin): {path}")
-
-
 # --------------------------------------------------------------------------- OOM
 
 

@@ -4,6 +4,7 @@ outputs atomically, and turn termination signals into clean exits."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -110,3 +111,32 @@ def atomic_file(final: os.PathLike, mode: str = "w", **kw) -> Iterator:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def check_model_dir(path: str) -> None:
+    """One clear line when a model directory cannot be a model (before loading anything)."""
+    p = Path(path)
+    if not p.is_dir():
+        raise JobError(f"model directory does not exist: {path}")
+    if not (p / "config.json").is_file():
+        raise JobError(f"not a model directory (no config.json): {path}")
+    try:
+        json.loads((p / "config.json").read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise JobError(f"{p / 'config.json'} is not valid JSON: {e}") from None
+    if not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
+        raise JobError(f"model directory has no weights (*.safetensors or *.bin): {path}")
+
+
+@contextlib.contextmanager
+def evaluation_job(smk):
+    """What an evaluation job runs in: its log, its spec (params.spec, JSON) with the model
+    directory checked, and its pinned devices. Yields (spec, device, devices, log)."""
+    with job_log(smk.log[0]) as log:
+        spec = json.loads(smk.params.spec)
+        if spec["local"]:
+            check_model_dir(spec["model_path"])
+        from mergelab.devices import pinned_devices, torch_device
+
+        with pinned_devices(smk.resources.gpu) as devices:
+            yield spec, torch_device(devices), devices, log
