@@ -51,6 +51,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/merge_overhead.py
 	$(BIN)/python bench/dryrun_scaling.py
 	$(BIN)/python bench/harness_overhead.py
+	$(BIN)/python bench/holmes_probing.py
 
 clean:
 	rm -rf results logs benchmarks .snakemake

@@ -15,6 +15,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/merge.smk"
 include: "workflow/rules/harness.smk"
+include: "workflow/rules/holmes.smk"
 
 
 rule all:

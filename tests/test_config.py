@@ -239,6 +239,12 @@ BAD = {
                               "harness.model_settings.coder.log_samples", "per task"),
     "bad-dtype-setting": ({"harness": {"tasks": ["mergelab_antonyms"], "settings": {"dtype": "fp8"}}},
                           "harness.settings.dtype", "'fp8' is not one of"),
+    "unknown-holmes-dataset": ({"holmes": {"activate": True, "version": "flash-holmes",
+                                           "datasets": ["coref", "negation-scop*"]}},
+                               "holmes.datasets[1]", "'negation-scop*' matches no flash-holmes dataset"),
+    "missing-holmes-archive": ({"holmes": {"activate": True, "data": {"archive": "nowhere.zip"}}},
+                               "holmes.data.archive", "file not found: nowhere.zip"),
+    "bad-holmes-version": ({"holmes": {"version": "holmes2"}}, "holmes.version", "'holmes2' is not one of"),
 }
 
 
@@ -308,7 +314,7 @@ def test_command_line_config_overrides_the_default(tmp_path):
     import shutil
 
     shutil.copytree(REPO / "config", tmp_path / "config")
-    proc = snakemake(tmp_path, None, "-n", "--config", "merges=[]", "harness={tasks: []}")
+    proc = snakemake(tmp_path, None, "-n", "--config", "merges=[]", "harness={tasks: []}", "holmes={activate: false}")
     assert proc.returncode == 0, proc.stderr
     assert "rule merge:" not in proc.stdout and "rule demo_models:" not in proc.stdout
 
@@ -386,3 +392,21 @@ def test_demo_task_items_are_held_out_from_training():
     assert not {frozenset(p) for p in held} & {frozenset(p) for p in train}  # whole pairs held out
     for r in ant:
         assert r["choices"][r["label"]] == r["answer"] and len(set(r["choices"])) == 4
+
+
+
+def test_holmes_plan_selects_datasets_and_models(wd):
+    cfg = {"models": models("base", "coder"), "merges": [recipe(models=["coder"], methods=["ties"])],
+           "evaluation": {"models": ["base", "cm"]},
+           "holmes": {"activate": True, "version": "flash-holmes", "datasets": ["coref", "senteval-*"]}}
+    h = exp(cfg, wd).holmes
+    assert h.models == ["base", "cm_ties_d0.5_w0.5"]
+    assert "coref" in h.datasets and len(h.datasets) > 2
+    assert all(d == "coref" or d.startswith("senteval-") for d in h.datasets)
+    assert h.data_dir == str((wd / "data/holmes/flash-holmes").resolve())
+    cfg["holmes"]["datasets"] = None
+    assert len(exp(cfg, wd).holmes.datasets) == 190
+    cfg["holmes"]["version"] = "holmes"
+    assert len(exp(cfg, wd).holmes.datasets) == 208
+    cfg["holmes"]["activate"] = False
+    assert exp(cfg, wd).holmes.models == []

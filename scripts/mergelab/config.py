@@ -195,6 +195,7 @@ class Experiment:
     merges: Dict[str, MergeSpec] = field(default_factory=dict)
     workdir: Path = field(default_factory=Path.cwd)
     harness: Any = None  # evalplan.HarnessPlan
+    holmes: Any = None  # evalplan.HolmesPlan
 
     @property
     def merge_ids(self) -> List[str]:
@@ -212,6 +213,10 @@ class Experiment:
             return [f"{MODELS_DIR}/{name}"]
         m = self.models[name]
         return [m.input_path] if m.input_path else []
+
+    def model_dtype(self, name: str) -> str:
+        """The dtype a model's weights are in (auto: as its config says)."""
+        return self.merges[name].dtype if name in self.merges else self.models[name].dtype
 
     def gpus(self, name: str) -> int:
         spec = self.merges.get(name) or self.models.get(name)
@@ -614,10 +619,11 @@ def load_experiment(cfg: Optional[dict], source: str, workdir: Optional[os.PathL
     def fail(key, msg):
         raise ConfigError(f"{source}: {key}: {msg}")
 
-    from mergelab.evalplan import build_harness_plan
+    from mergelab.evalplan import build_harness_plan, build_holmes_plan
     from mergelab.tasks import lm_eval_index
 
     exp.harness = build_harness_plan(cfg, schema, exp, workdir, fail, lm_eval_tasks or lm_eval_index)
+    exp.holmes = build_holmes_plan(cfg, exp, workdir, fail)
     return exp
 
 
@@ -630,3 +636,18 @@ def read_config_file(path: os.PathLike) -> Any:
         raise ConfigError(f"{path}: config file not found (run from the workflow's directory, or give --configfile)") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML{yaml_error_text(e)}") from None
+
+
+def typed_cli_values(node: Any) -> Any:
+    """Values of `snakemake --config` with their string leaves read as YAML scalars."""
+    if isinstance(node, dict):
+        return {k: typed_cli_values(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [typed_cli_values(v) for v in node]
+    if isinstance(node, str):
+        try:
+            value = yaml.safe_load(node)
+        except yaml.YAMLError:
+            return node
+        return value if isinstance(value, (bool, int, float, type(None))) else node
+    return node

@@ -136,8 +136,7 @@ def build_harness_plan(cfg: dict, schema: dict, exp, workdir: Path, fail,
         if not any(fnmatch.fnmatchcase(m, pat) for m in list(exp.models) + list(exp.merges)):
             fail(f"harness.model_settings.{pat}", f"{pat!r} matches no model or merge")
 
-    dtypes = {name: m.dtype for name, m in exp.models.items()}
-    dtypes.update({mid: spec.dtype for mid, spec in exp.merges.items()})
+    dtypes = {name: exp.model_dtype(name) for name in list(exp.models) + list(exp.merges)}
     revisions = {name: m.revision for name, m in exp.models.items()}
     plan = HarnessPlan(
         tasks=list(h["tasks"]), models=models, include_paths=include, local_tasks=local,
@@ -147,3 +146,49 @@ def build_harness_plan(cfg: dict, schema: dict, exp, workdir: Path, fail,
     s = merge_settings(plan.defaults, plan.settings)
     check_settings(s, "harness.settings", fail)
     return plan
+
+
+@dataclass
+class HolmesPlan:
+    active: bool
+    version: str
+    root: str  # absolute
+    archive: Optional[str]
+    url: Optional[str]
+    datasets: List[str]
+    models: List[str]
+    settings: Dict[str, Any]
+
+    @property
+    def data_dir(self) -> str:
+        return str(Path(self.root) / self.version)
+
+    @property
+    def manifest(self) -> str:
+        return f"results/holmes/datasets-{self.version}.tsv"
+
+
+def build_holmes_plan(cfg: dict, exp, workdir: Path, fail) -> HolmesPlan:
+    from mergelab.holmes_data import datasets_of_version, select
+
+    h = cfg["holmes"]
+    known = datasets_of_version(h["version"])
+    names = select(known, h["datasets"])
+    if h["datasets"] is not None:
+        for i, pat in enumerate(h["datasets"]):
+            if not select(known, [pat]):
+                near = close_matches(pat, known)
+                fail(f"holmes.datasets[{i}]", f"{pat!r} matches no {h['version']} dataset"
+                     + (f"; did you mean {', '.join(near)}?" if near else ""))
+    archive = h["data"]["archive"]
+    if archive is not None:
+        archive = str((workdir / archive).resolve())
+        if not Path(archive).is_file():
+            fail("holmes.data.archive", f"file not found: {h['data']['archive']}")
+    models = select_models(cfg["evaluation"]["models"], list(exp.models), exp.merges, fail) if h["activate"] else []
+    return HolmesPlan(
+        active=h["activate"], version=h["version"], root=str((workdir / h["data"]["root"]).resolve()),
+        archive=archive, url=h["data"]["url"], datasets=names, models=models,
+        settings={"seeds": h["seeds"], "objective": h["objective"], "batch_size": h["batch_size"],
+                  "dtype": h["dtype"], "max_length": h["max_length"]},
+    )

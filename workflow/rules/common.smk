@@ -11,7 +11,13 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from snakemake.utils import update_config  # noqa: E402
 
-from mergelab.config import DEFAULT_CONFIG, ConfigError, load_experiment, read_config_file  # noqa: E402
+from mergelab.config import (  # noqa: E402
+    DEFAULT_CONFIG,
+    ConfigError,
+    load_experiment,
+    read_config_file,
+    typed_cli_values,
+)
 
 
 wildcard_constraints:
@@ -20,14 +26,16 @@ wildcard_constraints:
 
 
 def _load_config():
-    """The validated experiment: --configfile's, or the embedded default."""
+    """The validated experiment: --configfile's, or the embedded default; then --config."""
     files = workflow.config_settings.configfiles
     if files:
         source = " + ".join(os.path.relpath(f) for f in files)
     else:
         source = DEFAULT_CONFIG
         update_config(config, read_config_file(source) or {})
-        update_config(config, workflow.config_settings.overwrite_config)
+    # Snakemake reads nested --config values as strings ({activate: false} -> 'false'):
+    # read them as YAML, as they would be in the config file.
+    update_config(config, typed_cli_values(dict(workflow.config_settings.config)))
     return load_experiment(config, source, workdir=os.getcwd())
 
 
@@ -148,8 +156,52 @@ def get_harness_targets(wildcards):
     return out
 
 
+# ---- holmes stage
+
+
+def get_holmes_data_params(wildcards):
+    plan = EXP.holmes
+    return json.dumps(
+        {
+            "version": plan.version,
+            "root": plan.root,
+            "archive": plan.archive,
+            "url": plan.url,
+            "datasets": plan.datasets,
+        },
+        sort_keys=True,
+    )
+
+
+def get_holmes_input(wildcards):
+    if wildcards.model not in EXP.holmes.models:
+        raise ValueError(f"{wildcards.model!r} is not probed by this config")
+    return {"model": EXP.model_input(wildcards.model), "manifest": EXP.holmes.manifest}
+
+
+def get_holmes_params(wildcards):
+    plan = EXP.holmes
+    settings = dict(plan.settings)
+    settings["dtype"] = settings["dtype"] or EXP.model_dtype(wildcards.model)
+    return json.dumps(
+        {
+            "model": wildcards.model,
+            "model_path": EXP.model_path(wildcards.model),
+            "local": bool(EXP.model_input(wildcards.model)),
+            "data_dir": plan.data_dir,
+            "datasets": plan.datasets,
+            "settings": settings,
+        },
+        sort_keys=True,
+    )
+
+
+def get_holmes_targets(wildcards):
+    return expand("results/holmes/{model}/scores.csv", model=EXP.holmes.models)
+
+
 def get_evaluation_targets(wildcards):
-    return get_harness_targets(wildcards)
+    return get_harness_targets(wildcards) + get_holmes_targets(wildcards)
 
 
 def get_all_targets(wildcards):

@@ -1,0 +1,412 @@
+"""Holmes probing: features, probes, data validation, and the stage end to end."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import snakemake, write_config
+from mergelab.holmes_data import DataError, ProbeDataset, Row, manifest_rows, metadata, obtain, read_dataset
+from mergelab.holmes_demo import DATASETS, write_demo_set
+from mergelab.holmes_encode import Requests, encode, features, load_encoder, row_requests
+from mergelab.probe import (ProbeSettings, ProbeTask, lr_factor, macro_f1, pearson, train_probe_plain,
+                            train_probes)
+
+# ---------------------------------------------------------------- features
+
+
+@pytest.fixture(scope="module")
+def gpt2_dir(tmp_path_factory, tiny_models):
+    """A tiny GPT-2: absolute positions, so left padding shows if positions are wrong."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tok = AutoTokenizer.from_pretrained(tiny_models["base"])
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=512, n_embd=32, n_layer=2, n_head=4,
+                                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id))
+    out = tmp_path_factory.mktemp("gpt2")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module", params=["llama", "gpt2"])
+def encoder(request, tiny_models, gpt2_dir):
+    path = tiny_models["base"] if request.param == "llama" else gpt2_dir
+    model, tok, max_length = load_encoder(str(path), "float32", "cpu")
+    return model, tok, max_length
+
+
+def alone(model, tok, text):
+    """Reference: the text encoded by itself (no padding): hidden states and offsets."""
+    enc = tok(text, return_tensors="pt", return_offsets_mapping=True)
+    offsets = enc.pop("offset_mapping")[0]
+    with torch.no_grad():
+        h = model(**enc).last_hidden_state[0].double()
+    return h, offsets
+
+
+SENTS = ["The cat sees the river.", "A bird helps the old tree again before lunch every morning.", "Hot."]
+CTX = "My friend watches a small boat with care."
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_features_equal_unbatched_reference(encoder, side):
+    model, tok, max_length = encoder
+    tok.padding_side = side
+    ds = ProbeDataset("t", Path("."), "SENTENCE_TOKENS", 2, rows=[
+        Row("0", [("friend", 0, 3, 9), ("boat", 0, 28, 32)], [CTX], 0, "train"),
+        Row("1", [("watches", 0, 10, 17), ("care", 0, 38, 42)], [CTX], 1, "train"),
+    ])
+    sent = ProbeDataset("s", Path("."), "SENTENCE", 2, rows=[Row(str(i), [s], None, 0, "train")
+                                                            for i, s in enumerate(SENTS)])
+    req = Requests()
+    tok_rows = row_requests(ds, req, "")
+    sent_rows = row_requests(sent, req, "")
+    vectors = encode(model, tok, req, batch_size=8, max_length=max_length, device="cpu")
+
+    # sentences: the masked mean equals the mean over the text encoded alone
+    x = features(sent, sent_rows, vectors)
+    for i, s in enumerate(SENTS):
+        h, _ = alone(model, tok, s)
+        torch.testing.assert_close(x[i].double(), h.mean(0), atol=2e-5, rtol=1e-4)
+    # token spans: mean of the sub-words overlapping the characters, per element, concatenated
+    x = features(ds, tok_rows, vectors)
+    h, off = alone(model, tok, CTX)
+    d = h.shape[1]
+    for i, r in enumerate(ds.rows):
+        for j, (_, _, start, end) in enumerate(r.inputs):
+            sel = [t for t in range(len(off)) if off[t, 0] < end and off[t, 1] > start and off[t, 1] > off[t, 0]]
+            assert sel, "the span must cover tokens"
+            torch.testing.assert_close(x[i, j * d:(j + 1) * d].double(), h[sel].mean(0), atol=2e-5, rtol=1e-4)
+    tok.padding_side = "right"
+
+
+def test_pair_and_cross_widths(encoder):
+    model, tok, max_length = encoder
+    d = model.config.hidden_size
+    bi = ProbeDataset("bi", Path("."), "SENTENCE_PAIR_BI", 2, rows=[Row("0", SENTS[:2], None, 0, "train")])
+    cross = ProbeDataset("x", Path("."), "SENTENCE_PAIR_CROSS", 2, rows=[Row("0", SENTS[:2], None, 0, "train")])
+    spans = ProbeDataset("sp", Path("."), "SENTENCE_SPANS", 2, rows=[
+        Row("0", [("My", 0, 0, 2, "a"), ("friend", 0, 3, 9, "a"), ("boat", 0, 28, 32, "b")], [CTX], 0, "train")])
+    req = Requests()
+    rows = [row_requests(ds, req, "") for ds in (bi, cross, spans)]
+    vectors = encode(model, tok, req, batch_size=4, max_length=max_length, device="cpu")
+    xb, xc, xs = (features(ds, r, vectors) for ds, r in zip((bi, cross, spans), rows))
+    assert xb.shape == (1, 2 * d) and xc.shape == (1, d) and xs.shape == (1, 2 * d)
+    # the pair is encoded separately ([u; v]); the cross pair as one text "s1 {sep} s2"
+    u, _ = alone(model, tok, SENTS[0])
+    torch.testing.assert_close(xb[0, :d].double(), u.mean(0), atol=2e-5, rtol=1e-4)
+    joined, _ = alone(model, tok, f"{SENTS[0]}  {SENTS[1]}")
+    torch.testing.assert_close(xc[0].double(), joined.mean(0), atol=2e-5, rtol=1e-4)
+    assert f"{SENTS[0]}  {SENTS[1]}" in req.texts  # sep "" between two spaces, as the reference joins
+
+
+def test_each_text_is_encoded_once():
+    req = Requests()
+    a = ProbeDataset("a", Path("."), "SENTENCE", 2, rows=[Row("0", [SENTS[0]], None, 0, "train")] * 3)
+    b = ProbeDataset("b", Path("."), "SENTENCE_PAIR_BI", 2, rows=[Row("0", SENTS[:2], None, 0, "train")])
+    row_requests(a, req, "")
+    row_requests(b, req, "")
+    assert req.texts == SENTS[:2] and len(req.pieces) == 2
+
+
+def test_truncation_at_the_model_limit(encoder):
+    model, tok, max_length = encoder
+    assert max_length == min(model.config.max_position_embeddings, tok.model_max_length)
+    req = Requests()
+    long_text = " ".join(["the cat sees the river"] * 200)
+    rid = req.request([(req.text(long_text), None)])
+    vec = encode(model, tok, req, batch_size=1, max_length=16, device="cpu")[rid]
+    ids = tok(long_text, truncation=True, max_length=16, return_tensors="pt")
+    with torch.no_grad():
+        expect = model(**ids).last_hidden_state[0].double().mean(0)
+    torch.testing.assert_close(vec.double(), expect, atol=2e-5, rtol=1e-4)
+
+
+# ---------------------------------------------------------------- probes
+
+
+def synthetic(name, n, d=24, k=2, sep=1.5, seed=0, regression=False, shuffle=False):
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(k, d, generator=torch.Generator().manual_seed(1000 + seed)) * sep
+    w = torch.randn(d, generator=torch.Generator().manual_seed(2000 + seed)) / d ** 0.5
+
+    def part(m):
+        x = torch.randn(m, d, generator=g)
+        if regression:
+            return x, x @ w + 0.05 * torch.randn(m, generator=g)
+        y = torch.randint(0, k, (m,), generator=g)
+        x = x + centers[y]
+        if shuffle:
+            y = y[torch.randperm(m, generator=g)]
+        return x, y
+
+    tr, dv, te = part(n), part(n // 4), part(n)
+    return ProbeTask(name, 1 if regression else k, *tr, *dv, *te)
+
+
+@pytest.fixture(scope="module")
+def probe_tasks():
+    return [
+        synthetic("separable", 400, k=2, sep=2.0),
+        synthetic("three", 400, k=3, sep=2.0, seed=1),
+        synthetic("shuffled", 600, k=2, sep=2.0, seed=2, shuffle=True),
+        synthetic("regression", 800, regression=True, seed=3),
+        synthetic("wide", 300, d=48, k=2, sep=0.4, seed=4),
+    ]
+
+
+@pytest.fixture(scope="module")
+def vectorised(probe_tasks):
+    return train_probes(probe_tasks, [0, 1, 2, 3, 4])
+
+
+def mean_score(results, name):
+    return float(np.mean([r.score for r in results if r.name == name]))
+
+
+def test_probe_scores(vectorised):
+    assert mean_score(vectorised, "separable") >= 0.95
+    assert mean_score(vectorised, "three") >= 0.95
+    assert 0.35 <= mean_score(vectorised, "shuffled") <= 0.65
+    assert mean_score(vectorised, "regression") >= 0.9
+    assert {r.metric for r in vectorised if r.name == "regression"} == {"pearson"}
+    assert {r.metric for r in vectorised if r.name != "regression"} == {"macro_f1"}
+    assert len(vectorised) == 25 and all(1 <= r.best_epoch <= r.epochs <= 20 for r in vectorised)
+
+
+def test_same_seed_same_scores(probe_tasks, vectorised):
+    again = train_probes(probe_tasks, [0, 1, 2, 3, 4])
+    assert [(r.name, r.seed, r.score) for r in again] == [(r.name, r.seed, r.score) for r in vectorised]
+
+
+def test_vectorised_trainer_matches_a_plain_loop(probe_tasks, vectorised):
+    plain = [train_probe_plain(t, seed) for t in probe_tasks for seed in range(5)]
+    for t in probe_tasks:
+        assert mean_score(vectorised, t.name) == pytest.approx(mean_score(plain, t.name), abs=0.02), t.name
+
+
+def test_early_stopping_stops_and_keeps_the_best_dev_weights(vectorised):
+    shuffled = [r for r in vectorised if r.name == "shuffled"]
+    assert any(r.epochs < 20 for r in shuffled)  # no signal: the dev loss stops improving
+    assert all(r.epochs - r.best_epoch <= 5 for r in shuffled)
+
+
+def test_objectives_are_both_available(probe_tasks):
+    task = probe_tasks[0]
+    ref = train_probes([task], [0], ProbeSettings(objective="reference"))[0]
+    std = train_probes([task], [0], ProbeSettings(objective="standard"))[0]
+    assert ref.best_dev_loss != std.best_dev_loss
+    assert ref.score >= 0.95 and std.score >= 0.95
+
+
+def test_schedule_is_transformers_linear_warmup():
+    from transformers import get_linear_schedule_with_warmup
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    total, warmup = 20 * 7, 20 * 7 * 0.1
+    sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=warmup, num_training_steps=total)
+    for step in range(total):
+        assert opt.param_groups[0]["lr"] == pytest.approx(lr_factor(step, warmup, total))
+        opt.step()
+        sched.step()
+
+
+def test_metrics_equal_sklearn_and_scipy():
+    from scipy.stats import pearsonr
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    for k in (2, 3, 5):
+        y, p = rng.integers(0, k, 200), rng.integers(0, k, 200)
+        assert macro_f1(p, y) == pytest.approx(f1_score(y, p, average="macro"))
+    p[:] = 0
+    assert macro_f1(p, y) == pytest.approx(f1_score(y, p, average="macro"))
+    a, b = rng.normal(size=100), rng.normal(size=100)
+    assert pearson(a, b) == pytest.approx(pearsonr(a, b)[0])
+    assert np.isnan(pearson(np.ones(5), np.arange(5)))
+
+
+# ---------------------------------------------------------------- data
+
+
+@pytest.fixture()
+def demo_dir(tmp_path):
+    root = tmp_path / "demo"
+    write_demo_set(root)
+    return root
+
+
+def test_demo_set_covers_competences_and_types(demo_dir):
+    meta = metadata()
+    assert {c for _, c, _, _, _ in DATASETS} == {"discourse", "morphology", "reasoning", "semantics", "syntax"}
+    assert {t for _, _, _, t, _ in DATASETS} >= {"SENTENCE", "SENTENCE_PAIR_BI", "SENTENCE_PAIR_CROSS",
+                                                 "SENTENCE_TOKENS"}
+    assert any(k == 1 for *_, k in DATASETS)
+    rows = manifest_rows(demo_dir, [d[0] for d in DATASETS])
+    assert all(r["n_train"] and r["n_dev"] and r["n_test"] for r in rows)
+    assert all(meta[r["probing_dataset"]]["competence"] == r["competence"] for r in rows)
+    again = Path(str(demo_dir) + "2")
+    write_demo_set(again)
+    for d in DATASETS:
+        assert (again / d[0] / "samples.csv").read_bytes() == (demo_dir / d[0] / "samples.csv").read_bytes()
+
+
+def test_metadata_covers_the_real_datasets():
+    meta = metadata()
+    real = [n for n, r in meta.items() if "holmes" in r["versions"].split(",")]
+    flash = [n for n, r in meta.items() if "flash-holmes" in r["versions"].split(",")]
+    assert len(real) == 208 and len(flash) == 190
+    assert {r["competence"] for r in meta.values()} == {"discourse", "morphology", "reasoning", "semantics", "syntax"}
+
+
+def corrupt(folder: Path, edit):
+    lines = (folder / "samples.csv").read_text().splitlines()
+    edit(lines)
+    (folder / "samples.csv").write_text("\n".join(lines) + "\n")
+
+
+BAD_DATA = {
+    "missing config": (lambda f: (f / "config-none.yaml").unlink(), "missing config-none.yaml"),
+    "missing samples": (lambda f: (f / "samples.csv").unlink(), "missing samples.csv"),
+    "bad literal": (lambda f: corrupt(f, lambda ls: ls.__setitem__(3, '2,"[\'The dog runs.\'",,1,train')),
+                    "samples.csv line 4: inputs is not a Python literal"),
+    "unknown type": (lambda f: (f / "config-none.yaml").write_text(
+        (f / "config-none.yaml").read_text().replace("SENTENCE", "SENTENCE_TRIPLES")),
+        "unknown probe_task_type 'SENTENCE_TRIPLES'"),
+    "label out of range": (lambda f: corrupt(f, lambda ls: ls.__setitem__(5, ls[5].rsplit(",", 2)[0] + ",7,train")),
+                           "samples.csv line 6: label '7' out of range for num_labels 2"),
+    "empty split": (lambda f: corrupt(f, lambda ls: ls.__setitem__(
+        slice(1, None), [x for x in ls[1:] if not x.endswith(",dev")])), "the dev split has no rows"),
+    "missing column": (lambda f: corrupt(f, lambda ls: ls.__setitem__(0, "id,inputs,context,label,split")),
+                       "missing column(s) set-0"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DATA))
+def test_data_errors_name_file_and_line(case, demo_dir):
+    folder = demo_dir / "mergelab-demo-agreement"
+    edit, text = BAD_DATA[case]
+    edit(folder)
+    with pytest.raises(DataError) as err:
+        read_dataset(folder)
+    assert text in str(err.value) and str(folder) in str(err.value)
+
+
+def test_token_span_outside_its_context(demo_dir):
+    folder = demo_dir / "mergelab-demo-subject-object"
+    corrupt(folder, lambda ls: ls.__setitem__(1, ls[1].replace("3, 9)", "3, 99)")))
+    with pytest.raises(DataError, match=r"line 2: character span \(3, 99\) outside context\[0\]"):
+        read_dataset(folder)
+
+
+def test_zip_is_unpacked_and_validated(tmp_path, demo_dir):
+    archive = tmp_path / "flash-holmes.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in sorted(demo_dir.rglob("*")):
+            if p.is_file():
+                zf.write(p, Path("flash-holmes") / p.relative_to(demo_dir))
+    root = tmp_path / "data"
+    folder = obtain("flash-holmes", root, archive=archive)
+    assert folder == root / "flash-holmes"
+    rows = manifest_rows(folder, [d[0] for d in DATASETS])
+    assert len(rows) == len(DATASETS)
+    # a second call uses the unpacked folder as it is
+    (folder / "mergelab-demo-sum" / "marker").write_text("x")
+    assert obtain("flash-holmes", root, archive=archive) == folder and (folder / "mergelab-demo-sum" / "marker").exists()
+
+
+class _ZipHandler(http.server.BaseHTTPRequestHandler):
+    payload = b""
+
+    def do_GET(self):  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.payload)))
+        self.end_headers()
+        self.wfile.write(self.payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_download_from_a_url(tmp_path, demo_dir):
+    buf = tmp_path / "x.zip"
+    with zipfile.ZipFile(buf, "w") as zf:
+        for p in sorted(demo_dir.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(demo_dir))
+    _ZipHandler.payload = buf.read_bytes()
+    server = http.server.HTTPServer(("127.0.0.1", 0), _ZipHandler)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    try:
+        folder = obtain("holmes", tmp_path / "data", url=f"http://127.0.0.1:{server.server_port}/holmes.zip")
+    finally:
+        thread.join(10)
+        server.server_close()
+    assert (folder / "mergelab-demo-tense" / "samples.csv").is_file()
+    assert (tmp_path / "data" / "holmes.zip").is_file()
+
+
+def test_offline_download_says_where_to_put_the_archive(tmp_path):
+    with pytest.raises(DataError) as err:
+        obtain("flash-holmes", tmp_path / "data", url="http://127.0.0.1:9/flash-holmes.zip")
+    msg = str(err.value)
+    assert "could not download the flash-holmes archive" in msg
+    assert f"put it at {tmp_path / 'data' / 'flash-holmes.zip'}" in msg
+    assert not list((tmp_path / "data").glob("*.partial"))
+
+
+# ---------------------------------------------------------------- workflow
+
+
+@pytest.mark.workflow
+def test_embedded_set_end_to_end(tmp_path, tiny_models):
+    cfg = {
+        "models": {n: {"path": str(tiny_models[n])} for n in ("base", "alpha")},
+        "holmes": {"activate": True, "version": "demo", "seeds": [0, 1]},
+    }
+    path = write_config(tmp_path, cfg)
+    snakemake(tmp_path, path, "evaluations", check=True)
+    import csv
+
+    names = [d[0] for d in DATASETS]
+    for model in ("base", "alpha"):
+        with open(tmp_path / "results" / "holmes" / model / "scores.csv") as fh:
+            rows = list(csv.DictReader(fh))
+        assert list(rows[0])[:8] == ["probing_dataset", "model_name", "encoding", "control_task_type",
+                                     "sample_size", "seed", "num_hidden_layers", "score"]
+        assert sorted({r["probing_dataset"] for r in rows}) == sorted(names) and len(rows) == 2 * len(names)
+        assert {r["model_name"] for r in rows} == {model} and {r["objective"] for r in rows} == {"reference"}
+        assert {r["metric"] for r in rows if r["probing_dataset"] == "mergelab-demo-sum"} == {"pearson"}
+        assert all(r["encoding"] == "full" and r["control_task_type"] == "NONE" for r in rows)
+        assert all(r["score"] != "" for r in rows if r["metric"] == "macro_f1")
+    assert (tmp_path / "data" / "holmes" / "demo" / "mergelab-demo-sum" / "config-none.yaml").is_file()
+    proc = snakemake(tmp_path, path, "evaluations", "-n", check=True)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("objective,regression", [("reference", False), ("standard", False), ("reference", True)])
+def test_written_out_gradient_equals_autograd(objective, regression):
+    from mergelab.probe import losses, output_grad
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(3, 16, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    valid = torch.tensor([True, True, True, False]).expand(3, 1, 4)
+    y = torch.randn(3, 16, generator=g) if regression else torch.randint(0, 3, (3, 16), generator=g)
+    losses(z, y, objective, regression, None if regression else valid).sum().backward()
+    expect = z.grad[..., :1] if regression else z.grad
+    got = output_grad(z.detach(), y, objective, regression, None if regression else valid)
+    torch.testing.assert_close(got, expect)
+    if not regression:
+        assert torch.all(got[..., 3] == 0)  # a padded class gets no gradient
