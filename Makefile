@@ -14,10 +14,14 @@ CORES ?= all
 ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: run test venv lock lint bench clean
+.PHONY: run report test venv lock lint bench clean
 
 run: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) $(ARGS)
+	$(BIN)/snakemake --report results/report.html $(ARGS)
+
+report: $(VENV)/.installed
+	$(BIN)/snakemake --report results/report.html $(ARGS)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(ARGS)

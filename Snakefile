@@ -16,6 +16,7 @@ include: "workflow/rules/demo.smk"
 include: "workflow/rules/merge.smk"
 include: "workflow/rules/harness.smk"
 include: "workflow/rules/holmes.smk"
+include: "workflow/rules/organize.smk"
 
 
 rule all:
@@ -32,3 +33,19 @@ rule merges:
 rule evaluations:
     input:
         get_evaluation_targets,
+
+
+rule tables:
+    input:
+        get_tables_targets,
+
+
+rule plots:
+    input:
+        get_plots_targets,
+
+
+# A failed job (with --keep-going, the others still ran): build the tables and
+# figures from the results that exist, the gaps marked missing.
+onerror:
+    build_partial_outputs()

@@ -91,3 +91,13 @@ def load_state(path: Path) -> dict:
     for f in sorted(Path(path).glob("*.safetensors")):
         state.update(load_file(f))
     return state
+
+
+def weightless_copy(model_dir: Path, dest: Path) -> Path:
+    """A broken model directory: the config and tokenizer of model_dir, no weights."""
+    import shutil
+
+    shutil.copytree(model_dir, dest)
+    for f in dest.glob("*.safetensors"):
+        f.unlink()
+    return dest

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, base_env, planned_jobs, snakemake, write_config
+from conftest import REPO, base_env, planned_jobs, snakemake, weightless_copy, write_config
 from mergelab.harness import run_with_oom_retry
 
 TASKS = ["mergelab_arithmetic", "mergelab_antonyms", "mergelab_text_ppl"]
@@ -163,7 +163,7 @@ def test_rerun_plans_exactly_the_changed_pairs(evaluated, tiny_models):
     jobs = planned_jobs(snakemake(wd, write_config(wd, shots, "shots.yaml"), "-n", check=True).stdout)
     assert sorted(jobs["harness_eval"]) == sorted(
         f"model={m}, task=mergelab_arithmetic" for m in ["base", "alpha", "beta", "ab_linear_w1"])
-    assert set(jobs) == {"harness_eval", "all"}
+    assert set(jobs) == {"harness_eval", "organize", "plot", "all"}
 
 
 @pytest.mark.workflow
@@ -191,12 +191,7 @@ def test_unknown_task_fails_before_any_job(tmp_path, tiny_models):
 
 @pytest.mark.workflow
 def test_broken_inputs_fail_clearly_and_others_finish(tmp_path, tiny_models):
-    import shutil
-
-    broken = tmp_path / "broken"
-    shutil.copytree(tiny_models["alpha"], broken)
-    for f in broken.glob("*.safetensors"):
-        f.unlink()
+    broken = weightless_copy(tiny_models["alpha"], tmp_path / "broken")
     tasks_dir = tmp_path / "mytasks"
     tasks_dir.mkdir()
     (tasks_dir / "bad.jsonl").write_text('{"text": "fine"}\n{"text": broken\n')

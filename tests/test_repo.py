@@ -69,6 +69,10 @@ def test_embedded_default_runs_offline(tmp_path):
     for mid in exp.merge_ids:
         assert (tmp_path / "results" / "models" / mid / "model.safetensors").is_file(), mid
     assert (tmp_path / "results" / "merges.tsv").read_text() == exp.merges_table()
+    for table in ("harness.csv", "harness.parquet", "holmes.csv", "holmes_competences.csv", "leaderboard.md",
+                  "provenance.json", "merge_comparisons.csv"):
+        assert (tmp_path / "results" / "tables" / table).stat().st_size > 0, table
+    assert len(list((tmp_path / "results" / "plots").rglob("*.png"))) >= 8
     again = subprocess.run(SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
                                         "--cores", "2", "-n"],
                            cwd=REPO, env=base_env(tmp_path), capture_output=True, text=True, timeout=300)

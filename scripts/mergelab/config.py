@@ -171,6 +171,8 @@ class MergeSpec:
     raw_file: Optional[str] = None
     dtype: str = "auto"  # the dtype its weights are written in
     gpus: Optional[int] = None
+    parents: List[str] = field(default_factory=list)  # the models merged (the recipe's `models`)
+    base: Optional[str] = None  # the recipe's base model
 
     def table_row(self) -> Dict[str, str]:
         return {
@@ -213,6 +215,12 @@ class Experiment:
             return [f"{MODELS_DIR}/{name}"]
         m = self.models[name]
         return [m.input_path] if m.input_path else []
+
+    def role(self, name: str) -> str:
+        """merge, base (the base of some recipe) or parent."""
+        if name in self.merges:
+            return "merge"
+        return "base" if any(spec.base == name for spec in self.merges.values()) else "parent"
 
     def model_dtype(self, name: str) -> str:
         """The dtype a model's weights are in (auto: as its config says)."""
@@ -467,7 +475,8 @@ class _Recipe:
                 mid = self.merge_id(m, params, seed)
                 cfg = self.mergekit_dict(m, mk_base, inputs, shared, per_model)
                 out.append(MergeSpec(mid, self.name, m.name, seed, params, cfg, list(inputs),
-                                     dtype=cfg.get("out_dtype") or cfg["dtype"], gpus=self.r.get("gpus")))
+                                     dtype=cfg.get("out_dtype") or cfg["dtype"], gpus=self.r.get("gpus"),
+                                     parents=list(names), base=base))
         return out
 
     @staticmethod
@@ -546,11 +555,13 @@ class _Recipe:
                 cfg.setdefault(k, v)
         m = METHODS[method]
         seeds = self.r["seeds"] if m.random else self.r["seeds"][:1]
+        base = raw.get("base_model") if raw.get("base_model") in self.models else None
         return [
             MergeSpec(
                 f"{self.name}_s{seed}" if m.random else self.name,
                 self.name, method, seed, {}, copy.deepcopy(cfg), used, str(path),
                 dtype=cfg.get("out_dtype") or cfg.get("dtype") or "auto", gpus=self.r.get("gpus"),
+                parents=[u for u in used if u != base], base=base,
             )
             for seed in seeds
         ]

@@ -204,5 +204,127 @@ def get_evaluation_targets(wildcards):
     return get_harness_targets(wildcards) + get_holmes_targets(wildcards)
 
 
+# ---- organize and plot stages
+
+TABLES = {
+    "harness": "results/tables/harness.csv",
+    "harness_parquet": "results/tables/harness.parquet",
+    "holmes": "results/tables/holmes.csv",
+    "competences": "results/tables/holmes_competences.csv",
+    "comparisons": "results/tables/merge_comparisons.csv",
+    "leaderboard": "results/tables/leaderboard.md",
+    "provenance": "results/tables/provenance.json",
+}
+
+
+def _organize_context():
+    """What the tables need to know about every model and evaluation (the organize job's params)."""
+    models = {}
+    for name, m in EXP.models.items():
+        models[name] = {"role": EXP.role(name), "kind": m.kind, "location": m.location,
+                        "revision": m.revision, "dtype": m.dtype}
+    for mid, spec in EXP.merges.items():
+        models[mid] = {"role": "merge", "recipe": spec.recipe, "method": spec.method, "parameters": spec.params,
+                       "seed": spec.seed, "parents": spec.parents, "base": spec.base, "dtype": spec.dtype,
+                       "mergekit_config": spec.mergekit_config}
+    h, ho = EXP.harness, EXP.holmes
+    return {
+        "model_order": list(models),
+        "models": models,
+        "harness": {"tasks": h.tasks, "settings": h.settings, "model_settings": h.model_settings,
+                    "task_settings": h.task_settings},
+        "holmes": {"active": ho.active, "version": ho.version, "datasets": ho.datasets, "settings": ho.settings},
+        "files": {
+            "harness": {m: {t: f"results/harness/{m}/{t}.json" for t in h.tasks} for m in h.models},
+            "holmes": {m: f"results/holmes/{m}/scores.csv" for m in ho.models},
+            "holmes_manifest": ho.manifest if ho.models else "",
+        },
+    }
+
+
+ORGANIZE_CONTEXT = _organize_context()
+
+
+def get_organize_input(wildcards):
+    files = ORGANIZE_CONTEXT["files"]
+    out = {"merges": "results/merges.tsv"}
+    out["harness"] = [p for tasks in files["harness"].values() for p in tasks.values()]
+    out["holmes"] = list(files["holmes"].values())
+    if files["holmes_manifest"]:
+        out["manifest"] = files["holmes_manifest"]
+    return out
+
+
+def get_organize_context(wildcards):
+    return json.dumps(ORGANIZE_CONTEXT, sort_keys=True)
+
+
+def _plot_stems():
+    from mergelab.plots import swept
+
+    h, ho = EXP.harness, EXP.holmes
+    stems = {}
+    if h.tasks and h.models:
+        stems.update({f"harness_{t}": f"results/plots/harness/{t}" for t in h.tasks})
+    if ho.models:
+        stems["holmes_competences"] = "results/plots/holmes_competences"
+    if h.tasks and h.models and ho.models:
+        stems["kendall_competences"] = "results/plots/kendall_tau_competences"
+        stems["kendall_datasets"] = "results/plots/kendall_tau_datasets"
+    if EXP.merges and (h.models or ho.models):
+        stems["merge_vs_parents"] = "results/plots/merge_vs_parents"
+        stems["merge_outcomes"] = "results/plots/merge_outcomes"
+        stems.update({f"sweep_{r}": f"results/plots/sweep/{r}" for r in swept(ORGANIZE_CONTEXT)})
+    return stems
+
+
+PLOT_STEMS = _plot_stems()
+_CAPTIONS = {"harness": "harness_task", "holmes": "holmes_competences", "kendall": "kendall", "merge": "merges",
+             "sweep": "sweep"}
+_CATEGORIES = {"harness": "Harness", "holmes": "Holmes", "kendall": "Holmes vs harness", "merge": "Merges",
+               "sweep": "Sweeps"}
+
+
+def plot_outputs():
+    """Every figure's PNG (in the report), SVG and data CSV."""
+    out = []
+    for key, stem in PLOT_STEMS.items():
+        kind = key.split("_")[0]
+        out.append(report(f"{stem}.png", caption=f"../report/{_CAPTIONS[kind]}.rst", category=_CATEGORIES[kind]))
+        out += [f"{stem}.svg", f"{stem}.csv"]
+    return out
+
+
+def get_plot_params(wildcards):
+    return json.dumps({"stems": PLOT_STEMS, "tables": TABLES}, sort_keys=True)
+
+
+def get_tables_targets(wildcards):
+    return list(TABLES.values()) if (EXP.harness.models or EXP.holmes.models) else []
+
+
+def get_plots_targets(wildcards):
+    return [f"{stem}.png" for stem in PLOT_STEMS.values()]
+
+
 def get_all_targets(wildcards):
-    return get_merges_targets(wildcards) + get_evaluation_targets(wildcards)
+    return (get_merges_targets(wildcards) + get_evaluation_targets(wildcards) + get_tables_targets(wildcards)
+            + get_plots_targets(wildcards))
+
+
+def build_partial_outputs(log_path="logs/organize/partial.log"):
+    """onerror: tables and figures from the results that exist (a subprocess: no heavy imports here)."""
+    import subprocess
+    import tempfile
+
+    if not get_tables_targets(None):
+        return
+    spec = {"context": ORGANIZE_CONTEXT, "tables": TABLES, "stems": PLOT_STEMS, "log": log_path}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(spec, fh)
+    env = dict(os.environ, PYTHONPATH=str(Path(workflow.basedir) / "scripts"))
+    proc = subprocess.run([sys.executable, "-m", "mergelab.outputs", fh.name], env=env)
+    os.unlink(fh.name)
+    if proc.returncode == 0:
+        print(f"mergelab: a job failed; tables and figures were built from the results that exist "
+              f"(gaps marked missing, listed in {log_path})", file=sys.stderr)

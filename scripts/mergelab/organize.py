@@ -1,0 +1,371 @@
+"""Tidy tables from the tools' native outputs: one long table per benchmark, plus summaries.
+
+Pure functions of the result files and a *context* (what the config says about
+every model: role, recipe, method, parameters, parents). A result that is
+missing or could not be computed is NaN with status "missing" (and named in the
+log) - never a zero.
+
+Primary metric of a task (the one the plots and the leaderboard show): the first
+of PRIMARY_METRICS the task reports, else its first metric in alphabetical
+order; with the filter "none", else "strict-match", else the first in
+alphabetical order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional
+
+log = logging.getLogger("mergelab.organize")
+
+PRIMARY_METRICS = ["acc_norm", "acc", "exact_match", "prompt_level_strict_acc", "inst_level_strict_acc", "f1",
+                   "mcc", "em", "bleu", "rouge1", "word_perplexity", "byte_perplexity", "bits_per_byte",
+                   "perplexity"]
+PRIMARY_FILTERS = ["none", "strict-match"]
+LOWER_IS_BETTER = {"word_perplexity", "byte_perplexity", "bits_per_byte", "perplexity", "ter"}
+
+HARNESS_COLUMNS = ["model", "role", "recipe", "method", "parameters", "harness_task", "task", "group", "is_group",
+                   "metric", "filter", "value", "stderr", "n_samples", "n_shot", "version", "higher_is_better",
+                   "primary", "status", "batch_size", "dtype", "num_fewshot", "limit", "backend", "quantization",
+                   "apply_chat_template", "fewshot_as_multiturn", "gen_kwargs", "seeds", "lm_eval_version"]
+HOLMES_COLUMNS = ["model", "role", "recipe", "method", "parameters", "probing_dataset", "competence", "phenomenon",
+                  "probe_task_type", "metric", "mean", "sd", "n_seeds", "objective", "encoding", "status"]
+COMPETENCE_COLUMNS = ["model", "role", "recipe", "method", "competence", "mean_f1", "n_f1", "mean_pearson",
+                      "n_pearson", "winning_rate", "n_ranked"]
+
+
+def _float(v) -> float:
+    if v is None:
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan  # lm-eval writes "N/A" for a stderr it cannot compute
+
+
+def model_columns(model: str, context: Dict[str, Any]) -> Dict[str, Any]:
+    info = context["models"].get(model, {})
+    params = info.get("parameters")
+    return {"model": model, "role": info.get("role", ""), "recipe": info.get("recipe", ""),
+            "method": info.get("method", ""), "parameters": json.dumps(params, sort_keys=True) if params else ""}
+
+
+# --------------------------------------------------------------------------- harness
+
+
+def harness_rows(res: Dict[str, Any], model: str, harness_task: str, context: Dict[str, Any]) -> List[Dict]:
+    """Every (task or group, metric, filter) of one lm-eval results dict, one row each."""
+    group_of = {sub: group for group, subs in (res.get("group_subtasks") or {}).items() for sub in subs}
+    groups = {g for g, subs in (res.get("group_subtasks") or {}).items() if subs}
+    entries = dict(res.get("results") or {})
+    for name, metrics in (res.get("groups") or {}).items():
+        entries.setdefault(name, metrics)
+    ml = res.get("mergelab") or {}
+    s = ml.get("settings") or {}
+    shared = {
+        **model_columns(model, context), "harness_task": harness_task,
+        "batch_size": ml.get("batch_size_used", (res.get("config") or {}).get("batch_size")),
+        "dtype": (res.get("config") or {}).get("model_dtype", s.get("dtype")),
+        "num_fewshot": s.get("num_fewshot"), "limit": s.get("limit"), "backend": s.get("backend"),
+        "quantization": s.get("quantization"), "apply_chat_template": s.get("apply_chat_template"),
+        "fewshot_as_multiturn": s.get("fewshot_as_multiturn"),
+        "gen_kwargs": json.dumps(s.get("gen_kwargs")) if s.get("gen_kwargs") is not None else "",
+        "seeds": json.dumps(s.get("seeds"), sort_keys=True) if s.get("seeds") else "",
+        "lm_eval_version": ml.get("lm_eval_version", res.get("lm_eval_version", "")),
+    }
+    rows = []
+    for task, metrics in entries.items():
+        n = ((res.get("n-samples") or {}).get(task) or {}).get("effective", metrics.get("sample_len"))
+        hib = (res.get("higher_is_better") or {}).get(task) or {}
+        for key, value in metrics.items():
+            if "," not in key or isinstance(value, (dict, list)):
+                continue
+            metric, filt = key.split(",", 1)
+            if metric.endswith("_stderr"):
+                continue
+            v = _float(value)
+            rows.append({
+                **shared, "task": task, "group": group_of.get(task, ""), "is_group": task in groups,
+                "metric": metric, "filter": filt, "value": v,
+                "stderr": _float(metrics.get(f"{metric}_stderr,{filt}")), "n_samples": n,
+                "n_shot": (res.get("n-shot") or {}).get(task), "version": (res.get("versions") or {}).get(task),
+                "higher_is_better": hib.get(metric, metric not in LOWER_IS_BETTER),
+                "primary": False, "status": "ok" if not math.isnan(v) else "missing",
+            })
+    mark_primary(rows)
+    return rows
+
+
+def primary_choice(pairs: Iterable[tuple]) -> Optional[tuple]:
+    """The primary (metric, filter) among a task's pairs (see the module docstring)."""
+    pairs = sorted(set(pairs))
+    if not pairs:
+        return None
+    metrics = {m for m, _ in pairs}
+    metric = next((m for m in PRIMARY_METRICS if m in metrics), sorted(metrics)[0])
+    filters = sorted(f for m, f in pairs if m == metric)
+    filt = next((f for f in PRIMARY_FILTERS if f in filters), filters[0])
+    return metric, filt
+
+
+def mark_primary(rows: List[Dict]) -> None:
+    by_task: Dict[str, List[Dict]] = {}
+    for r in rows:
+        by_task.setdefault(r["task"], []).append(r)
+    for task_rows in by_task.values():
+        choice = primary_choice((r["metric"], r["filter"]) for r in task_rows)
+        for r in task_rows:
+            r["primary"] = (r["metric"], r["filter"]) == choice
+
+
+def harness_table(files: Dict[str, Dict[str, str]], context: Dict[str, Any]):
+    """files: model -> harness task -> JSON path. Missing files become one 'missing' row each."""
+    import pandas as pd
+
+    rows: List[Dict] = []
+    for model, tasks in files.items():
+        for harness_task, path in tasks.items():
+            if not Path(path).is_file():
+                log.warning("missing harness result: %s on %s (%s)", model, harness_task, path)
+                rows.append({**model_columns(model, context), "harness_task": harness_task, "task": harness_task,
+                             "group": "", "is_group": False, "metric": "", "filter": "", "value": math.nan,
+                             "stderr": math.nan, "primary": True, "status": "missing"})
+                continue
+            with open(path, encoding="utf-8") as fh:
+                res = json.load(fh)
+            found = harness_rows(res, model, harness_task, context)
+            for r in found:
+                if r["status"] == "missing":
+                    log.warning("no value for %s %s,%s of %s", r["task"], r["metric"], r["filter"], model)
+            rows.extend(found)
+    return pd.DataFrame(rows, columns=HARNESS_COLUMNS)
+
+
+def headline(harness) -> "object":
+    """model x harness task: the primary metric of the configured task (a group's own value)."""
+    sel = harness[(harness["task"] == harness["harness_task"]) & harness["primary"].astype(bool)]
+    return sel[["model", "harness_task", "metric", "filter", "value", "stderr", "higher_is_better", "status"]]
+
+
+# --------------------------------------------------------------------------- holmes
+
+
+def holmes_table(files: Dict[str, str], datasets: List[Dict[str, str]], context: Dict[str, Any]):
+    """Per (model, dataset): mean and sd over seeds. datasets: the manifest's rows."""
+    import pandas as pd
+
+    rows = []
+    for model, path in files.items():
+        scores = pd.read_csv(path) if Path(path).is_file() else None
+        if scores is None:
+            log.warning("missing Holmes result: %s (%s)", model, path)
+        for d in datasets:
+            name = d["probing_dataset"]
+            base = {**model_columns(model, context), "probing_dataset": name, "competence": d["competence"],
+                    "phenomenon": d["phenomenon"], "probe_task_type": d["probe_task_type"],
+                    "metric": "pearson" if int(d["num_labels"]) == 1 else "macro_f1"}
+            sel = scores[scores["probing_dataset"] == name] if scores is not None else None
+            values = sel["score"].dropna() if sel is not None else []
+            if sel is None or len(values) == 0:
+                if sel is not None:
+                    log.warning("no Holmes score for %s on %s", model, name)
+                rows.append({**base, "mean": math.nan, "sd": math.nan, "n_seeds": 0, "objective": "",
+                             "encoding": "", "status": "missing"})
+                continue
+            rows.append({**base, "mean": float(values.mean()),
+                         "sd": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
+                         "n_seeds": int(len(values)), "objective": str(sel["objective"].iloc[0]),
+                         "encoding": str(sel["encoding"].iloc[0]), "status": "ok"})
+    return pd.DataFrame(rows, columns=HOLMES_COLUMNS)
+
+
+def winning_rates(holmes) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """Holmes' mean winning rate: per dataset rank the models (max rank for ties, 1 = worst),
+    normalise to (r - min) / (max - min); per competence the mean over its datasets x 100;
+    overall the mean over all datasets x 100 (not the mean of the competences).
+    -> {"rates": {competence or "overall": {model: rate}}, "counts": {...: {model: datasets ranked}}}."""
+    ok = holmes[holmes["status"] == "ok"]
+    if ok.empty:
+        return {}
+    wide = ok.pivot(index="probing_dataset", columns="model", values="mean")
+    ranks = wide.rank(axis=1, method="max")
+    lo, hi = ranks.min(axis=1), ranks.max(axis=1)
+    spread = (hi - lo).where(hi > lo)  # a dataset where every model ties ranks nobody
+    norm = ranks.sub(lo, axis=0).div(spread, axis=0)
+    competence = ok.drop_duplicates("probing_dataset").set_index("probing_dataset")["competence"]
+    out: Dict[str, Dict[str, float]] = {"overall": (norm.mean(axis=0) * 100).to_dict()}
+    for comp, names in competence.groupby(competence).groups.items():
+        out[comp] = (norm.loc[list(names)].mean(axis=0) * 100).to_dict()
+    counts = {"overall": norm.notna().sum(axis=0).to_dict()}
+    for comp, names in competence.groupby(competence).groups.items():
+        counts[comp] = norm.loc[list(names)].notna().sum(axis=0).to_dict()
+    return {"rates": out, "counts": counts}
+
+
+def competence_table(holmes, context: Dict[str, Any]):
+    """Per (model, competence and "overall"): mean F1 and mean Pearson kept apart, winning rate."""
+    import pandas as pd
+
+    wr = winning_rates(holmes)
+    rows = []
+    for model in holmes["model"].unique():
+        mine = holmes[(holmes["model"] == model) & (holmes["status"] == "ok")]
+        for comp in sorted(holmes["competence"].unique()) + ["overall"]:
+            sel = mine if comp == "overall" else mine[mine["competence"] == comp]
+            f1 = sel[sel["metric"] == "macro_f1"]["mean"]
+            pr = sel[sel["metric"] == "pearson"]["mean"]
+            rows.append({**{k: v for k, v in model_columns(model, context).items() if k != "parameters"},
+                         "competence": comp,
+                         "mean_f1": float(f1.mean()) if len(f1) else math.nan, "n_f1": int(len(f1)),
+                         "mean_pearson": float(pr.mean()) if len(pr) else math.nan, "n_pearson": int(len(pr)),
+                         "winning_rate": (wr.get("rates", {}).get(comp) or {}).get(model, math.nan),
+                         "n_ranked": int((wr.get("counts", {}).get(comp) or {}).get(model, 0))})
+    return pd.DataFrame(rows, columns=COMPETENCE_COLUMNS)
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+def outcome(value: float, parents: List[float], higher_is_better: bool) -> str:
+    """better / between / worse than the parents (ties count as between); '' if unknown."""
+    parents = [p for p in parents if not math.isnan(p)]
+    if math.isnan(value) or not parents:
+        return ""
+    if not higher_is_better:
+        value, parents = -value, [-p for p in parents]
+    if value > max(parents):
+        return "better"
+    if value < min(parents):
+        return "worse"
+    return "between"
+
+
+def merge_comparisons(harness, competences, context: Dict[str, Any]):
+    """Per merge and measure (a harness task's primary metric, a competence's mean F1):
+    the merge's value, its parents' best and worst, difference to the best parent, outcome."""
+    import pandas as pd
+
+    measures: Dict[str, Dict[str, tuple]] = {}  # measure -> model -> (value, higher_is_better)
+    if harness is not None and not harness.empty:
+        for r in headline(harness).itertuples():
+            measures.setdefault(f"task: {r.harness_task}", {})[r.model] = (r.value, bool(r.higher_is_better))
+    if competences is not None and not competences.empty:
+        for r in competences.itertuples():
+            if r.competence != "overall" and r.n_f1:
+                measures.setdefault(f"holmes: {r.competence}", {})[r.model] = (r.mean_f1, True)
+    rows = []
+    for mid, info in context["models"].items():
+        if info.get("role") != "merge":
+            continue
+        for measure, values in measures.items():
+            if mid not in values:
+                continue
+            value, hib = values[mid]
+            parents = [values[p][0] for p in info.get("parents", []) if p in values]
+            known = [p for p in parents if not math.isnan(p)]
+            best = (max(known) if hib else min(known)) if known else math.nan
+            rows.append({"model": mid, "recipe": info.get("recipe"), "method": info.get("method"),
+                         "measure": measure, "value": value, "best_parent": best,
+                         "worst_parent": (min(known) if hib else max(known)) if known else math.nan,
+                         "minus_best_parent": (value - best) if hib else (best - value),
+                         "higher_is_better": hib, "outcome": outcome(value, parents, hib)})
+    return pd.DataFrame(rows, columns=["model", "recipe", "method", "measure", "value", "best_parent",
+                                       "worst_parent", "minus_best_parent", "higher_is_better", "outcome"])
+
+
+def kendall_table(harness, holmes, competences, level: str = "competence"):
+    """Kendall's tau-b (scipy.stats.kendalltau) between model rankings: Holmes (winning rate per
+    competence, or mean score per dataset) against each harness task's primary metric, oriented so
+    that higher is better. One row per pair with n (models with both values), tau and the p-value;
+    NaN with fewer than 3 models or when a ranking is all ties."""
+    import pandas as pd
+    from scipy.stats import kendalltau
+
+    columns = ["holmes", "harness_task", "n", "tau", "p_value"]
+    if harness is None or harness.empty:
+        return pd.DataFrame(columns=columns)
+    head = headline(harness)
+    tasks = {}
+    for t in dict.fromkeys(head["harness_task"]):
+        sel = head[head["harness_task"] == t].set_index("model")
+        sign = 1 if sel["higher_is_better"].astype(bool).all() else -1
+        tasks[t] = sel["value"].astype(float) * sign
+    if level == "competence":
+        rows = {c: competences[competences["competence"] == c].set_index("model")["winning_rate"]
+                for c in dict.fromkeys(competences["competence"])} if competences is not None else {}
+    else:
+        rows = {d: holmes[holmes["probing_dataset"] == d].set_index("model")["mean"]
+                for d in dict.fromkeys(holmes["probing_dataset"])} if holmes is not None else {}
+    records = []
+    for r, hv in rows.items():
+        for t, tv in tasks.items():
+            both = pd.concat([hv.astype(float).rename("h"), tv.rename("t")], axis=1).dropna()
+            tau, p = kendalltau(both["h"], both["t"]) if len(both) >= 3 else (math.nan, math.nan)
+            records.append({"holmes": r, "harness_task": t, "n": len(both), "tau": float(tau), "p_value": float(p)})
+    return pd.DataFrame(records, columns=columns)
+
+
+def leaderboard(harness, competences, comparisons, context: Dict[str, Any]) -> str:
+    """Markdown: models x headline numbers; merges marked against their parents."""
+    marks = {"better": " ▲", "between": " ●", "worse": " ▼", "": ""}
+    cols: List[str] = []
+    values: Dict[str, Dict[str, str]] = {}
+    head = headline(harness) if harness is not None and not harness.empty else None
+    if head is not None:
+        for r in head.itertuples():
+            col = f"{r.harness_task} ({r.metric}{'' if r.filter in ('none', '') else ', ' + r.filter})"
+            if col not in cols:
+                cols.append(col)
+            outcome_ = _outcome_of(comparisons, r.model, f"task: {r.harness_task}")
+            values.setdefault(r.model, {})[col] = _fmt(r.value, r.stderr) + marks[outcome_]
+    if competences is not None and not competences.empty:
+        for r in competences.itertuples():
+            if r.competence == "overall":
+                for col, v in (("Holmes winning rate", r.winning_rate), ("Holmes mean F1", r.mean_f1)):
+                    if col not in cols:
+                        cols.append(col)
+                    values.setdefault(r.model, {})[col] = _fmt(v)
+    models = context.get("model_order") or list(context["models"])
+    lines = ["| model | role | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for m in models:
+        if m not in values:
+            continue
+        role = context["models"][m].get("role", "")
+        lines.append(f"| {m} | {role} | " + " | ".join(values[m].get(c, "–") for c in cols) + " |")
+    legend = ("\n▲ better than every parent, ● between its parents, ▼ worse than every parent "
+              "(on the primary metric, respecting lower-is-better); – missing.\n")
+    return "# Leaderboard\n\n" + "\n".join(lines) + "\n" + legend
+
+
+def _outcome_of(comparisons, model: str, measure: str) -> str:
+    if comparisons is None or comparisons.empty:
+        return ""
+    sel = comparisons[(comparisons["model"] == model) & (comparisons["measure"] == measure)]
+    return str(sel["outcome"].iloc[0]) if len(sel) else ""
+
+
+def _fmt(value, stderr=math.nan) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    text = f"{value:.4g}" if abs(value) >= 100 else f"{value:.3f}"
+    if stderr is not None and isinstance(stderr, float) and not math.isnan(stderr):
+        text += f" ± {stderr:.3f}"
+    return text
+
+
+def provenance(context: Dict[str, Any]) -> Dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import mergelab
+
+    versions = {"mergelab": mergelab.__version__}
+    for pkg in ("mergekit", "lm_eval", "transformers", "torch", "snakemake", "huggingface_hub",
+                "datasets", "pandas", "seaborn"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    return {"tool_versions": versions, **{k: v for k, v in context.items() if k != "files"}}

@@ -1,0 +1,315 @@
+"""Tables, figures and report: the numbers users load equal the tools' own outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, SNAKEMAKE, base_env, snakemake, weightless_copy, write_config
+from mergelab import organize as org
+
+FIXTURES = REPO / "tests" / "data" / "harness_results"
+CONTEXT = {
+    "model_order": ["base", "ab_task_arithmetic_w0.5"],
+    "models": {
+        "base": {"role": "base"},
+        "ab_task_arithmetic_w0.5": {"role": "merge", "recipe": "ab", "method": "task_arithmetic",
+                                    "parameters": {"weight": 0.5}, "parents": ["alpha"], "base": "base"},
+    },
+}
+TASKS = ["mergelab_demo", "test_mc", "ifeval_like"]
+
+
+def fixture_files():
+    return {m: {t: str(FIXTURES / m / f"{t}.json") for t in TASKS} for m in CONTEXT["model_order"]}
+
+
+@pytest.fixture(scope="module")
+def harness():
+    return org.harness_table(fixture_files(), CONTEXT)
+
+
+def test_every_number_of_the_json_is_in_the_table(harness):
+    checked = 0
+    for model, tasks in fixture_files().items():
+        for harness_task, path in tasks.items():
+            res = json.loads(Path(path).read_text())
+            entries = {**res.get("groups", {}), **res["results"]}
+            for task, metrics in entries.items():
+                for key, value in metrics.items():
+                    if "," not in key or "_stderr" in key or isinstance(value, (dict, list)):
+                        continue
+                    metric, filt = key.split(",")
+                    row = harness[(harness["model"] == model) & (harness["harness_task"] == harness_task)
+                                  & (harness["task"] == task) & (harness["metric"] == metric)
+                                  & (harness["filter"] == filt)]
+                    assert len(row) == 1, (model, task, key)
+                    row = row.iloc[0]
+                    assert row["value"] == pytest.approx(float(value)), (model, task, key)
+                    stderr = metrics.get(f"{metric}_stderr,{filt}")
+                    if isinstance(stderr, (int, float)):
+                        assert row["stderr"] == pytest.approx(float(stderr))
+                    else:
+                        assert math.isnan(row["stderr"])  # "N/A" stays missing, not zero
+                    n = res["n-samples"].get(task, {}).get("effective", metrics.get("sample_len"))
+                    assert row["n_samples"] == n and row["n_shot"] == res["n-shot"][task]
+                    assert str(row["version"]) == str(res["versions"][task])
+                    checked += 1
+    assert checked == len(harness) and checked > 30
+
+
+def test_groups_subtasks_filters_and_ifeval_metrics_survive(harness):
+    base = harness[harness["model"] == "base"]
+    group = base[base["task"] == "test_mc"]
+    assert set(group["metric"]) == {"acc", "acc_norm"} and group["is_group"].all()
+    subs = base[(base["harness_task"] == "test_mc") & (base["group"] == "test_mc")]
+    assert set(subs["task"]) == {"mergelab_antonyms", "test_capitals"}
+    arith = base[base["task"] == "mergelab_arithmetic"]
+    assert list(zip(arith["metric"], arith["filter"])) == [("exact_match", "first-word")]
+    ifeval = base[base["task"] == "ifeval_like"]
+    assert set(ifeval["metric"]) == {"prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc",
+                                     "inst_level_loose_acc"}
+    ppl = base[base["task"] == "mergelab_text_ppl"]
+    assert not ppl["higher_is_better"].any()
+
+
+def test_one_documented_primary_metric_per_task(harness):
+    primary = harness[harness["primary"]]
+    assert not primary.duplicated(["model", "harness_task", "task"]).any()
+    chosen = {r.task: (r.metric, r.filter) for r in primary[primary["model"] == "base"].itertuples()}
+    assert chosen["test_mc"] == ("acc_norm", "none")
+    assert chosen["ifeval_like"] == ("prompt_level_strict_acc", "none")
+    assert chosen["mergelab_arithmetic"] == ("exact_match", "first-word")
+    assert chosen["mergelab_text_ppl"] == ("word_perplexity", "none")
+    assert org.primary_choice([("exact_match", "flexible-extract"), ("exact_match", "strict-match")]) == \
+        ("exact_match", "strict-match")
+
+
+def test_missing_result_is_missing_not_zero(tmp_path):
+    files = fixture_files()
+    files["ab_task_arithmetic_w0.5"]["test_mc"] = str(tmp_path / "nowhere.json")
+    table = org.harness_table(files, CONTEXT)
+    gap = table[(table["model"] == "ab_task_arithmetic_w0.5") & (table["harness_task"] == "test_mc")]
+    assert len(gap) == 1 and gap["status"].iloc[0] == "missing" and math.isnan(gap["value"].iloc[0])
+    board = org.leaderboard(table, None, org.merge_comparisons(table, None, CONTEXT), CONTEXT)
+    merge_line = next(line for line in board.splitlines() if line.startswith("| ab_task_arithmetic_w0.5"))
+    assert "–" in merge_line and " 0.000 " not in merge_line.split("|")[4]
+
+
+# ---------------------------------------------------------------- Holmes aggregation by hand
+
+SCORES = {  # model -> dataset -> two seeds' scores
+    "A": {"d1": (0.4, 0.6), "d2": (0.8, 0.8), "d3": (0.1, 0.1)},
+    "B": {"d1": (0.7, 0.7), "d2": (0.7, 0.9), "d3": (0.2, 0.4)},
+    "C": {"d1": (0.5, 0.7), "d2": (0.4, 0.4), "d3": (0.3, 0.1)},
+}
+MANIFEST = [
+    {"probing_dataset": "d1", "competence": "syntax", "phenomenon": "p1", "probe_task_type": "SENTENCE", "num_labels": "2"},
+    {"probing_dataset": "d2", "competence": "syntax", "phenomenon": "p2", "probe_task_type": "SENTENCE", "num_labels": "3"},
+    {"probing_dataset": "d3", "competence": "semantics", "phenomenon": "p3", "probe_task_type": "SENTENCE", "num_labels": "1"},
+]
+HCTX = {"models": {m: {"role": "parent"} for m in SCORES}}
+
+
+@pytest.fixture()
+def holmes(tmp_path):
+    files = {}
+    for model, per in SCORES.items():
+        rows = [{"probing_dataset": d, "model_name": model, "seed": s, "score": v,
+                 "metric": "pearson" if d == "d3" else "macro_f1", "objective": "reference", "encoding": "full"}
+                for d, vals in per.items() for s, v in enumerate(vals)]
+        path = tmp_path / f"{model}.csv"
+        pd.DataFrame(rows).to_csv(path, index=False)
+        files[model] = str(path)
+    return org.holmes_table(files, MANIFEST, HCTX)
+
+
+def test_seed_means_and_sd(holmes):
+    row = holmes[(holmes["model"] == "A") & (holmes["probing_dataset"] == "d1")].iloc[0]
+    assert row["mean"] == pytest.approx(0.5) and row["sd"] == pytest.approx(0.1414213562)
+    assert row["n_seeds"] == 2 and row["metric"] == "macro_f1" and row["competence"] == "syntax"
+    assert holmes[holmes["probing_dataset"] == "d3"]["metric"].eq("pearson").all()
+
+
+def test_competence_means_keep_f1_and_pearson_apart_and_winning_rates(holmes):
+    comp = org.competence_table(holmes, HCTX).set_index(["model", "competence"])
+    # dataset means: d1 A .5 B .7 C .6 | d2 A .8 B .8 C .4 | d3 A .1 B .3 C .2
+    assert comp.loc[("A", "syntax"), "mean_f1"] == pytest.approx((0.5 + 0.8) / 2)
+    assert math.isnan(comp.loc[("A", "syntax"), "mean_pearson"])
+    assert comp.loc[("A", "semantics"), "mean_pearson"] == pytest.approx(0.1)
+    assert math.isnan(comp.loc[("A", "semantics"), "mean_f1"])
+    assert comp.loc[("B", "overall"), "mean_f1"] == pytest.approx(0.75)
+    assert comp.loc[("B", "overall"), "mean_pearson"] == pytest.approx(0.3)
+    # ranks (max for ties, 1 = worst), normalised per dataset:
+    # d1: A 0, B 1, C .5 | d2: A 1, B 1, C 0 (A and B tie at rank 3) | d3: A 0, B 1, C .5
+    expected = {("A", "syntax"): 50.0, ("B", "syntax"): 100.0, ("C", "syntax"): 25.0,
+                ("A", "semantics"): 0.0, ("B", "semantics"): 100.0, ("C", "semantics"): 50.0,
+                ("A", "overall"): 100 / 3, ("B", "overall"): 100.0, ("C", "overall"): 100 / 3}
+    for key, rate in expected.items():
+        assert comp.loc[key, "winning_rate"] == pytest.approx(rate), key
+    assert comp.loc[("C", "overall"), "winning_rate"] != pytest.approx(
+        (comp.loc[("C", "syntax"), "winning_rate"] + comp.loc[("C", "semantics"), "winning_rate"]) / 2)
+
+
+def test_kendall_tau_equals_scipy(holmes, harness):
+    from scipy.stats import kendalltau
+
+    comp = org.competence_table(holmes, HCTX)
+    head = pd.DataFrame([
+        {"model": m, "harness_task": "t1", "task": "t1", "primary": True, "metric": "acc", "filter": "none",
+         "value": v, "stderr": 0.0, "higher_is_better": True, "status": "ok"} for m, v in zip("ABC", (0.2, 0.9, 0.5))
+    ] + [
+        {"model": m, "harness_task": "ppl", "task": "ppl", "primary": True, "metric": "word_perplexity",
+         "filter": "none", "value": v, "stderr": 0.0, "higher_is_better": False, "status": "ok"}
+        for m, v in zip("ABC", (30.0, 10.0, 20.0))
+    ])
+    table = org.kendall_table(head, holmes, comp, "competence").set_index(["holmes", "harness_task"])
+    wr = comp[comp["competence"] == "overall"].set_index("model")["winning_rate"]
+    tau, p = kendalltau(wr[["A", "B", "C"]], [0.2, 0.9, 0.5])
+    assert table.loc[("overall", "t1"), "tau"] == pytest.approx(tau)
+    assert table.loc[("overall", "t1"), "p_value"] == pytest.approx(p)
+    tau, p = kendalltau(wr[["A", "B", "C"]], [-30.0, -10.0, -20.0])  # lower perplexity is better
+    assert table.loc[("overall", "ppl"), "tau"] == pytest.approx(tau) and table.loc[("overall", "ppl"), "n"] == 3
+    per_dataset = org.kendall_table(head, holmes, comp, "dataset").set_index(["holmes", "harness_task"])
+    tau, p = kendalltau([0.5, 0.7, 0.6], [0.2, 0.9, 0.5])
+    assert per_dataset.loc[("d1", "t1"), "tau"] == pytest.approx(tau)
+    assert per_dataset.loc[("d1", "t1"), "p_value"] == pytest.approx(p)
+
+
+def test_outcomes_respect_direction():
+    assert org.outcome(0.9, [0.5, 0.8], True) == "better"
+    assert org.outcome(0.6, [0.5, 0.8], True) == "between"
+    assert org.outcome(0.4, [0.5, 0.8], True) == "worse"
+    assert org.outcome(10.0, [12.0, 15.0], False) == "better"
+    assert org.outcome(math.nan, [1.0], True) == ""
+
+
+# ---------------------------------------------------------------- workflow
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory, tiny_models):
+    wd = tmp_path_factory.mktemp("organize")
+    cfg = {
+        "models": {n: {"path": str(p)} for n, p in tiny_models.items()},
+        "merges": [{"name": "ab", "models": ["alpha", "beta"], "base": "base",
+                    "methods": ["slerp", "task_arithmetic"], "method_parameters": {"slerp": {"t": [0.3, 0.7]}},
+                    "dtype": "float32"}],
+        "harness": {"tasks": ["mergelab_antonyms", "mergelab_text_ppl"],
+                    "settings": {"batch_size": 8, "bootstrap_iters": 100}},
+        "holmes": {"activate": True, "version": "demo", "seeds": [0]},
+    }
+    path = write_config(wd, cfg)
+    snakemake(wd, path, check=True)
+    return wd, path
+
+
+def declared_plots(wd):
+    return sorted(p.relative_to(wd).as_posix() for p in (wd / "results" / "plots").rglob("*") if p.is_file())
+
+
+@pytest.mark.workflow
+def test_every_figure_exists_and_its_data_equals_the_tables(campaign):
+    wd, _ = campaign
+    plots = declared_plots(wd)
+    stems = {p.rsplit(".", 1)[0] for p in plots}
+    expected = {"results/plots/harness/mergelab_antonyms", "results/plots/harness/mergelab_text_ppl",
+                "results/plots/holmes_competences", "results/plots/kendall_tau_competences",
+                "results/plots/kendall_tau_datasets", "results/plots/merge_vs_parents",
+                "results/plots/merge_outcomes", "results/plots/sweep/ab"}
+    assert stems == expected
+    for stem in stems:
+        for ext in ("png", "svg", "csv"):
+            assert (wd / f"{stem}.{ext}").stat().st_size > 100, f"{stem}.{ext}"
+    tables = wd / "results" / "tables"
+    harness = pd.read_csv(tables / "harness.csv")
+    head = org.headline(harness).set_index("model")
+    for task in ("mergelab_antonyms", "mergelab_text_ppl"):
+        plotted = pd.read_csv(wd / f"results/plots/harness/{task}.csv").set_index("model")
+        assert len(plotted) == 6
+        ref = head[head["harness_task"] == task]
+        for model, row in plotted.iterrows():
+            assert row["value"] == pytest.approx(ref.loc[model, "value"])
+    comp = pd.read_csv(tables / "holmes_competences.csv")
+    plotted = pd.read_csv(wd / "results/plots/holmes_competences.csv")
+    merged = plotted.merge(comp, on=["model", "competence"], suffixes=("_plot", ""))
+    assert len(merged) == len(plotted) > 0
+    assert (merged["mean_f1_plot"] - merged["mean_f1"]).abs().max() < 1e-12
+    comparisons = pd.read_csv(tables / "merge_comparisons.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(wd / "results/plots/merge_vs_parents.csv"), comparisons)
+    holmes = pd.read_csv(tables / "holmes.csv")
+    kt = org.kendall_table(harness, holmes, comp, "competence")
+    plotted = pd.read_csv(wd / "results/plots/kendall_tau_competences.csv")
+    pd.testing.assert_frame_equal(plotted, kt, check_dtype=False)
+    sweep = pd.read_csv(wd / "results/plots/sweep/ab.csv")
+    assert set(sweep["x"]) == {0.3, 0.7} and set(sweep["method"]) == {"slerp"}
+    parquet = pd.read_parquet(tables / "harness.parquet")
+    assert parquet["value"].tolist() == pytest.approx(harness["value"].tolist(), nan_ok=True)
+
+
+@pytest.mark.workflow
+def test_tables_hold_the_campaign(campaign):
+    wd, path = campaign
+    tables = wd / "results" / "tables"
+    harness = pd.read_csv(tables / "harness.csv")
+    roles = dict(zip(harness["model"], harness["role"]))
+    assert roles == {"base": "base", "alpha": "parent", "beta": "parent", "ab_slerp_t0.3": "merge",
+                     "ab_slerp_t0.7": "merge", "ab_task_arithmetic_w0.5": "merge"}
+    ta = harness[harness["model"] == "ab_task_arithmetic_w0.5"].iloc[0]
+    assert ta["recipe"] == "ab" and ta["method"] == "task_arithmetic" and json.loads(ta["parameters"]) == {"weight": 0.5}
+    for model in ("alpha", "ab_slerp_t0.3"):
+        res = json.loads((wd / f"results/harness/{model}/mergelab_antonyms.json").read_text())
+        row = harness[(harness["model"] == model) & (harness["metric"] == "acc_norm")].iloc[0]
+        assert row["value"] == res["results"]["mergelab_antonyms"]["acc_norm,none"]
+        assert row["batch_size"] == "8" or row["batch_size"] == 8
+    holmes = pd.read_csv(tables / "holmes.csv")
+    assert len(holmes) == 6 * 8 and (holmes["status"] == "ok").all()
+    prov = json.loads((tables / "provenance.json").read_text())
+    assert prov["tool_versions"]["mergekit"] == "0.1.5"
+    assert prov["models"]["ab_slerp_t0.3"]["mergekit_config"]["parameters"] == {"t": 0.3}
+    board = (tables / "leaderboard.md").read_text()
+    merge_lines = [line for line in board.splitlines() if line.startswith("| ab_")]
+    assert len(merge_lines) == 3
+    for line in merge_lines:  # every harness number of a merge is marked against its parents
+        cells = line.split("|")[3:5]
+        assert all(any(mark in c for mark in "▲●▼") for c in cells), line
+    proc = snakemake(wd, path, "-n", check=True)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.workflow
+def test_report_builds(campaign):
+    import subprocess
+
+    wd, path = campaign
+    proc = subprocess.run(SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(wd),
+                                       "--configfile", str(path), "--report", "results/report.html"],
+                          env=base_env(wd), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = (wd / "results" / "report.html").read_text()
+    assert "shaded band" in html and "Holmes vs harness" in html and "headline numbers" in html
+
+
+@pytest.mark.workflow
+def test_failed_evaluation_still_gives_tables_and_figures(tmp_path, tiny_models):
+    broken = weightless_copy(tiny_models["alpha"], tmp_path / "broken")
+    cfg = {
+        "models": {"base": {"path": str(tiny_models["base"])}, "beta": {"path": str(tiny_models["beta"])},
+                   "broken": {"path": str(broken)}},
+        "harness": {"tasks": ["mergelab_antonyms"], "settings": {"batch_size": 8}},
+    }
+    proc = snakemake(tmp_path, write_config(tmp_path, cfg), "--keep-going")
+    assert proc.returncode != 0
+    assert "tables and figures were built from the results that exist" in proc.stderr
+    harness = pd.read_csv(tmp_path / "results" / "tables" / "harness.csv")
+    gap = harness[harness["model"] == "broken"]
+    assert len(gap) == 1 and gap["status"].iloc[0] == "missing" and gap["value"].isna().all()
+    assert (harness[harness["model"] != "broken"]["status"] == "ok").all()
+    assert "missing harness result: broken on mergelab_antonyms" in (tmp_path / "logs/organize/partial.log").read_text()
+    assert (tmp_path / "results/plots/harness/mergelab_antonyms.png").stat().st_size > 1000
+    assert "broken" in (tmp_path / "results/tables/leaderboard.md").read_text()
