@@ -17,6 +17,7 @@ include: "workflow/rules/merge.smk"
 include: "workflow/rules/harness.smk"
 include: "workflow/rules/holmes.smk"
 include: "workflow/rules/organize.smk"
+include: "workflow/rules/hub.smk"
 
 
 rule all:
@@ -43,6 +44,11 @@ rule tables:
 rule plots:
     input:
         get_plots_targets,
+
+
+rule pushes:
+    input:
+        get_push_targets,
 
 
 # A failed job (with --keep-going, the others still ran): build the tables and

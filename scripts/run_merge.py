@@ -12,8 +12,11 @@ def main(smk) -> None:
         with pinned_devices(smk.resources.gpu) as devices:
             from mergelab.merge import run_merge
 
+            from mergelab.merge import local_snapshots
+
+            cfg = local_snapshots(json.loads(smk.params.config), json.loads(smk.params.receipts))
             run_merge(
-                json.loads(smk.params.config),
+                cfg,
                 smk.output[0],
                 seed=int(smk.params.seed),
                 cuda=torch_device(devices) == "cuda",

@@ -245,6 +245,12 @@ BAD = {
     "missing-holmes-archive": ({"holmes": {"activate": True, "data": {"archive": "nowhere.zip"}}},
                                "holmes.data.archive", "file not found: nowhere.zip"),
     "bad-holmes-version": ({"holmes": {"version": "holmes2"}}, "holmes.version", "'holmes2' is not one of"),
+    "push-without-namespace": ({"hub": {"push": {"activate": True}}}, "hub.push.namespace", "set the user"),
+    "push-bad-repo-name": ({"hub": {"push": {"activate": True, "namespace": "me", "repo_name": "{model}/x"}}},
+                           "hub.push.repo_name", "is not a valid Hub repository name"),
+    "push-unknown-placeholder": ({"hub": {"push": {"activate": True, "namespace": "me", "repo_name": "{seed}"}}},
+                                 "hub.push.repo_name", "use only {model}, {recipe}, {method}"),
+    "hub-bad-model-id": ({"models": {"x": {"hub": "not a repo"}}}, "models.x.hub", "is not a Hub model id"),
 }
 
 
@@ -410,3 +416,15 @@ def test_holmes_plan_selects_datasets_and_models(wd):
     assert len(exp(cfg, wd).holmes.datasets) == 208
     cfg["holmes"]["activate"] = False
     assert exp(cfg, wd).holmes.models == []
+
+
+
+def test_hub_parents_are_fetched_and_merges_pushed_by_pattern(wd, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    cfg = {"models": {"q": {"hub": "Qwen/Qwen2.5-7B", "revision": "abc"}, **models("coder")},
+           "merges": [recipe(models=["coder"], base="q", methods=["ties"])],
+           "hub": {"push": {"activate": True, "namespace": "me", "repo_name": "mergelab-{recipe}-{method}"}}}
+    e = exp(cfg, wd)
+    assert e.models["q"].receipt == "results/hub/parents/q.json"
+    assert e.model_input("q") == ["results/hub/parents/q.json"] and e.receipt("coder") is None
+    assert e.hub.repos == {"cm_ties_d0.5_w0.5": "me/mergelab-cm-ties"}

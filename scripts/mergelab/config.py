@@ -23,6 +23,7 @@ from mergelab.methods import METHODS, Method, check_pair, id_order
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT_CONFIG = "config/experiment.yaml"
+FETCHED_DIR = "results/hub/parents"  # fetch receipts of the hub parents
 DEMO_DIR = "results/demo"
 MODELS_DIR = "results/models"
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -145,12 +146,17 @@ class ModelSpec:
     location: str  # absolute directory, or hub id
     revision: Optional[str] = None
     dtype: str = "auto"
-    input_path: Optional[str] = None  # how rules name the directory as an input
+    input_path: Optional[str] = None  # the rule input: the directory, or a hub model's fetch receipt
     gpus: Optional[int] = None
 
     @property
     def local_dir(self) -> Optional[str]:
         return None if self.kind == "hub" else self.location
+
+    @property
+    def receipt(self) -> Optional[str]:
+        """The fetch receipt naming the hub model's local snapshot."""
+        return self.input_path if self.kind == "hub" else None
 
     @property
     def mergekit_ref(self) -> str:
@@ -198,6 +204,7 @@ class Experiment:
     workdir: Path = field(default_factory=Path.cwd)
     harness: Any = None  # evalplan.HarnessPlan
     holmes: Any = None  # evalplan.HolmesPlan
+    hub: Any = None  # evalplan.HubPlan
 
     @property
     def merge_ids(self) -> List[str]:
@@ -221,6 +228,10 @@ class Experiment:
         if name in self.merges:
             return "merge"
         return "base" if any(spec.base == name for spec in self.merges.values()) else "parent"
+
+    def receipt(self, name: str) -> Optional[str]:
+        """For a hub parent, the fetch receipt that gives its local snapshot; else None."""
+        return None if name in self.merges else self.models[name].receipt
 
     def model_dtype(self, name: str) -> str:
         """The dtype a model's weights are in (auto: as its config says)."""
@@ -261,7 +272,8 @@ def _resolve_models(models_cfg: Mapping[str, dict], source: str, workdir: Path) 
             hub_id = m["hub"]
             if not HUB_ID.match(hub_id):
                 raise ConfigError(f"{where}.hub: {hub_id!r} is not a Hub model id (expected owner/name)")
-            out[name] = ModelSpec(name, "hub", hub_id, m.get("revision"), m["dtype"], None, m.get("gpus"))
+            out[name] = ModelSpec(name, "hub", hub_id, m.get("revision"), m["dtype"],
+                                  f"{FETCHED_DIR}/{name}.json", m.get("gpus"))
         elif kind == "demo":
             rel = f"{DEMO_DIR}/{m['demo']}"
             out[name] = ModelSpec(name, "demo", str((workdir / rel).resolve()), None, m["dtype"], rel, m.get("gpus"))
@@ -630,11 +642,12 @@ def load_experiment(cfg: Optional[dict], source: str, workdir: Optional[os.PathL
     def fail(key, msg):
         raise ConfigError(f"{source}: {key}: {msg}")
 
-    from mergelab.evalplan import build_harness_plan, build_holmes_plan
+    from mergelab.evalplan import build_harness_plan, build_holmes_plan, build_hub_plan
     from mergelab.tasks import lm_eval_index
 
     exp.harness = build_harness_plan(cfg, schema, exp, workdir, fail, lm_eval_tasks or lm_eval_index)
     exp.holmes = build_holmes_plan(cfg, exp, workdir, fail)
+    exp.hub = build_hub_plan(cfg, exp, fail)
     return exp
 
 

@@ -134,6 +134,9 @@ def evaluation_job(smk):
     directory checked, and its pinned devices. Yields (spec, device, devices, log)."""
     with job_log(smk.log[0]) as log:
         spec = json.loads(smk.params.spec)
+        if spec.get("receipt"):  # a hub parent: its local snapshot, fetched by the fetch rule
+            with open(spec["receipt"], encoding="utf-8") as fh:
+                spec["model_path"] = json.load(fh)["path"]
         if spec["local"]:
             check_model_dir(spec["model_path"])
         from mergelab.devices import pinned_devices, torch_device

@@ -35,6 +35,26 @@ def referenced_dirs(cfg: Dict[str, Any]) -> List[str]:
     return found
 
 
+def local_snapshots(cfg: Dict[str, Any], receipts: Dict[str, str]) -> Dict[str, Any]:
+    """cfg with every hub parent's reference replaced by the local snapshot its fetch receipt names."""
+    if not receipts:
+        return cfg
+    paths = {}
+    for ref, receipt in receipts.items():
+        with open(receipt, encoding="utf-8") as fh:
+            paths[ref] = json.load(fh)["path"]
+
+    def walk(node):
+        if isinstance(node, dict):
+            return {k: paths.get(v, v) if k in ("model", "base_model", "tokenizer_source") and isinstance(v, str)
+                    else walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(cfg)
+
+
 def check_inputs(cfg: Dict[str, Any]) -> None:
     """Fail with one line before mergekit starts when an input model dir is broken."""
     for path in referenced_dirs(cfg):
@@ -65,6 +85,8 @@ def model_card(merge_id: str, meta: Dict[str, Any], config_yaml: str) -> str:
     hub_parents = meta.get("hub_parents") or []
     if hub_parents:
         front["base_model"] = hub_parents
+    if meta.get("license"):
+        front["license"] = meta["license"]
     front["library_name"] = "transformers"
     front["tags"] = ["merge", "mergekit", "mergelab"]
     method = meta["method"]
@@ -135,12 +157,15 @@ def run_merge(
         if meta is not None:
             from mergekit.merge_methods import registry
 
+            from mergelab.hub import agreed_license
+
             spec = registry.get(merge_config.merge_method).spec
             meta = dict(
                 meta,
                 versions=tool_versions(),
                 method_name=spec.pretty_name or spec.name,
                 method_url=spec.reference_url,
+                license=agreed_license(referenced_dirs(cfg)),
             )
             card = model_card(Path(out_dir).name, meta, config_text)
             (tmp / "README.md").write_text(card, encoding="utf-8")

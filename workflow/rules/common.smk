@@ -83,6 +83,13 @@ def get_merge_config(wildcards):
     return json.dumps(_merge(wildcards).mergekit_config, sort_keys=True)
 
 
+def get_merge_receipts(wildcards):
+    """mergekit reference of each hub parent -> its fetch receipt (the job uses the local snapshot)."""
+    spec = _merge(wildcards)
+    models = [EXP.models[m] for m in spec.inputs]
+    return json.dumps({m.mergekit_ref: m.receipt for m in models if m.receipt}, sort_keys=True)
+
+
 def get_merge_meta(wildcards):
     spec = _merge(wildcards)
     hub = [EXP.models[m].location for m in spec.inputs if EXP.models[m].kind == "hub"]
@@ -136,6 +143,7 @@ def get_harness_params(wildcards):
             "model": model,
             "model_path": EXP.model_path(model),
             "local": bool(EXP.model_input(model)),
+            "receipt": EXP.receipt(model),
             "task": task,
             "settings": plan.settings_for(model, task),
             "include_paths": plan.include_paths,
@@ -188,6 +196,7 @@ def get_holmes_params(wildcards):
             "model": wildcards.model,
             "model_path": EXP.model_path(wildcards.model),
             "local": bool(EXP.model_input(wildcards.model)),
+            "receipt": EXP.receipt(wildcards.model),
             "data_dir": plan.data_dir,
             "datasets": plan.datasets,
             "settings": settings,
@@ -307,9 +316,76 @@ def get_plots_targets(wildcards):
     return [f"{stem}.png" for stem in PLOT_STEMS.values()]
 
 
+# ---- hub stage
+
+
+def _hub_parent(wildcards):
+    m = EXP.models.get(wildcards.model)
+    if m is None or m.kind != "hub":
+        raise ValueError(f"{wildcards.model!r} is not a hub model of this config")
+    return m
+
+
+def get_fetch_params(wildcards):
+    from mergelab.hub import allow_patterns
+
+    m, hub = _hub_parent(wildcards), EXP.hub
+    cache = hub.fetch["cache_dir"]
+    return json.dumps(
+        {
+            "repo_id": m.location,
+            "revision": m.revision,
+            "patterns": allow_patterns(hub.fetch["allow_patterns"], hub.fetch["allow_pickles"]),
+            "cache_dir": str(Path(cache).resolve()) if cache else None,
+            "retries": hub.retries,
+            "retry_wait": hub.retry_wait,
+        },
+        sort_keys=True,
+    )
+
+
+def _pushed(wildcards):
+    if wildcards.model not in EXP.hub.repos:
+        raise ValueError(f"{wildcards.model!r} is not a merge pushed by this config")
+    return EXP.hub.repos[wildcards.model]
+
+
+def get_push_params(wildcards):
+    hub = EXP.hub
+    return json.dumps(
+        {
+            "repo_id": _pushed(wildcards),
+            "private": hub.push["private"],
+            "message": f"mergelab: {wildcards.model}",
+            "retries": hub.retries,
+            "retry_wait": hub.retry_wait,
+        },
+        sort_keys=True,
+    )
+
+
+def get_push_results_params(wildcards):
+    return json.dumps(
+        {"repo_id": _pushed(wildcards), "model": wildcards.model, "retries": EXP.hub.retries,
+         "retry_wait": EXP.hub.retry_wait},
+        sort_keys=True,
+    )
+
+
+def get_push_targets(wildcards):
+    hub = EXP.hub
+    if not hub.pushing:
+        return []
+    out = [f"results/hub/{m}.json" for m in hub.repos]
+    if hub.push["results"] and get_tables_targets(wildcards):
+        evaluated = set(EXP.harness.models) | set(EXP.holmes.models)
+        out += [f"results/hub/results/{m}.json" for m in hub.repos if m in evaluated]
+    return out
+
+
 def get_all_targets(wildcards):
     return (get_merges_targets(wildcards) + get_evaluation_targets(wildcards) + get_tables_targets(wildcards)
-            + get_plots_targets(wildcards))
+            + get_plots_targets(wildcards) + get_push_targets(wildcards))
 
 
 def build_partial_outputs(log_path="logs/organize/partial.log"):

@@ -14,6 +14,7 @@ rule merge:
         config=get_merge_config,
         meta=get_merge_meta,
         seed=get_merge_seed,
+        receipts=get_merge_receipts,
     threads: get_gpu_job_threads
     resources:
         gpu=get_merge_gpus,

@@ -1,0 +1,22 @@
+"""Snakemake job of rule `push`: upload one merge to the Hub; the receipt is written only on success."""
+
+import json
+
+from mergelab.jobs import JobError, atomic_file, job_log
+
+
+def main(smk) -> None:
+    with job_log(smk.log[0]) as log:
+        from mergelab.hub import push, token
+
+        if not token():
+            raise JobError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
+        spec = json.loads(smk.params.spec)
+        receipt = push(smk.input.model, spec["repo_id"], private=spec["private"], message=spec["message"],
+                       retries=spec["retries"], wait=spec["retry_wait"])
+        log.info("pushed to %s (commit %s)", receipt["url"], receipt["commit_id"])
+        with atomic_file(smk.output[0]) as fh:
+            json.dump(receipt, fh, indent=2)
+
+
+main(snakemake)  # noqa: F821 - injected by Snakemake's script directive
