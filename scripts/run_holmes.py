@@ -9,7 +9,7 @@ def main(smk) -> None:
 
         log.info("probing %s on %d datasets (device %s)", spec["model"], len(spec["datasets"]), device)
         rows = evaluate(spec["model"], spec["model_path"], spec["data_dir"], spec["datasets"], spec["settings"],
-                        device, threads=smk.threads)
+                        device, threads=smk.threads, gpus=len(devices))
         write_scores(rows, smk.output[0])
 
 

@@ -2,11 +2,12 @@
 
 import json
 
-from mergelab.jobs import job_log
+from mergelab.jobs import describe_resources, job_log
 
 
 def main(smk) -> None:
-    with job_log(smk.log[0]):
+    with job_log(smk.log[0]) as log:
+        log.info("job resources: %s", describe_resources(smk))
         from mergelab.devices import pinned_devices, torch_device
 
         with pinned_devices(smk.resources.gpu) as devices:

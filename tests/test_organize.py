@@ -189,6 +189,24 @@ def test_outcomes_respect_direction():
     assert org.outcome(math.nan, [1.0], True) == ""
 
 
+def test_outcomes_figure_of_a_partial_build_is_a_note(tmp_path):
+    """Blank outcomes read back from the CSV (a parent's results missing) are NaN:
+    the figure says there is nothing to count instead of crashing."""
+    import io
+
+    import pandas as pd
+
+    from mergelab import plots
+
+    csv = ("model,recipe,method,measure,value,best_parent,worst_parent,minus_best_parent,higher_is_better,outcome\n"
+           "ab_linear_w1,ab,linear,task: mergelab_antonyms,,,,,True,\n")
+    comparisons = pd.read_csv(io.StringIO(csv))
+    assert comparisons["outcome"].isna().all()
+    plots.outcomes(comparisons, tmp_path / "merge_outcomes")
+    assert pd.read_csv(tmp_path / "merge_outcomes.csv")["note"].tolist() == ["no merge with evaluated parents"]
+    assert (tmp_path / "merge_outcomes.png").stat().st_size > 0
+
+
 # ---------------------------------------------------------------- workflow
 
 

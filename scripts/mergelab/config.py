@@ -148,6 +148,7 @@ class ModelSpec:
     dtype: str = "auto"
     input_path: Optional[str] = None  # the rule input: the directory, or a hub model's fetch receipt
     gpus: Optional[int] = None
+    resources: Optional[Dict[str, Any]] = None  # per-rule overrides of the size-based estimates
 
     @property
     def local_dir(self) -> Optional[str]:
@@ -177,6 +178,7 @@ class MergeSpec:
     raw_file: Optional[str] = None
     dtype: str = "auto"  # the dtype its weights are written in
     gpus: Optional[int] = None
+    resources: Optional[Dict[str, Any]] = None  # per-rule overrides of the size-based estimates
     parents: List[str] = field(default_factory=list)  # the models merged (the recipe's `models`)
     base: Optional[str] = None  # the recipe's base model
 
@@ -237,9 +239,15 @@ class Experiment:
         """The dtype a model's weights are in (auto: as its config says)."""
         return self.merges[name].dtype if name in self.merges else self.models[name].dtype
 
-    def gpus(self, name: str) -> int:
+    def gpus(self, name: str) -> Optional[int]:
+        """The GPUs the config gives model ``name``'s jobs; None: estimate from the size."""
         spec = self.merges.get(name) or self.models.get(name)
-        return 1 if spec is None or spec.gpus is None else spec.gpus
+        return None if spec is None else spec.gpus
+
+    def resource_overrides(self, name: str) -> Dict[str, Any]:
+        """The config's per-rule resources for model ``name``'s jobs (models.<name>.resources)."""
+        spec = self.merges.get(name) or self.models.get(name)
+        return dict((spec.resources if spec else None) or {})
 
     def demo_models(self) -> List[str]:
         return sorted({m.name for m in self.models.values() if m.kind == "demo"})
@@ -273,10 +281,10 @@ def _resolve_models(models_cfg: Mapping[str, dict], source: str, workdir: Path) 
             if not HUB_ID.match(hub_id):
                 raise ConfigError(f"{where}.hub: {hub_id!r} is not a Hub model id (expected owner/name)")
             out[name] = ModelSpec(name, "hub", hub_id, m.get("revision"), m["dtype"],
-                                  f"{FETCHED_DIR}/{name}.json", m.get("gpus"))
+                                  f"{FETCHED_DIR}/{name}.json", m.get("gpus"), m.get("resources"))
         elif kind == "demo":
             rel = f"{DEMO_DIR}/{m['demo']}"
-            out[name] = ModelSpec(name, "demo", str((workdir / rel).resolve()), None, m["dtype"], rel, m.get("gpus"))
+            out[name] = ModelSpec(name, "demo", str((workdir / rel).resolve()), None, m["dtype"], rel, m.get("gpus"), m.get("resources"))
         else:
             raw = os.path.expanduser(m["path"])
             path = (workdir / raw).resolve()
@@ -286,7 +294,7 @@ def _resolve_models(models_cfg: Mapping[str, dict], source: str, workdir: Path) 
                 raise ConfigError(f"{where}.path: model directory does not exist: {raw}")
             if not (path / "config.json").is_file():
                 raise ConfigError(f"{where}.path: not a model directory (no config.json): {raw}")
-            out[name] = ModelSpec(name, "path", str(path), None, m["dtype"], str(path), m.get("gpus"))
+            out[name] = ModelSpec(name, "path", str(path), None, m["dtype"], str(path), m.get("gpus"), m.get("resources"))
     return out
 
 
@@ -487,7 +495,7 @@ class _Recipe:
                 mid = self.merge_id(m, params, seed)
                 cfg = self.mergekit_dict(m, mk_base, inputs, shared, per_model)
                 out.append(MergeSpec(mid, self.name, m.name, seed, params, cfg, list(inputs),
-                                     dtype=cfg.get("out_dtype") or cfg["dtype"], gpus=self.r.get("gpus"),
+                                     dtype=cfg.get("out_dtype") or cfg["dtype"], gpus=self.r.get("gpus"), resources=self.r.get("resources"),
                                      parents=list(names), base=base))
         return out
 
@@ -572,7 +580,7 @@ class _Recipe:
             MergeSpec(
                 f"{self.name}_s{seed}" if m.random else self.name,
                 self.name, method, seed, {}, copy.deepcopy(cfg), used, str(path),
-                dtype=cfg.get("out_dtype") or cfg.get("dtype") or "auto", gpus=self.r.get("gpus"),
+                dtype=cfg.get("out_dtype") or cfg.get("dtype") or "auto", gpus=self.r.get("gpus"), resources=self.r.get("resources"),
                 parents=[u for u in used if u != base], base=base,
             )
             for seed in seeds

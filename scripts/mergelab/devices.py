@@ -127,7 +127,8 @@ def pinned_devices(k: int) -> Iterator[List[str]]:
         return
     visible = _split(previous) if previous is not None else None
     if os.environ.get("SLURM_JOB_ID") and visible is not None and len(visible) == k:
-        log.info("using the GPU(s) SLURM assigned: CUDA_VISIBLE_DEVICES=%s", previous)
+        log.info("using the GPU(s) SLURM assigned to job %s: CUDA_VISIBLE_DEVICES=%s",
+                 os.environ["SLURM_JOB_ID"], previous)
         yield visible
         return
     pool = device_pool()

@@ -72,9 +72,13 @@ def _free_cuda() -> None:
 # --------------------------------------------------------------------------- model args
 
 
-def hf_model_args(path: str, s: Dict[str, Any], device: str) -> Dict[str, Any]:
+def hf_model_args(path: str, s: Dict[str, Any], device: str, gpus: int = 1) -> Dict[str, Any]:
+    """HFLM's arguments; a job holding several GPUs splits the model over them
+    (``parallelize``: a model too big for one GPU, as the resource estimate found)."""
     args: Dict[str, Any] = {"pretrained": path, "dtype": s["dtype"] or "auto",
                             "trust_remote_code": bool(s["trust_remote_code"])}
+    if device.startswith("cuda") and gpus > 1:
+        args["parallelize"] = True
     if s.get("revision"):
         args["revision"] = s["revision"]
     args.update(s.get("model_args") or {})
@@ -184,7 +188,7 @@ def evaluate(model_path: str, task: str, s: Dict[str, Any], *, include_paths: Li
     else:
         from lm_eval.models.huggingface import HFLM
 
-        args = hf_model_args(model_path, s, device)
+        args = hf_model_args(model_path, s, device, gpus)
         if s["quantization"]:
             pretrained = _load_quantized(model_path, s, device)
             lm = HFLM(pretrained=pretrained, tokenizer=model_path, batch_size=s["batch_size"],

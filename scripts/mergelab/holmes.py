@@ -24,7 +24,7 @@ def encoding_name(dtype: str) -> str:
 
 
 def evaluate(model: str, model_path: str, data_dir: str, datasets: List[str], settings: Dict[str, Any],
-             device: str, threads: int = 0) -> List[Dict[str, Any]]:
+             device: str, threads: int = 0, gpus: int = 1) -> List[Dict[str, Any]]:
     """Score rows (the reference columns and more) of `model` on `datasets`."""
     import torch
 
@@ -38,7 +38,8 @@ def evaluate(model: str, model_path: str, data_dir: str, datasets: List[str], se
     log.info("read %d datasets (%d rows) in %.1f s", len(data), sum(len(d.rows) for d in data), time.time() - t0)
 
     encoder, tok, max_length = load_encoder(model_path, settings["dtype"], device,
-                                            trust_remote_code=settings.get("trust_remote_code", False))
+                                            trust_remote_code=settings.get("trust_remote_code", False),
+                                            gpus=gpus)
     dtype = str(next(encoder.parameters()).dtype).replace("torch.", "")
     req = Requests()
     sep = tok.sep_token or ""

@@ -75,20 +75,27 @@ def row_requests(ds: ProbeDataset, req: Requests, sep: str) -> List[List[int]]:
     return out
 
 
-def load_encoder(path: str, dtype: Optional[str], device: str, trust_remote_code: bool = False):
-    """(model, tokenizer, max_length): the model part whose last hidden state is probed."""
+def load_encoder(path: str, dtype: Optional[str], device: str, trust_remote_code: bool = False, gpus: int = 1):
+    """(model, tokenizer, max_length): the model part whose last hidden state is probed.
+
+    With several GPUs (a model too big for one) the layers are spread over them
+    (device_map auto); the inputs then go to the device of the embeddings."""
     import torch
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     torch_dtype = "auto" if dtype in (None, "auto") else getattr(torch, dtype)
+    split = device.startswith("cuda") and gpus > 1
+    kw = {"dtype": torch_dtype, **({"device_map": "auto"} if split else {})}
     if getattr(config, "is_encoder_decoder", False) and config.model_type in ("t5", "mt5", "umt5", "longt5"):
         from transformers import T5EncoderModel
 
-        model = T5EncoderModel.from_pretrained(path, dtype=torch_dtype)  # T5 family: the encoder
+        model = T5EncoderModel.from_pretrained(path, **kw)  # T5 family: the encoder
     else:
-        model = AutoModel.from_pretrained(path, dtype=torch_dtype, trust_remote_code=trust_remote_code)
-    model.to(device).eval()
+        model = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code, **kw)
+    if not split:
+        model.to(device)
+    model.eval()
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -120,6 +127,7 @@ def encode(model, tok, req: Requests, *, batch_size: int, max_length: int, devic
             by_text.setdefault(tid, []).append((rid, span))
     order = sorted(range(len(req.texts)), key=lambda i: len(req.texts[i]))
     use_positions = _accepts_position_ids(model) and not getattr(model.config, "is_encoder_decoder", False)
+    first = model.get_input_embeddings().weight.device if device.startswith("cuda") else device
     t0, truncated = time.time(), 0
     with torch.inference_mode():
         for b0 in range(0, len(order), batch_size):
@@ -127,7 +135,7 @@ def encode(model, tok, req: Requests, *, batch_size: int, max_length: int, devic
             enc = tok([req.texts[i] for i in ids], padding=True, truncation=True, max_length=max_length,
                       return_tensors="pt", return_offsets_mapping=tok.is_fast)
             offsets = enc.pop("offset_mapping", None)
-            enc = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+            enc = {k: v.to(first) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
             mask = enc["attention_mask"]
             if use_positions:
                 enc["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)

@@ -128,11 +128,21 @@ def check_model_dir(path: str) -> None:
         raise JobError(f"model directory has no weights (*.safetensors or *.bin): {path}")
 
 
+def describe_resources(smk) -> str:
+    """The job's resources as Snakemake evaluated them (from the model size) and, under SLURM, its job id."""
+    res = {k: smk.resources.get(k) for k in ("gpu", "mem_mb", "runtime")}
+    text = " ".join(f"{k}={v}" for k, v in res.items() if v is not None) + f" threads={smk.threads}"
+    if os.environ.get("SLURM_JOB_ID"):
+        text += f" slurm_job={os.environ['SLURM_JOB_ID']}"
+    return text
+
+
 @contextlib.contextmanager
 def evaluation_job(smk):
     """What an evaluation job runs in: its log, its spec (params.spec, JSON) with the model
     directory checked, and its pinned devices. Yields (spec, device, devices, log)."""
     with job_log(smk.log[0]) as log:
+        log.info("job resources: %s", describe_resources(smk))
         spec = json.loads(smk.params.spec)
         if spec.get("receipt"):  # a hub parent: its local snapshot, fetched by the fetch rule
             with open(spec["receipt"], encoding="utf-8") as fh:

@@ -232,6 +232,9 @@ def merge_vs_parents(comparisons, stem: Path) -> None:
 def outcomes(comparisons, stem: Path) -> None:
     import pandas as pd
 
+    if comparisons is not None and not comparisons.empty:
+        # a partial build (a parent's results missing) reads blank outcomes back as NaN
+        comparisons = comparisons.assign(outcome=comparisons["outcome"].fillna(""))
     if comparisons is None or comparisons.empty or (comparisons["outcome"] != "").sum() == 0:
         return note(stem, "Merge outcomes", "no merge with evaluated parents")
     plt, _ = _mpl()

@@ -18,6 +18,7 @@ from mergelab.config import (  # noqa: E402
     read_config_file,
     typed_cli_values,
 )
+from mergelab.resources import estimate, resolve, size_of  # noqa: E402
 
 
 wildcard_constraints:
@@ -45,6 +46,11 @@ except ConfigError as _err:
     sys.exit(f"mergelab: {_err}")
 
 
+# Light rules (demo data, fetch, push, tables, plots) run on the host running
+# snakemake unless compute.light_rules says cluster.
+LIGHT_LOCAL = EXP.config["compute"]["light_rules"] == "local"
+
+
 def _global_resource(name):
     res = workflow.global_resources.get(name)
     return getattr(res, "value", res)
@@ -67,8 +73,38 @@ def _merge(wildcards):
         raise ValueError(f"{wildcards.model!r} is not a merge of this config (see results/merges.tsv)") from None
 
 
+def _job_resources(rulename, wildcards):
+    """gpu, mem_mb and runtime of one job, estimated from the size of the models
+    it reads (see scripts/mergelab/resources.py), then the config's overrides.
+    Snakemake calls this again just before the job starts, when its inputs exist."""
+    name = wildcards.model
+    gpu_memory_gb = EXP.config["compute"]["gpu_memory_gb"]
+    if rulename == "merge":
+        spec = _merge(wildcards)
+        sizes = [size_of(EXP.models[m].input_path) for m in spec.inputs]
+        passthrough = spec.mergekit_config.get("merge_method") == "passthrough"
+        est = estimate(rulename, sizes, dtype=spec.dtype, passthrough=passthrough)
+        return resolve(rulename, est, spec.gpus if spec.gpus is not None else 1, spec.resources)
+    if rulename == "harness_eval":
+        s = EXP.harness.settings_for(name, wildcards.task)
+        dtype, quantization = s["dtype"], s["quantization"]
+    else:
+        dtype, quantization = EXP.holmes.settings["dtype"] or EXP.model_dtype(name), None
+    sizes = [size_of(p) for p in EXP.model_input(name)] or [None]
+    est = estimate(rulename, sizes, dtype=dtype, quantization=quantization, gpu_memory_gb=gpu_memory_gb)
+    return resolve(rulename, est, EXP.gpus(name), EXP.resource_overrides(name))
+
+
 def get_merge_gpus(wildcards):
-    return _merge(wildcards).gpus if _merge(wildcards).gpus is not None else 1
+    return _job_resources("merge", wildcards)["gpu"]
+
+
+def get_merge_mem_mb(wildcards):
+    return _job_resources("merge", wildcards)["mem_mb"]
+
+
+def get_merge_runtime(wildcards):
+    return _job_resources("merge", wildcards)["runtime"]
 
 
 def get_merge_input(wildcards):
@@ -153,8 +189,16 @@ def get_harness_params(wildcards):
     )
 
 
-def get_model_gpus(wildcards):
-    return EXP.gpus(wildcards.model)
+def get_harness_gpus(wildcards):
+    return _job_resources("harness_eval", wildcards)["gpu"]
+
+
+def get_harness_mem_mb(wildcards):
+    return _job_resources("harness_eval", wildcards)["mem_mb"]
+
+
+def get_harness_runtime(wildcards):
+    return _job_resources("harness_eval", wildcards)["runtime"]
 
 
 def get_harness_targets(wildcards):
@@ -203,6 +247,18 @@ def get_holmes_params(wildcards):
         },
         sort_keys=True,
     )
+
+
+def get_holmes_gpus(wildcards):
+    return _job_resources("holmes_eval", wildcards)["gpu"]
+
+
+def get_holmes_mem_mb(wildcards):
+    return _job_resources("holmes_eval", wildcards)["mem_mb"]
+
+
+def get_holmes_runtime(wildcards):
+    return _job_resources("holmes_eval", wildcards)["runtime"]
 
 
 def get_holmes_targets(wildcards):

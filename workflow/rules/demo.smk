@@ -11,6 +11,7 @@ rule demo_models:
     params:
         seed=0,
         size="demo",
+    localrule: LIGHT_LOCAL
     conda:
         "../../envs/mergekit.yaml"
     script:

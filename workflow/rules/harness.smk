@@ -16,7 +16,9 @@ rule harness_eval:
         spec=get_harness_params,
     threads: get_gpu_job_threads
     resources:
-        gpu=get_model_gpus,
+        gpu=get_harness_gpus,
+        mem_mb=get_harness_mem_mb,
+        runtime=get_harness_runtime,
     wildcard_constraints:
         task=HARNESS_PLAIN_TASKS,
     conda:

@@ -9,7 +9,7 @@ rule holmes_data:
         f"logs/holmes_data/{EXP.holmes.version}.log",
     params:
         spec=get_holmes_data_params,
-    localrule: True
+    localrule: LIGHT_LOCAL
     conda:
         "../../envs/holmes.yaml"
     script:
@@ -29,7 +29,9 @@ rule holmes_eval:
         spec=get_holmes_params,
     threads: get_gpu_job_threads
     resources:
-        gpu=get_model_gpus,
+        gpu=get_holmes_gpus,
+        mem_mb=get_holmes_mem_mb,
+        runtime=get_holmes_runtime,
     conda:
         "../../envs/holmes.yaml"
     script:

@@ -9,7 +9,7 @@ rule fetch:
         "logs/fetch/{model}.log",
     params:
         spec=get_fetch_params,
-    localrule: True
+    localrule: LIGHT_LOCAL
     conda:
         "../../envs/hub.yaml"
     script:
@@ -25,7 +25,7 @@ rule push:
         "logs/push/{model}.log",
     params:
         spec=get_push_params,
-    localrule: True
+    localrule: LIGHT_LOCAL
     conda:
         "../../envs/hub.yaml"
     script:
@@ -44,7 +44,7 @@ rule push_results:
         "logs/push_results/{model}.log",
     params:
         spec=get_push_results_params,
-    localrule: True
+    localrule: LIGHT_LOCAL
     conda:
         "../../envs/hub.yaml"
     script:

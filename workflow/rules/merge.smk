@@ -18,6 +18,8 @@ rule merge:
     threads: get_gpu_job_threads
     resources:
         gpu=get_merge_gpus,
+        mem_mb=get_merge_mem_mb,
+        runtime=get_merge_runtime,
     conda:
         "../../envs/mergekit.yaml"
     script:
@@ -31,7 +33,7 @@ rule merges_table:
         "logs/merges_table/merges_table.log",
     params:
         table=EXP.merges_table(),
-    localrule: True
+    localrule: LIGHT_LOCAL
     conda:
         "../../envs/analysis.yaml"
     script:

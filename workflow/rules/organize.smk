@@ -11,6 +11,7 @@ rule organize:
         "logs/organize/organize.log",
     params:
         context=get_organize_context,
+    localrule: LIGHT_LOCAL
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -27,6 +28,7 @@ rule plot:
     params:
         context=get_organize_context,
         spec=get_plot_params,
+    localrule: LIGHT_LOCAL
     conda:
         "../../envs/analysis.yaml"
     script:

@@ -1,0 +1,165 @@
+"""What a job needs, from the size of the models it reads: GPUs, host memory, runtime.
+
+Used by the rules' ``resources:`` (``gpu``, ``mem_mb``, ``runtime``), so that the
+same numbers pin devices locally (``--resources gpu=4``) and size SLURM requests
+(``--gpus``, ``--mem``, ``-t``). The size is read from the safetensors headers
+(a few KB per shard, no tensor data), so a no-op DAG stays fast; a model that is
+not on disk yet (a hub parent before its fetch, a merge before it runs) gets
+the fallback, and Snakemake evaluates the resources again, with the files there,
+just before it starts or submits the job.
+
+The formulas are deliberately simple and on the generous side; override them per
+model in the config (``gpus``, ``resources``) or per rule in the profile
+(``set-resources``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, Mapping, Optional
+
+GIB = 1024**3
+
+# Bytes per parameter of a safetensors dtype, and of the dtypes the config names.
+DTYPE_BYTES = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1,
+    "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2,
+}
+QUANTIZED_BYTES = {"8bit": 1.0, "4bit": 0.5}
+
+# Rules whose jobs load a model onto GPUs, and what they need beyond the weights.
+EVAL_RULES = ("harness_eval", "holmes_eval")
+RUNTIME_MIN = {  # (fixed minutes, minutes per billion parameters)
+    "merge": (10, 2),
+    "harness_eval": (60, 15),
+    "holmes_eval": (30, 5),
+}
+FALLBACK = {"gpu": 1, "mem_mb": 16 * 1024, "runtime": 240}
+RESOURCE_KEYS = ("gpu", "mem_mb", "runtime")
+
+
+@dataclass(frozen=True)
+class Size:
+    params: int  # parameters
+    nbytes: int  # bytes of the weights on disk
+
+    @property
+    def bytes_per_param(self) -> float:
+        return self.nbytes / self.params if self.params else 2.0
+
+
+def _header(path: Path) -> Dict[str, Any]:
+    with open(path, "rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        if n > 100 * 1024 * 1024:
+            raise ValueError(f"{path}: not a safetensors file (header of {n} bytes)")
+        return json.loads(fh.read(n))
+
+
+def checkpoint_size(model_dir: str | os.PathLike) -> Optional[Size]:
+    """Parameters and bytes of a model directory's safetensors weights; None if it has none."""
+    d = Path(model_dir)
+    index = d / "model.safetensors.index.json"
+    if index.is_file():
+        with open(index, encoding="utf-8") as fh:
+            files = sorted(set(json.load(fh)["weight_map"].values()))
+        paths = [d / f for f in files]
+    else:
+        paths = sorted(d.glob("*.safetensors"))
+    if not paths or not all(p.is_file() for p in paths):
+        return None
+    params = nbytes = 0
+    for p in paths:
+        for name, t in _header(p).items():
+            if name == "__metadata__":
+                continue
+            params += math.prod(t["shape"])
+            start, end = t["data_offsets"]
+            nbytes += end - start
+    return Size(params, nbytes) if params else None
+
+
+_CACHE: Dict[tuple, Optional[Size]] = {}
+
+
+def size_of(input_path: Optional[str]) -> Optional[Size]:
+    """The size of the model a rule input names: a model directory or a hub fetch
+    receipt (its snapshot); None while it is not on disk. Cached by modification time."""
+    if not input_path:
+        return None
+    p = Path(input_path)
+    try:
+        if p.suffix == ".json" and p.is_file():
+            with open(p, encoding="utf-8") as fh:
+                p = Path(json.load(fh)["path"])
+        key = (str(p), p.stat().st_mtime_ns)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if key not in _CACHE:
+        try:
+            _CACHE[key] = checkpoint_size(p)
+        except (OSError, ValueError, KeyError, TypeError):
+            _CACHE[key] = None
+    return _CACHE[key]
+
+
+def weights_gib(size: Size, dtype: Optional[str] = None, quantization: Optional[str] = None) -> float:
+    """GiB the weights take once loaded in ``dtype`` (auto/None: as stored)."""
+    if quantization in QUANTIZED_BYTES:
+        bpp = QUANTIZED_BYTES[quantization]
+    elif dtype and dtype in DTYPE_BYTES:
+        bpp = DTYPE_BYTES[dtype]
+    else:
+        bpp = size.bytes_per_param
+    return size.params * bpp / GIB
+
+
+def estimate(rule: str, sizes: Iterable[Optional[Size]], *, dtype: Optional[str] = None,
+             quantization: Optional[str] = None, gpu_memory_gb: float = 80.0,
+             passthrough: bool = False) -> Dict[str, int]:
+    """``gpu``, ``mem_mb`` and ``runtime`` (minutes) of one job of ``rule``.
+
+    merge: ``sizes`` are the models it reads. mergekit streams tensor by tensor,
+    so one GPU suffices whatever the size; host memory holds an output shard and
+    the tensors in flight. The result is as big as one parent (the sum of them
+    for a passthrough stack).
+    harness_eval / holmes_eval: ``sizes`` is the one model evaluated. The weights in
+    the evaluation dtype plus 20% and 4 GiB for activations must fit on the GPUs.
+    """
+    sizes = list(sizes)
+    if not sizes or any(s is None for s in sizes):
+        return dict(FALLBACK)
+    fixed, per_b = RUNTIME_MIN[rule]
+    if rule == "merge":
+        read = sum(weights_gib(s) for s in sizes)
+        out = read if passthrough else max(weights_gib(s, dtype) for s in sizes)
+        params_b = sum(s.params for s in sizes) / 1e9
+        return {
+            "gpu": 1,
+            "mem_mb": int(1024 * (4 + min(2 * out, 12))),
+            "runtime": int(math.ceil(fixed + per_b * params_b)),
+        }
+    (s,) = sizes
+    w = weights_gib(s, dtype, quantization)
+    need = 1.2 * w + 4
+    return {
+        "gpu": max(1, math.ceil(need / gpu_memory_gb)),
+        "mem_mb": int(1024 * math.ceil(4 + 1.25 * w)),
+        "runtime": int(math.ceil(fixed + per_b * s.params / 1e9)),
+    }
+
+
+def resolve(rule: str, estimated: Mapping[str, int], gpus: Optional[int],
+            overrides: Optional[Mapping[str, Mapping[str, int]]]) -> Dict[str, int]:
+    """The estimate, then the model's ``gpus``, then its ``resources.<rule>`` values."""
+    out = dict(estimated)
+    if gpus is not None:
+        out["gpu"] = gpus
+    out.update((k, v) for k, v in ((overrides or {}).get(rule) or {}).items() if v is not None)
+    return out

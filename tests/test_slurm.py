@@ -1,0 +1,230 @@
+"""profiles/slurm against a real one-node SLURM (scripts/local_slurm.sh): Debian's
+slurm-wlm and munge, four fake GPUs (gres entries on /dev/null).
+
+Skipped, with the reason, where the cluster cannot run (not root, packages
+missing); MERGELAB_REQUIRE_SLURM=1 (set by .ci/run) turns that into a failure, so
+CI never passes by skipping them. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, SNAKEMAKE, base_env, weightless_copy, write_config
+
+pytestmark = pytest.mark.workflow
+
+SCRIPT = REPO / "scripts" / "local_slurm.sh"
+GPU_RULES = ("merge", "harness_eval", "harness_eval_samples", "holmes_eval")
+LIGHT_RULES = ("demo_models", "holmes_data", "merges_table", "organize", "plot", "fetch", "push", "push_results")
+# The profile as it is, plus what a 2-core test machine needs: quick first status
+# checks, no account, one CPU per job (the profile asks for 4).
+TEST_ARGS = ["--slurm-init-seconds-before-status-checks", "2", "--slurm-no-account",
+             "--set-threads", *[f"{r}=1" for r in GPU_RULES]]
+
+
+def _unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "the local SLURM cluster needs root (its daemons run as root)"
+    missing = [b for b in ("munged", "slurmctld", "slurmd", "sbatch", "squeue") if not shutil.which(b)]
+    if missing:
+        return f"SLURM is not installed ({', '.join(missing)} missing): apt-get install slurm-wlm munge"
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    reason = _unavailable()
+    if reason:
+        if os.environ.get("MERGELAB_REQUIRE_SLURM") == "1":
+            pytest.fail(f"MERGELAB_REQUIRE_SLURM=1 but {reason}")
+        pytest.skip(reason)
+    was_running = "slurmctld: running" in subprocess.run([str(SCRIPT), "status"], capture_output=True,
+                                                         text=True, timeout=60).stdout
+    proc = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    conf = proc.stdout.strip().split("=", 1)[1]
+    yield conf
+    if not was_running:
+        subprocess.run([str(SCRIPT), "stop"], capture_output=True, text=True, timeout=120)
+
+
+def _env(workdir: Path, conf: str) -> dict:
+    env = base_env(workdir)
+    env["SLURM_CONF"] = conf
+    return env
+
+
+def _cmd(workdir: Path, configfile: Path | None, *args: str) -> list:
+    cmd = SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+                       "--profile", str(REPO / "profiles" / "slurm"), "--cores", "2", *TEST_ARGS, *args]
+    if configfile is not None:
+        cmd += ["--configfile", str(configfile)]
+    return cmd
+
+
+def run_profile(workdir, configfile, conf, *args, timeout=1500) -> subprocess.CompletedProcess:
+    return subprocess.run(_cmd(workdir, configfile, *args), cwd=workdir, env=_env(workdir, conf),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _when(stamp: str) -> float:
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def slurm_jobs(workdir: Path) -> list:
+    """The jobs SLURM knows (finished ones for MinJobAge) that ran in workdir."""
+    out = subprocess.run(["scontrol", "show", "job", "-o"], capture_output=True, text=True, timeout=60).stdout
+    jobs = []
+    for line in out.splitlines():
+        f = dict(m.groups() for m in re.finditer(r"(\w+)=(\S*)", line))
+        if f.get("WorkDir") != str(workdir):
+            continue
+        m = re.match(r"rule_(\w+?)_wildcards_(.*)$", f.get("Comment", "")) or \
+            re.match(r"rule_(\w+)$", f.get("Comment", ""))
+        f["rule"] = m.group(1) if m else None
+        jobs.append(f)
+    return jobs
+
+
+def _mem_mb(tres: str) -> int:
+    m = re.search(r"mem=(\d+(?:\.\d+)?)([MGT])", tres)
+    return int(round(float(m.group(1)) * {"M": 1, "G": 1024, "T": 1024**2}[m.group(2)]))
+
+
+def _minutes(limit: str) -> int:
+    days, _, hms = limit.rpartition("-")
+    h, mnt, s = (int(x) for x in hms.split(":"))
+    return int(days or 0) * 1440 + h * 60 + mnt + (s > 0)
+
+
+def test_embedded_default_runs_through_the_profile(slurm_cluster, tmp_path):
+    """The default campaign via --profile profiles/slurm: GPU rules become SLURM jobs
+    sized from their model (--gpus, --mem, -t), each on its own fake GPU; light
+    rules stay on the submitting host."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    proc = run_profile(tmp_path, None, slurm_cluster)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    for table in ("harness.csv", "holmes.csv", "merge_comparisons.csv", "leaderboard.md"):
+        assert (tmp_path / "results" / "tables" / table).stat().st_size > 0, table
+    assert len(list((tmp_path / "results" / "plots").rglob("*.png"))) >= 8
+
+    jobs = [j for j in slurm_jobs(tmp_path) if j["JobState"] == "COMPLETED"]
+    by_rule = {}
+    for j in jobs:
+        by_rule.setdefault(j["rule"], []).append(j)
+    n_merges = len(list((tmp_path / "results" / "models").iterdir()))
+    assert len(by_rule.get("merge", [])) == n_merges
+    assert len(by_rule.get("harness_eval", [])) == len(list((tmp_path / "results" / "harness").rglob("*.json")))
+    assert len(by_rule.get("holmes_eval", [])) == len(list((tmp_path / "results" / "holmes").rglob("scores.csv")))
+    assert not set(by_rule) & set(LIGHT_RULES), "light rules must run on the submitting host"
+
+    # Each GPU job: submitted with --gpus=1, the memory and time limit its log
+    # reports as its (size-based) resources, and the fake GPU SLURM gave it alone.
+    seen = []
+    logs = {}
+    for log in (tmp_path / "logs").rglob("*.log"):
+        text = log.read_text(errors="replace")
+        for m in re.finditer(r"job resources: gpu=(\d+) mem_mb=(\d+) runtime=(\d+) threads=\d+ slurm_job=(\d+)", text):
+            logs[m.group(4)] = (int(m.group(1)), int(m.group(2)), int(m.group(3)), text)
+    for j in jobs:
+        assert j["TresPerJob"] == "gres:gpu:1", j
+        gpu, mem_mb, runtime, text = logs[j["JobId"]]
+        assert gpu == 1 and _mem_mb(j["TRES"]) == mem_mb and _minutes(j["TimeLimit"]) == runtime, j
+        cvd = re.search(rf"SLURM assigned to job {j['JobId']}: CUDA_VISIBLE_DEVICES=(\S+)", text)
+        assert cvd, f"job {j['JobId']} did not use the devices SLURM assigned"
+        devices = set(cvd.group(1).split(","))
+        assert len(devices) == 1
+        seen.append((_when(j["StartTime"]), _when(j["EndTime"]), devices, j["JobId"]))
+    overlapping = 0
+    for i, (s1, e1, d1, id1) in enumerate(seen):
+        for s2, e2, d2, id2 in seen[i + 1:]:
+            if s1 < e2 and s2 < e1:
+                overlapping += 1
+                assert not d1 & d2, f"jobs {id1} and {id2} ran at once on the same GPU {d1}"
+    assert overlapping > 0, "no two GPU jobs ran at once: the test proves nothing about pinning"
+
+
+def _small_config(tmp_path: Path, tiny_models: dict, **extra) -> Path:
+    cfg = {
+        "models": {k: {"path": str(v)} for k, v in tiny_models.items()},
+        "merges": [{"name": "ab", "models": ["alpha", "beta"], "base": "base",
+                    "methods": ["linear", "task_arithmetic"], "dtype": "float32"}],
+        "harness": {"tasks": ["mergelab_antonyms"]},
+        "holmes": {"activate": False},
+    }
+    cfg.update(extra)
+    return write_config(tmp_path, cfg)
+
+
+def test_a_failing_job_fails_the_run(slurm_cluster, tiny_models, tmp_path):
+    """A model whose weights are missing fails its SLURM job (after the profile's
+    retry); the run exits non-zero, and the other evaluations still finished."""
+    broken = weightless_copy(tiny_models["base"], tmp_path / "broken")
+    cfg = _small_config(tmp_path, {"base": tiny_models["base"], "broken": broken}, merges=[])
+    proc = run_profile(tmp_path, cfg, slurm_cluster)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "Error in rule harness_eval" in out and "logs/harness_eval/broken/mergelab_antonyms.log" in out
+    assert "no weights" in (tmp_path / "logs/harness_eval/broken/mergelab_antonyms.log").read_text()
+    assert (tmp_path / "results/harness/base/mergelab_antonyms.json").is_file()  # keep-going
+    assert not (tmp_path / "results/harness/broken/mergelab_antonyms.json").exists()
+    failed = [j for j in slurm_jobs(tmp_path) if j["JobState"] == "FAILED"]
+    assert len(failed) == 2 and {j["rule"] for j in failed} == {"harness_eval"}  # the job and its one retry
+
+
+def _our_queue(workdir: Path) -> list:
+    out = subprocess.run(["squeue", "-h", "-o", "%i %T %Z"], capture_output=True, text=True, timeout=60).stdout
+    return [line.split()[:2] for line in out.splitlines() if line.split()[-1] == str(workdir)]
+
+
+def test_sigint_cancels_the_jobs_and_the_run_resumes(slurm_cluster, tiny_models, tmp_path):
+    """Ctrl-C cancels what the run submitted; the same command then finishes the
+    campaign without redoing what was done. With compute.light_rules: cluster the
+    tables and plots are SLURM jobs too."""
+    cfg = _small_config(tmp_path, tiny_models, compute={"light_rules": "cluster"})
+    proc = subprocess.Popen(_cmd(tmp_path, cfg), cwd=tmp_path, env=_env(tmp_path, slurm_cluster),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    harness = tmp_path / "results" / "harness"
+    try:
+        deadline = time.monotonic() + 600
+        # interrupt once the merges are done and evaluations are queued or running
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(list((tmp_path / "results" / "models").glob("*/model.safetensors"))) == 2 and _our_queue(tmp_path):
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, "the run ended before it could be interrupted:\n" + proc.stdout.read()[-3000:]
+        assert _our_queue(tmp_path)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    deadline = time.monotonic() + 60
+    while _our_queue(tmp_path) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not _our_queue(tmp_path), "the interrupted run left jobs in the queue"
+    assert any(j["JobState"] == "CANCELLED" for j in slurm_jobs(tmp_path)), out[-3000:]
+
+    merges = sorted((tmp_path / "results" / "models").iterdir())
+    before = {m: (m / "model.safetensors").stat().st_mtime_ns for m in merges}
+    done_before = {p: p.stat().st_mtime_ns for p in harness.rglob("*.json")}
+    proc = run_profile(tmp_path, cfg, slurm_cluster)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert {m: (m / "model.safetensors").stat().st_mtime_ns for m in merges} == before  # not merged again
+    assert all(p.stat().st_mtime_ns == t for p, t in done_before.items())  # finished evaluations kept
+    assert len(list(harness.rglob("*.json"))) == 5
+    assert (tmp_path / "results" / "tables" / "leaderboard.md").is_file()
+    jobs = slurm_jobs(tmp_path)
+    assert {"organize", "plot"} <= {j["rule"] for j in jobs if j["JobState"] == "COMPLETED"}
+    assert "merges_table" in {j["rule"] for j in jobs}  # submitted in the first run or the second
