@@ -41,7 +41,7 @@ def test_default_config_is_valid_and_covers_every_family():
     cfg = yaml.safe_load((REPO / "config" / "experiment.yaml").read_text())
     e = load_experiment(cfg, "config/experiment.yaml", workdir=REPO)
     methods = {m.method for m in e.merges.values()}
-    assert {"linear", "slerp", "task_arithmetic", "ties", "dare_ties", "passthrough", "model_stock"} <= methods
+    assert {"linear", "slerp", "task_arithmetic", "ties", "dare_ties", "passthrough", "model_stock", "moe"} <= methods
     assert all(m.kind == "demo" for m in e.models.values())
 
 
@@ -158,7 +158,7 @@ def test_merges_table_lists_every_merge_with_its_config(wd):
 def test_schema_is_strict_and_documented():
     schema = load_schema()
     enum = schema["properties"]["merges"]["items"]["properties"]["methods"]["items"]["enum"]
-    assert sorted(enum) == sorted(METHODS)
+    assert sorted(enum) == sorted([*METHODS, "moe"])  # moe: mergekit-moe, not a merge_method
 
     def walk(node, path):
         if isinstance(node, dict):

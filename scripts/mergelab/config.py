@@ -26,6 +26,9 @@ DEFAULT_CONFIG = "config/experiment.yaml"
 FETCHED_DIR = "results/hub/parents"  # fetch receipts of the hub parents
 DEMO_DIR = "results/demo"
 MODELS_DIR = "results/models"
+MOE_GATE_MODES = ("hidden", "cheap_embed", "random", "uniform_random")
+# moe.architecture -> the prefix of mergekit-moe's output architecture name it selects
+MOE_ARCHITECTURES = {"mixtral": "mixtral", "deepseek": "deepseek", "qwen": "qwen moe", "qwen3": "qwen3"}
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -325,6 +328,7 @@ class _Recipe:
         self.workdir = workdir
         self.where = f"{source}: merges[{index}]"
         self.name = r["name"]
+        self.given = set(r)  # the keys the user wrote (before the schema's defaults)
 
     def fail(self, key: str, msg: str):
         raise ConfigError(f"{self.where}{'.' + key if key else ''}: {msg}")
@@ -358,13 +362,110 @@ class _Recipe:
         if base in names:
             self.fail("base", f"{base!r} is the base; do not list it in models too")
         self.check_parameter_keys()
+        if "moe" in self.given and "moe" not in r["methods"]:
+            self.fail("moe", "settings for method moe, which is not among this recipe's methods")
         out = []
         for method_name in r["methods"]:
-            out.extend(self.expand_method(METHODS[method_name], names, base))
+            if method_name == "moe":
+                out.extend(self.expand_moe(names, base))
+            else:
+                out.extend(self.expand_method(METHODS[method_name], names, base))
+        return out
+
+    # ---- mixture of experts (mergekit-moe) ----------------------------------
+    def sweep(self, key: str, value) -> list:
+        vals = value if isinstance(value, list) else [value]
+        if not vals:
+            self.fail(key, "empty sweep: give at least one value")
+        if len(set(vals)) != len(vals):
+            self.fail(key, "the sweep lists a value twice")
+        return vals
+
+    def expand_moe(self, names: List[str], base: Optional[str]) -> List[MergeSpec]:
+        """One MoE merge per gate mode x experts per token (x seed for random gates):
+        the recipe's models are the experts, over its base."""
+        s, r = self.r["moe"], self.r
+        if base is None:
+            self.fail("base", f"moe builds the experts into a copy of a base model: set base to one of {', '.join(self.models)}")
+        if len(names) < 2:
+            self.fail("models", f"moe needs at least 2 experts (the recipe's models); this recipe gives {len(names)}: "
+                                f"{', '.join(names)}")
+        gates = self.sweep("moe.gate_mode", s["gate_mode"])
+        for g in gates:
+            if g not in MOE_GATE_MODES:
+                self.fail("moe.gate_mode", f"unknown gate mode {g!r}{_close(g, MOE_GATE_MODES)} "
+                                           f"(gate modes: {', '.join(MOE_GATE_MODES)})")
+        ks = self.sweep("moe.experts_per_token", s["experts_per_token"])
+        for k in ks:
+            if k > len(names):
+                self.fail("moe.experts_per_token", f"{k} experts per token, but the recipe has {len(names)} experts")
+        prompts = s["prompts"]
+        for m in prompts:
+            if m not in names:
+                self.fail(f"moe.prompts.{m}", f"{m!r} is not an expert of this recipe (experts: {', '.join(names)})")
+        routed = [g for g in gates if g in ("hidden", "cheap_embed")]
+        if routed:
+            for n in names:
+                if not (prompts.get(n) or {}).get("positive"):
+                    self.fail(f"moe.prompts.{n}", f"gate mode {routed[0]} routes by prompts: give positive prompts for "
+                                                  f"expert {n!r}")
+            sets = {(tuple(prompts[n]["positive"]), tuple(prompts[n].get("negative") or [])) for n in names}
+            if len(sets) == 1:
+                self.fail("moe.prompts", "every expert has the same prompts: the routers could not tell them apart")
+        shared = []
+        for i, e in enumerate(s["shared_experts"]):
+            ref = self.model_ref(f"moe.shared_experts[{i}].model", e["model"])
+            shared.append((ref, e))
+        arch = s["architecture"]
+        with_prompts = [bool(e.get("positive")) for _, e in shared]
+        if shared and len(set(with_prompts)) > 1:
+            self.fail("moe.shared_experts", "give prompts to every shared expert or to none")
+        if shared and arch == "mixtral":
+            self.fail("moe.shared_experts", "the mixtral architecture has no shared experts; use qwen or deepseek")
+        if arch == "qwen":
+            if len(shared) != 1:
+                self.fail("moe.shared_experts", f"architecture qwen needs exactly one shared expert (got {len(shared)})")
+            if any(g not in ("random", "uniform_random") for g in gates) and not with_prompts[0]:
+                self.fail("moe.shared_experts[0].positive", "architecture qwen gates its shared expert: give it prompts")
+        if arch == "deepseek" and (len(shared) > 1 or any(with_prompts)):
+            self.fail("moe.shared_experts", "architecture deepseek takes at most one shared expert, without prompts")
+
+        def expert(name, e):
+            out = {"source_model": self.models[name].mergekit_ref,
+                   "positive_prompts": list(e.get("positive") or []),
+                   "negative_prompts": list(e.get("negative") or [])}
+            if e.get("residual_scale") is not None:
+                out["residual_scale"] = e["residual_scale"]
+            return out
+
+        inputs = [base] + list(names) + [m for m, _ in shared if m not in names and m != base]
+        out = []
+        for gate, k in itertools.product(gates, ks):
+            random_gate = gate in ("random", "uniform_random")
+            for seed in (r["seeds"] if random_gate else r["seeds"][:1]):
+                cfg: Dict[str, Any] = {
+                    "base_model": self.models[base].mergekit_ref,
+                    "gate_mode": gate,
+                    "dtype": r["dtype"],
+                    "experts_per_token": k,
+                    "experts": [expert(n, prompts.get(n) or {}) for n in names],
+                }
+                if shared:
+                    cfg["shared_experts"] = [expert(m, e) for m, e in shared]
+                if arch:
+                    cfg["architecture"] = MOE_ARCHITECTURES[arch]
+                params = {"gate_mode": gate, "experts_per_token": k}
+                if arch:
+                    params["architecture"] = arch
+                mid = f"{self.name}_moe_{gate}_e{k}" + (f"_s{seed}" if random_gate else "")
+                out.append(MergeSpec(mid, self.name, "moe", seed, params, cfg, list(inputs), dtype=r["dtype"],
+                                     gpus=r.get("gpus"), resources=r.get("resources"), parents=list(names), base=base))
         return out
 
     def check_parameter_keys(self):
-        methods = [METHODS[m] for m in self.r["methods"]]
+        methods = [METHODS[m] for m in self.r["methods"] if m != "moe"]
+        if not methods and self.r["parameters"]:
+            self.fail("parameters", "moe takes no method parameters; its settings go under `moe:`")
         for pname in self.r["parameters"]:
             if not any(m.param(pname) for m in methods):
                 known = sorted({p.name for m in methods for p in m.params})
@@ -376,6 +477,8 @@ class _Recipe:
         for mname, params in self.r["method_parameters"].items():
             if mname not in self.r["methods"]:
                 self.fail(f"method_parameters.{mname}", f"{mname!r} is not among this recipe's methods ({', '.join(self.r['methods'])})")
+            if mname == "moe":
+                self.fail("method_parameters.moe", "moe takes its settings from the recipe's `moe:` key")
             m = METHODS[mname]
             for pname in params:
                 if not m.param(pname):
@@ -630,6 +733,7 @@ def load_experiment(cfg: Optional[dict], source: str, workdir: Optional[os.PathL
     workdir = Path(workdir or os.getcwd()).resolve()
     schema = load_schema()
     validate_schema(cfg, schema, source)
+    raw_merges = cfg.get("merges") or []
     cfg = fill_defaults(cfg, schema)
     models = _resolve_models(cfg["models"], source, workdir)
     exp = Experiment(source, cfg, models, workdir=workdir)
@@ -642,7 +746,9 @@ def load_experiment(cfg: Optional[dict], source: str, workdir: Optional[os.PathL
         if name in models:
             raise ConfigError(f"{source}: merges[{i}].name: {name!r} is also a model name; names must be unique")
         seen_names[name] = i
-        for spec in _Recipe(i, r, models, source, workdir).expand():
+        recipe = _Recipe(i, r, models, source, workdir)
+        recipe.given = set(raw_merges[i])
+        for spec in recipe.expand():
             if spec.id in exp.merges or spec.id in models:
                 raise ConfigError(f"{source}: merges[{i}]: merge id {spec.id!r} appears twice")
             exp.merges[spec.id] = spec

@@ -22,7 +22,7 @@ def referenced_dirs(cfg: Dict[str, Any]) -> List[str]:
     def walk(node):
         if isinstance(node, dict):
             for k, v in node.items():
-                if k in ("model", "base_model") and isinstance(v, str) and v.startswith("/"):
+                if k in ("model", "base_model", "source_model") and isinstance(v, str) and v.startswith("/"):
                     if v not in found:
                         found.append(v)
                 else:
@@ -46,7 +46,8 @@ def local_snapshots(cfg: Dict[str, Any], receipts: Dict[str, str]) -> Dict[str, 
 
     def walk(node):
         if isinstance(node, dict):
-            return {k: paths.get(v, v) if k in ("model", "base_model", "tokenizer_source") and isinstance(v, str)
+            return {k: paths.get(v, v) if k in ("model", "base_model", "source_model", "tokenizer_source")
+                    and isinstance(v, str)
                     else walk(v) for k, v in node.items()}
         if isinstance(node, list):
             return [walk(v) for v in node]
@@ -119,6 +120,59 @@ def model_card(merge_id: str, meta: Dict[str, Any], config_yaml: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+MOE_DOCS = "https://github.com/arcee-ai/mergekit/blob/main/docs/moe.md"
+
+
+def _check_written(tmp: Path, config_file: str) -> None:
+    missing = [f for f in ("config.json", config_file) if not (tmp / f).exists()]
+    if not any(tmp.glob("*.safetensors")):
+        missing.append("*.safetensors")
+    if not (tmp / "tokenizer_config.json").exists():
+        missing.append("the tokenizer")
+    if missing:
+        raise JobError(f"mergekit finished without writing {', '.join(missing)}")
+
+
+def run_moe(cfg: Dict[str, Any], out_dir: os.PathLike, *, seed: int, cuda: bool, threads: Optional[int] = None,
+            meta: Optional[Dict[str, Any]] = None) -> None:
+    """Build a mixture-of-experts model (mergekit-moe's API) from ``cfg`` into ``out_dir`` atomically."""
+    check_inputs(cfg)
+    import torch
+    import transformers
+    from mergekit.merge import MergeOptions
+    from mergekit.moe.config import MoEMergeConfig, is_bad_config
+    from mergekit.scripts.moe import build
+
+    try:
+        config = MoEMergeConfig.model_validate(cfg)
+    except Exception as e:  # pydantic ValidationError
+        raise JobError(f"mergekit-moe rejects the config: {str(e).splitlines()[0]}") from e
+    if is_bad_config(config):
+        raise JobError("mergekit-moe rejects the config (its reason is in the lines above)")
+    device = "cuda" if cuda else "cpu"
+    options = MergeOptions(cuda=cuda, device=device, random_seed=seed, copy_tokenizer=True,
+                           lazy_unpickle=False, num_threads=threads, quiet=True)
+    transformers.set_seed(seed)  # gate modes random / uniform_random draw from torch's generator
+    if threads:
+        torch.set_num_threads(threads)
+    config_text = yaml.safe_dump(cfg, sort_keys=False)
+    log.info("building MoE %s (gate mode %s) on %s with seed %d", Path(out_dir).name, cfg["gate_mode"], device, seed)
+    with atomic_dir(out_dir) as tmp:
+        try:
+            build(config, str(tmp), options, device=device)
+        except SystemExit as e:  # mergekit-moe exits when no output architecture fits
+            raise JobError("mergekit-moe found no output architecture for these models and settings "
+                           "(its reasons are in the lines above)") from e
+        (tmp / "mergekit_moe_config.yml").write_text(config_text, encoding="utf-8")
+        if meta is not None:
+            from mergelab.hub import agreed_license
+
+            meta = dict(meta, versions=tool_versions(), method_name="mixture of experts (mergekit-moe)",
+                        method_url=MOE_DOCS, license=agreed_license(referenced_dirs(cfg)))
+            (tmp / "README.md").write_text(model_card(Path(out_dir).name, meta, config_text), encoding="utf-8")
+        _check_written(tmp, "mergekit_moe_config.yml")
+
+
 def run_merge(
     cfg: Dict[str, Any],
     out_dir: os.PathLike,
@@ -129,6 +183,8 @@ def run_merge(
     meta: Optional[Dict[str, Any]] = None,
 ) -> None:
     """Merge ``cfg`` (a mergekit config dict) into ``out_dir`` atomically."""
+    if "experts" in cfg:  # method moe: a mergekit-moe config
+        return run_moe(cfg, out_dir, seed=seed, cuda=cuda, threads=threads, meta=meta)
     check_inputs(cfg)
     from mergekit.config import MergeConfiguration
     from mergekit.merge import MergeOptions
@@ -169,10 +225,4 @@ def run_merge(
             )
             card = model_card(Path(out_dir).name, meta, config_text)
             (tmp / "README.md").write_text(card, encoding="utf-8")
-        missing = [f for f in ("config.json", "mergekit_config.yml") if not (tmp / f).exists()]
-        if not any(tmp.glob("*.safetensors")):
-            missing.append("*.safetensors")
-        if not (tmp / "tokenizer_config.json").exists():
-            missing.append("the tokenizer")
-        if missing:
-            raise JobError(f"mergekit finished without writing {', '.join(missing)}")
+        _check_written(tmp, "mergekit_config.yml")

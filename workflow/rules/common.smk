@@ -82,7 +82,8 @@ def _job_resources(rulename, wildcards):
     if rulename == "merge":
         spec = _merge(wildcards)
         sizes = [size_of(EXP.models[m].input_path) for m in spec.inputs]
-        passthrough = spec.mergekit_config.get("merge_method") == "passthrough"
+        # a passthrough stack or a mixture of experts is as big as its parts together
+        passthrough = spec.method == "moe" or spec.mergekit_config.get("merge_method") == "passthrough"
         est = estimate(rulename, sizes, dtype=spec.dtype, passthrough=passthrough)
         return resolve(rulename, est, spec.gpus if spec.gpus is not None else 1, spec.resources)
     if rulename == "harness_eval":
