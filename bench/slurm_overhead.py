@@ -121,7 +121,7 @@ def main() -> None:
                 log.unlink(missing_ok=True)
                 extra = profile_args(args.init_seconds) if kind == "slurm" else []
                 t_start = time.time()
-                wall = run(base_cmd(wd) + extra + [target, "--forcerun", "harness_eval"], wd, e)
+                wall = run(base_cmd(wd) + [target, "--forcerun", "harness_eval"] + extra, wd, e)
                 first, last = log_span(log)
                 row = {"wall": wall, "script": last - first, "before": first - t_start}
                 if kind == "slurm":
