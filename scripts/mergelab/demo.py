@@ -25,6 +25,9 @@ SIZES = {
     "demo": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=176),
     # ~58M parameters: the size the merge benchmark asks for
     "bench": dict(hidden_size=768, num_hidden_layers=8, num_attention_heads=12, num_key_value_heads=4, intermediate_size=2304),
+    # ~200M parameters: the merge benchmark where the workflow's fixed start-up cost is amortised
+    "bench-large": dict(hidden_size=1536, num_hidden_layers=8, num_attention_heads=12, num_key_value_heads=4,
+                        intermediate_size=4096),
 }
 
 _SUBJECTS = "the cat|the dog|a child|the teacher|my friend|the farmer|a bird|the doctor|our neighbour|the student".split("|")
