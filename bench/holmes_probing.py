@@ -95,9 +95,9 @@ def main() -> None:
         req = Requests()
         for ds in data:
             row_requests(ds, req, "")
-        encode(model, tok, req, batch_size=32, max_length=max_length, device=args.device)  # warm-up
+        encode(model, tok, req, batch_size=32, max_length=max_length)  # warm-up
         t0 = time.perf_counter()
-        encode(model, tok, req, batch_size=32, max_length=max_length, device=args.device)
+        encode(model, tok, req, batch_size=32, max_length=max_length)
         dt = time.perf_counter() - t0
         params = sum(p.numel() for p in model.parameters()) / 1e6
         print(f"encoding: {len(req.texts)} unique texts, {size} model ({params:.1f}M), {args.device}: "

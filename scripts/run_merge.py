@@ -11,9 +11,7 @@ def main(smk) -> None:
         from mergelab.devices import pinned_devices, torch_device
 
         with pinned_devices(smk.resources.gpu) as devices:
-            from mergelab.merge import run_merge
-
-            from mergelab.merge import local_snapshots
+            from mergelab.merge import local_snapshots, run_merge
 
             cfg = local_snapshots(json.loads(smk.params.config), json.loads(smk.params.receipts))
             run_merge(

@@ -72,7 +72,7 @@ def test_features_equal_unbatched_reference(encoder, side):
     req = Requests()
     tok_rows = row_requests(ds, req, "")
     sent_rows = row_requests(sent, req, "")
-    vectors = encode(model, tok, req, batch_size=8, max_length=max_length, device="cpu")
+    vectors = encode(model, tok, req, batch_size=8, max_length=max_length)
 
     # sentences: the masked mean equals the mean over the text encoded alone
     x = features(sent, sent_rows, vectors)
@@ -100,7 +100,7 @@ def test_pair_and_cross_widths(encoder):
         Row("0", [("My", 0, 0, 2, "a"), ("friend", 0, 3, 9, "a"), ("boat", 0, 28, 32, "b")], [CTX], 0, "train")])
     req = Requests()
     rows = [row_requests(ds, req, "") for ds in (bi, cross, spans)]
-    vectors = encode(model, tok, req, batch_size=4, max_length=max_length, device="cpu")
+    vectors = encode(model, tok, req, batch_size=4, max_length=max_length)
     xb, xc, xs = (features(ds, r, vectors) for ds, r in zip((bi, cross, spans), rows))
     assert xb.shape == (1, 2 * d) and xc.shape == (1, d) and xs.shape == (1, 2 * d)
     # the pair is encoded separately ([u; v]); the cross pair as one text "s1 {sep} s2"
@@ -126,7 +126,7 @@ def test_truncation_at_the_model_limit(encoder):
     req = Requests()
     long_text = " ".join(["the cat sees the river"] * 200)
     rid = req.request([(req.text(long_text), None)])
-    vec = encode(model, tok, req, batch_size=1, max_length=16, device="cpu")[rid]
+    vec = encode(model, tok, req, batch_size=1, max_length=16)[rid]
     ids = tok(long_text, truncation=True, max_length=16, return_tensors="pt")
     with torch.no_grad():
         expect = model(**ids).last_hidden_state[0].double().mean(0)

@@ -137,10 +137,9 @@ def test_random_gates_are_reproducible_and_hidden_gates_follow_the_prompts(tiny_
 def test_moe_merge_goes_through_the_harness_with_its_own_settings(tiny_models, tmp_path):
     cfg = _cfg({"methods": ["moe"], "dtype": "float32", "moe": {"prompts": PROMPTS}},
                models={n: {"path": str(p)} for n, p in tiny_models.items()})
-    cfg["harness"] = {"tasks": ["mergelab_antonyms"], "models": None,
-                      "settings": {"batch_size": 8}, "model_settings": {"*_moe_*": {"batch_size": 2}}}
+    cfg["harness"] = {"tasks": ["mergelab_antonyms"], "settings": {"batch_size": 8},
+                      "model_settings": {"*_moe_*": {"batch_size": 2}}}
     cfg["evaluation"] = {"models": ["ab_moe_hidden_e2", "base"]}
-    del cfg["harness"]["models"]
     path = write_config(tmp_path, cfg)
     snakemake(tmp_path, path, check=True)
     res = json.loads((tmp_path / "results/harness/ab_moe_hidden_e2/mergelab_antonyms.json").read_text())

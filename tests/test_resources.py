@@ -93,7 +93,7 @@ def test_config_overrides_win_over_the_estimate():
         {"gpu": 3, "mem_mb": 9000, "runtime": 7}
 
 
-def _job_resources(output: str) -> dict:
+def _dry_run_resources(output: str) -> dict:
     """(rule, wildcards) -> resources dict, from a dry run's job blocks."""
     out = {}
     for block in re.split(r"^\[\w{3} \w{3} +\d+ [\d:]+ \d{4}\]$|\n\s*\n", output, flags=re.M):
@@ -123,7 +123,7 @@ def test_jobs_ask_for_what_their_model_needs(tiny_models, tmp_path):
     }
     configfile = write_config(tmp_path, cfg)
     proc = snakemake(tmp_path, configfile, "-n", "evaluations", "merges", check=True)
-    jobs = _job_resources(proc.stdout)
+    jobs = _dry_run_resources(proc.stdout)
     size = checkpoint_size(tiny_models["base"])
     w = size.params * 4 / GIB  # float32 tiny models
     base = jobs[("harness_eval", "model=base, task=mergelab_antonyms")]
@@ -141,7 +141,7 @@ def test_jobs_ask_for_what_their_model_needs(tiny_models, tmp_path):
 
     proc = snakemake(tmp_path, configfile, "-n", "evaluations", "--set-resources", "harness_eval:runtime=99",
                      check=True)
-    assert {v["runtime"] for k, v in _job_resources(proc.stdout).items() if k[0] == "harness_eval"} == {"99"}
+    assert {v["runtime"] for k, v in _dry_run_resources(proc.stdout).items() if k[0] == "harness_eval"} == {"99"}
 
 
 @pytest.mark.parametrize("bad, key", [

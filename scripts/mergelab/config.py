@@ -15,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import yaml
 
@@ -321,14 +321,15 @@ def _is_scalar(v):
 class _Recipe:
     """Expands one `merges:` entry; `where` prefixes every error."""
 
-    def __init__(self, index: int, r: dict, models: Dict[str, ModelSpec], source: str, workdir: Path):
+    def __init__(self, index: int, r: dict, models: Dict[str, ModelSpec], source: str, workdir: Path,
+                 given: Iterable[str] = ()):
         self.r = r
         self.models = models
         self.source = source
         self.workdir = workdir
         self.where = f"{source}: merges[{index}]"
         self.name = r["name"]
-        self.given = set(r)  # the keys the user wrote (before the schema's defaults)
+        self.given = set(given)  # the keys the user wrote (before the schema's defaults)
 
     def fail(self, key: str, msg: str):
         raise ConfigError(f"{self.where}{'.' + key if key else ''}: {msg}")
@@ -746,9 +747,7 @@ def load_experiment(cfg: Optional[dict], source: str, workdir: Optional[os.PathL
         if name in models:
             raise ConfigError(f"{source}: merges[{i}].name: {name!r} is also a model name; names must be unique")
         seen_names[name] = i
-        recipe = _Recipe(i, r, models, source, workdir)
-        recipe.given = set(raw_merges[i])
-        for spec in recipe.expand():
+        for spec in _Recipe(i, r, models, source, workdir, given=raw_merges[i]).expand():
             if spec.id in exp.merges or spec.id in models:
                 raise ConfigError(f"{source}: merges[{i}]: merge id {spec.id!r} appears twice")
             exp.merges[spec.id] = spec

@@ -45,7 +45,7 @@ def evaluate(model: str, model_path: str, data_dir: str, datasets: List[str], se
     sep = tok.sep_token or ""
     rows = [row_requests(ds, req, sep) for ds in data]
     vectors = encode(encoder, tok, req, batch_size=settings["batch_size"],
-                     max_length=settings.get("max_length") or max_length, device=device)
+                     max_length=settings.get("max_length") or max_length)
     del encoder
     if device.startswith("cuda"):
         torch.cuda.empty_cache()

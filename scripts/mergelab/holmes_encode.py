@@ -111,7 +111,7 @@ def _accepts_position_ids(model) -> bool:
         return False
 
 
-def encode(model, tok, req: Requests, *, batch_size: int, max_length: int, device: str):
+def encode(model, tok, req: Requests, *, batch_size: int, max_length: int):
     """The vector of every request: a float32 tensor (n_requests, hidden), on the CPU."""
     import torch
 
@@ -127,7 +127,7 @@ def encode(model, tok, req: Requests, *, batch_size: int, max_length: int, devic
             by_text.setdefault(tid, []).append((rid, span))
     order = sorted(range(len(req.texts)), key=lambda i: len(req.texts[i]))
     use_positions = _accepts_position_ids(model) and not getattr(model.config, "is_encoder_decoder", False)
-    first = model.get_input_embeddings().weight.device if device.startswith("cuda") else device
+    first = model.get_input_embeddings().weight.device  # the inputs' device, also when split over GPUs
     t0, truncated = time.time(), 0
     with torch.inference_mode():
         for b0 in range(0, len(order), batch_size):

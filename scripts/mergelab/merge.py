@@ -14,6 +14,9 @@ from mergelab.jobs import JobError, atomic_dir
 
 log = logging.getLogger("mergelab.merge")
 
+# The keys under which mergekit and mergekit-moe configs name a model.
+MODEL_KEYS = ("model", "base_model", "source_model")
+
 
 def referenced_dirs(cfg: Dict[str, Any]) -> List[str]:
     """Local model directories a mergekit config names (hub ids are skipped)."""
@@ -22,7 +25,7 @@ def referenced_dirs(cfg: Dict[str, Any]) -> List[str]:
     def walk(node):
         if isinstance(node, dict):
             for k, v in node.items():
-                if k in ("model", "base_model", "source_model") and isinstance(v, str) and v.startswith("/"):
+                if k in MODEL_KEYS and isinstance(v, str) and v.startswith("/"):
                     if v not in found:
                         found.append(v)
                 else:
@@ -46,8 +49,7 @@ def local_snapshots(cfg: Dict[str, Any], receipts: Dict[str, str]) -> Dict[str, 
 
     def walk(node):
         if isinstance(node, dict):
-            return {k: paths.get(v, v) if k in ("model", "base_model", "source_model", "tokenizer_source")
-                    and isinstance(v, str)
+            return {k: paths.get(v, v) if k in (*MODEL_KEYS, "tokenizer_source") and isinstance(v, str)
                     else walk(v) for k, v in node.items()}
         if isinstance(node, list):
             return [walk(v) for v in node]

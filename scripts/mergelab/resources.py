@@ -33,15 +33,12 @@ DTYPE_BYTES = {
 }
 QUANTIZED_BYTES = {"8bit": 1.0, "4bit": 0.5}
 
-# Rules whose jobs load a model onto GPUs, and what they need beyond the weights.
-EVAL_RULES = ("harness_eval", "holmes_eval")
 RUNTIME_MIN = {  # (fixed minutes, minutes per billion parameters)
     "merge": (10, 2),
     "harness_eval": (60, 15),
     "holmes_eval": (30, 5),
 }
 FALLBACK = {"gpu": 1, "mem_mb": 16 * 1024, "runtime": 240}
-RESOURCE_KEYS = ("gpu", "mem_mb", "runtime")
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ def _job_resources(rulename, wildcards):
         # a passthrough stack or a mixture of experts is as big as its parts together
         passthrough = spec.method == "moe" or spec.mergekit_config.get("merge_method") == "passthrough"
         est = estimate(rulename, sizes, dtype=spec.dtype, passthrough=passthrough)
-        return resolve(rulename, est, spec.gpus if spec.gpus is not None else 1, spec.resources)
+        return resolve(rulename, est, spec.gpus, spec.resources)
     if rulename == "harness_eval":
         s = EXP.harness.settings_for(name, wildcards.task)
         dtype, quantization = s["dtype"], s["quantization"]
@@ -96,16 +96,24 @@ def _job_resources(rulename, wildcards):
     return resolve(rulename, est, EXP.gpus(name), EXP.resource_overrides(name))
 
 
-def get_merge_gpus(wildcards):
-    return _job_resources("merge", wildcards)["gpu"]
+def _resource(rulename, key):
+    """Resource callable of one rule for one key of _job_resources."""
+
+    def get(wildcards):
+        return _job_resources(rulename, wildcards)[key]
+
+    return get
 
 
-def get_merge_mem_mb(wildcards):
-    return _job_resources("merge", wildcards)["mem_mb"]
-
-
-def get_merge_runtime(wildcards):
-    return _job_resources("merge", wildcards)["runtime"]
+get_merge_gpus = _resource("merge", "gpu")
+get_merge_mem_mb = _resource("merge", "mem_mb")
+get_merge_runtime = _resource("merge", "runtime")
+get_harness_gpus = _resource("harness_eval", "gpu")
+get_harness_mem_mb = _resource("harness_eval", "mem_mb")
+get_harness_runtime = _resource("harness_eval", "runtime")
+get_holmes_gpus = _resource("holmes_eval", "gpu")
+get_holmes_mem_mb = _resource("holmes_eval", "mem_mb")
+get_holmes_runtime = _resource("holmes_eval", "runtime")
 
 
 def get_merge_input(wildcards):
@@ -190,18 +198,6 @@ def get_harness_params(wildcards):
     )
 
 
-def get_harness_gpus(wildcards):
-    return _job_resources("harness_eval", wildcards)["gpu"]
-
-
-def get_harness_mem_mb(wildcards):
-    return _job_resources("harness_eval", wildcards)["mem_mb"]
-
-
-def get_harness_runtime(wildcards):
-    return _job_resources("harness_eval", wildcards)["runtime"]
-
-
 def get_harness_targets(wildcards):
     plan = EXP.harness
     out = expand("results/harness/{model}/{task}.json", model=plan.models, task=plan.tasks)
@@ -248,18 +244,6 @@ def get_holmes_params(wildcards):
         },
         sort_keys=True,
     )
-
-
-def get_holmes_gpus(wildcards):
-    return _job_resources("holmes_eval", wildcards)["gpu"]
-
-
-def get_holmes_mem_mb(wildcards):
-    return _job_resources("holmes_eval", wildcards)["mem_mb"]
-
-
-def get_holmes_runtime(wildcards):
-    return _job_resources("holmes_eval", wildcards)["runtime"]
 
 
 def get_holmes_targets(wildcards):
