@@ -410,3 +410,7 @@ def test_written_out_gradient_equals_autograd(objective, regression):
     torch.testing.assert_close(got, expect)
     if not regression:
         assert torch.all(got[..., 3] == 0)  # a padded class gets no gradient
+    # the batched trainer's layout: classes along dim 1
+    along1 = output_grad(z.detach().transpose(1, 2), y, objective, regression,
+                         None if regression else valid.transpose(1, 2), dim=1)
+    torch.testing.assert_close(along1, expect.transpose(1, 2))
