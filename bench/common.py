@@ -36,7 +36,7 @@ def median(xs) -> float:
 
 
 def demo_models(size: str) -> Path:
-    """The demo base/alpha/beta at ``size``, built once under bench/out/."""
+    """The demo base/math/words at ``size``, built once under bench/out/ (trained for size "demo")."""
     from mergelab.demo import DEMO_NAMES, build_demo_models
 
     root = OUT / f"models-{size}"

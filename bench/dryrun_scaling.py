@@ -16,8 +16,8 @@ def main() -> None:
     args = ap.parse_args()
     grid = [round(0.1 * i, 1) for i in range(1, 11)]
     cfg = {
-        "models": {"base": {"demo": "base"}, "alpha": {"demo": "alpha"}, "beta": {"demo": "beta"}},
-        "merges": [{"name": "ab", "models": ["alpha", "beta"], "base": "base", "methods": ["ties", "dare_linear"],
+        "models": {"base": {"demo": "base"}, "math": {"demo": "math"}, "words": {"demo": "words"}},
+        "merges": [{"name": "ab", "models": ["math", "words"], "base": "base", "methods": ["ties", "dare_linear"],
                     "parameters": {"density": grid, "weight": grid}}],
     }
     from mergelab.config import load_experiment
@@ -27,7 +27,7 @@ def main() -> None:
     times = [timed(snakemake_cmd(wd, path, "-n", "--cores", "2")) for _ in range(args.repeats)]
     print(f"merges in the config: {n}")
     print(f"snakemake -n: median {median(times):.2f} s   runs {', '.join(f'{t:.2f}' for t in times)}   (target <= 5 s)")
-    cfg["harness"] = {"tasks": ["mergelab_arithmetic", "mergelab_antonyms", "mergelab_text_ppl"]}
+    cfg["harness"] = {"tasks": ["mergelab_arithmetic", "mergelab_categories", "mergelab_text_ppl"]}
     wd, path = workdir("dryrun-200-eval", cfg)
     times = [timed(snakemake_cmd(wd, path, "-n", "--cores", "2")) for _ in range(args.repeats)]
     print(f"with 3 harness tasks ({n} merges + {3 * (n + 3)} evaluations): snakemake -n median {median(times):.2f} s")

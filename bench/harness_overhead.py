@@ -1,6 +1,6 @@
 """One harness job through the workflow vs the bare `lm_eval` CLI, same model and local task.
 
-    python bench/harness_overhead.py [--repeats 3] [--size bench] [--task mergelab_antonyms]
+    python bench/harness_overhead.py [--repeats 3] [--size bench] [--task mergelab_categories]
 
 Times, alternating, N runs of
   bare:     lm_eval --model hf --model_args pretrained=M,dtype=auto --tasks T
@@ -25,7 +25,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--size", default="bench")
-    ap.add_argument("--task", default="mergelab_antonyms")
+    ap.add_argument("--task", default="mergelab_categories")
     args = ap.parse_args()
 
     models = demo_models(args.size)

@@ -50,8 +50,8 @@ def main() -> None:
 
     models = demo_models(args.size)
     wd, cfg_path = workdir("merge-overhead", {
-        "models": {n: {"path": str(models / n)} for n in ("base", "alpha", "beta")},
-        "merges": [{"name": "ab", "models": ["alpha", "beta"], "base": "base", "methods": ["ties"],
+        "models": {n: {"path": str(models / n)} for n in ("base", "math", "words")},
+        "merges": [{"name": "ab", "models": ["math", "words"], "base": "base", "methods": ["ties"],
                     "dtype": "float32"}],
     })
     cfg = yaml.safe_load(cfg_path.read_text())

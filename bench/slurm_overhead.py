@@ -112,9 +112,9 @@ def main() -> None:
                   f"max {max(waits):.0f} s: queued behind the 2 CPUs)")
 
         wd = fresh("slurm-one-job")
-        target = "results/harness/base/mergelab_antonyms.json"
+        target = "results/harness/base/mergelab_categories.json"
         run(base_cmd(wd) + [target], wd, e)  # the demo models and the first result, locally
-        log = wd / "logs" / "harness_eval" / "base" / "mergelab_antonyms.log"
+        log = wd / "logs" / "harness_eval" / "base" / "mergelab_categories.log"
         rows = {"local": [], "slurm": []}
         for _ in range(args.repeats):
             for kind in ("local", "slurm"):
@@ -132,7 +132,7 @@ def main() -> None:
                 rows[kind].append(row)
         med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in rows.items()}
         lo, sl = med["local"], med["slurm"]
-        print(f"one harness job (base x mergelab_antonyms), median of {args.repeats}:")
+        print(f"one harness job (base x mergelab_categories), median of {args.repeats}:")
         print(f"  local: wall {lo['wall']:6.1f} s = {lo['before']:.1f} s to the script + script {lo['script']:.1f} s "
               f"+ {lo['wall'] - lo['before'] - lo['script']:.1f} s after")
         print(f"  SLURM: wall {sl['wall']:6.1f} s = {sl['submit']:.1f} s to sbatch + {sl['queue']:.0f} s "

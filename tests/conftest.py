@@ -75,12 +75,13 @@ def planned_merges(output: str) -> set:
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict:
-    """base, alpha, beta: tiny float32 Llama models with a real tokenizer."""
-    from mergelab.demo import DEMO_NAMES, build_demo_models
+    """base, alpha, beta: tiny float32 Llama models with a real tokenizer (untrained: the base at
+    random and two seeded perturbations of it, the "tiny" size of mergelab.demo)."""
+    from mergelab.demo import build_demo_models
 
     root = tmp_path_factory.mktemp("tiny-models")
-    dirs = {name: root / name for name in DEMO_NAMES}
-    build_demo_models(dirs, seed=0, size="tiny")
+    dirs = {"base": root / "base", "alpha": root / "alpha", "beta": root / "beta"}
+    build_demo_models({"base": dirs["base"], "math": dirs["alpha"], "words": dirs["beta"]}, seed=0, size="tiny")
     return dirs
 
 

@@ -221,23 +221,23 @@ BAD = {
     "sweep-repeats-a-value": ({"merges": [recipe(parameters={"weight": [0.5, 0.5]})]}, "merges[0].parameters.weight",
                               "lists 0.5 twice"),
     "not-a-model-dir": ({"models": {"x": {"path": "notamodel"}}}, "models.x.path", "no config.json"),
-    "task-settings-for-unlisted-task": ({"harness": {"tasks": ["mergelab_antonyms"],
+    "task-settings-for-unlisted-task": ({"harness": {"tasks": ["mergelab_categories"],
                                                      "task_settings": {"mergelab_arithmetic": {"num_fewshot": 1}}}},
                                         "harness.task_settings.mergelab_arithmetic", "is not in harness.tasks"),
-    "bad-batch-size": ({"harness": {"tasks": ["mergelab_antonyms"], "settings": {"batch_size": "big"}}},
+    "bad-batch-size": ({"harness": {"tasks": ["mergelab_categories"], "settings": {"batch_size": "big"}}},
                        "harness.settings.batch_size", "not a number, auto or auto:N"),
-    "unknown-harness-setting": ({"harness": {"tasks": ["mergelab_antonyms"], "settings": {"fewshot": 3}}},
+    "unknown-harness-setting": ({"harness": {"tasks": ["mergelab_categories"], "settings": {"fewshot": 3}}},
                                 "harness.settings.fewshot", "did you mean num_fewshot"),
     "evaluation-model-matches-nothing": ({"evaluation": {"models": ["coder", "cm_lin*"]},
-                                          "harness": {"tasks": ["mergelab_antonyms"]}},
+                                          "harness": {"tasks": ["mergelab_categories"]}},
                                          "evaluation.models[1]", "'cm_lin*' matches no model"),
-    "quantized-vllm": ({"harness": {"tasks": ["mergelab_antonyms"],
+    "quantized-vllm": ({"harness": {"tasks": ["mergelab_categories"],
                                     "settings": {"backend": "vllm", "quantization": "4bit"}}},
                        "harness.settings.quantization", "applies to backend hf"),
-    "log-samples-per-model": ({"harness": {"tasks": ["mergelab_antonyms"],
+    "log-samples-per-model": ({"harness": {"tasks": ["mergelab_categories"],
                                            "model_settings": {"coder": {"log_samples": True}}}},
                               "harness.model_settings.coder.log_samples", "per task"),
-    "bad-dtype-setting": ({"harness": {"tasks": ["mergelab_antonyms"], "settings": {"dtype": "fp8"}}},
+    "bad-dtype-setting": ({"harness": {"tasks": ["mergelab_categories"], "settings": {"dtype": "fp8"}}},
                           "harness.settings.dtype", "'fp8' is not one of"),
     "unknown-holmes-dataset": ({"holmes": {"activate": True, "version": "flash-holmes",
                                            "datasets": ["coref", "negation-scop*"]}},
@@ -331,7 +331,7 @@ def test_harness_settings_resolve_per_model_and_task(wd):
         "models": {**models("base", "coder", "math"), "big": {"path": "models/extra", "dtype": "bfloat16", "gpus": 2}},
         "merges": [recipe(methods=["ties", "dare_ties"], dtype="float16", gpus=0)],
         "harness": {
-            "tasks": ["mergelab_antonyms", "mergelab_arithmetic"],
+            "tasks": ["mergelab_categories", "mergelab_arithmetic"],
             "settings": {"batch_size": 32, "seeds": {"fewshot": 7}},
             "model_settings": {"cm_dare*": {"batch_size": 4}},
             "task_settings": {"mergelab_arithmetic": {"num_fewshot": 3, "log_samples": True}},
@@ -343,12 +343,12 @@ def test_harness_settings_resolve_per_model_and_task(wd):
     s = h.settings_for("cm_dare_ties_d0.5_w0.5_s0", "mergelab_arithmetic")
     assert s["batch_size"] == 4 and s["num_fewshot"] == 3 and s["dtype"] == "float16" and s["log_samples"]
     assert s["seeds"] == {"random": 0, "numpy": 1234, "torch": 1234, "fewshot": 7}
-    s = h.settings_for("big", "mergelab_antonyms")
+    s = h.settings_for("big", "mergelab_categories")
     assert s["batch_size"] == 32 and s["num_fewshot"] is None and s["dtype"] == "bfloat16" and not s["log_samples"]
     assert h.samples_tasks == ["mergelab_arithmetic"]
     assert e.gpus("big") == 2 and e.gpus("cm_ties_d0.5_w0.5") == 0 and e.gpus("base") is None  # None: estimate
     assert e.model_input("cm_ties_d0.5_w0.5") == ["results/models/cm_ties_d0.5_w0.5"]
-    assert h.is_local("mergelab_antonyms")
+    assert h.is_local("mergelab_categories")
 
 
 def test_recipe_names_and_evaluated_models_select(wd):
@@ -358,7 +358,7 @@ def test_recipe_names_and_evaluated_models_select(wd):
 
 
 def test_builtin_tasks_are_checked_against_lm_evals_index(wd):
-    cfg = {"models": models("base"), "harness": {"tasks": ["gsm8k", "mergelab_antonyms"]}}
+    cfg = {"models": models("base"), "harness": {"tasks": ["gsm8k", "mergelab_categories"]}}
     calls = []
 
     def index():
@@ -367,7 +367,7 @@ def test_builtin_tasks_are_checked_against_lm_evals_index(wd):
 
     e = load_experiment(cfg, "cfg.yaml", workdir=wd, lm_eval_tasks=index)
     assert not e.harness.is_local("gsm8k") and calls == [1]
-    cfg["harness"]["tasks"] = ["mergelab_antonyms"]
+    cfg["harness"]["tasks"] = ["mergelab_categories"]
     load_experiment(cfg, "cfg.yaml", workdir=wd, lm_eval_tasks=index)
     assert calls == [1]  # own tasks only: lm-eval's index is not needed
     cfg["harness"]["tasks"] = ["mmlu_pro"]
@@ -387,18 +387,25 @@ def test_demo_task_data_is_what_the_generator_writes():
 
 
 def test_demo_task_items_are_held_out_from_training():
-    from mergelab.demo_tasks import antonym_items, arithmetic_items
+    from mergelab import demo_tasks as dt
 
-    arith = arithmetic_items()
-    assert 15 <= sum(r["held_out"] for r in arith) <= 25
-    ant = antonym_items()
-    held = {(r["word"], r["answer"]) for r in ant if r["held_out"]}
-    train = {(r["word"], r["answer"]) for r in ant if not r["held_out"]}
-    assert held and not held & train
-    assert not {frozenset(p) for p in held} & {frozenset(p) for p in train}  # whole pairs held out
-    for r in ant:
-        assert r["choices"][r["label"]] == r["answer"] and len(set(r["choices"])) == 4
+    held = [(r["a"], r["b"]) for r in dt.arithmetic_items()]
+    assert len(set(held)) == len(held) == dt.ARITHMETIC_TEST
+    training = dt.arithmetic_training(20000, seed=1)
+    assert not {dt.arithmetic_text(a, b, a + b) for a, b in held} & set(training)
+    for a, b in held:  # four digits plus one, no carrying
+        assert 1000 <= a <= 9999 and 0 <= b <= 9 and a % 10 + b <= 9
 
+    items = dt.category_items()
+    test = {r["noun"] for r in items if r["held_out"]}
+    trained = " ".join(dt.category_training())
+    assert len(test) == 16 and not any(f"The {n} is" in trained for n in test)
+    for kind in dt.KINDS:  # every kind has held-out nouns, and the base's text mentions each of them
+        assert sum(r["answer"] == kind for r in items if r["held_out"]) == 4
+    text = " ".join(dt.corpus(6000, seed=0))
+    assert all(f" {n} " in text for n in test)
+    for r in items:
+        assert r["choices"][r["label"]] == r["answer"] and r["choices"] == list(dt.KINDS)
 
 
 def test_holmes_plan_selects_datasets_and_models(wd):

@@ -1,22 +1,43 @@
-"""The demo models: deterministic, real tokenizer, Llama architecture."""
+"""The demo models: deterministic, real tokenizer, Llama architecture; the trained experts have their skills."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
 
-from conftest import load_state
-from mergelab.demo import DEMO_NAMES, build_demo_models
+from conftest import load_state, snakemake, write_config
+from mergelab.demo import DEMO_NAMES, Schedule, build_demo_models
+
+SHORT = Schedule(base_steps=30, math_steps=20, words_steps=10)  # the demo's training, shortened
+
+
+def _same_files(a, b) -> None:
+    files = sorted(p.name for p in a.iterdir())
+    assert files == sorted(p.name for p in b.iterdir())
+    for f in files:
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f"{a}/{f}"
 
 
 def test_same_seed_gives_identical_files(tmp_path, tiny_models):
     again = {n: tmp_path / n for n in DEMO_NAMES}
     build_demo_models(again, seed=0, size="tiny")
-    for name in DEMO_NAMES:
-        files = sorted(p.name for p in tiny_models[name].iterdir())
-        assert files == sorted(p.name for p in again[name].iterdir())
-        for f in files:
-            assert (tiny_models[name] / f).read_bytes() == (again[name] / f).read_bytes(), f"{name}/{f}"
+    for ours, theirs in zip(DEMO_NAMES, ("base", "alpha", "beta")):
+        _same_files(again[ours], tiny_models[theirs])
+
+
+def test_training_twice_with_the_same_seed_gives_identical_weights(tmp_path):
+    runs = [{n: tmp_path / f"{run}-{n}" for n in DEMO_NAMES} for run in ("a", "b", "c")]
+    build_demo_models(runs[0], seed=0, size="demo", schedule=SHORT)
+    build_demo_models(runs[1], seed=0, size="demo", schedule=SHORT)
+    build_demo_models(runs[2], seed=3, size="demo", schedule=SHORT)
+    for n in DEMO_NAMES:
+        _same_files(runs[0][n], runs[1][n])
+        assert (runs[0][n] / "model.safetensors").read_bytes() != (runs[2][n] / "model.safetensors").read_bytes()
+    base, math, words = (load_state(runs[0][n]) for n in DEMO_NAMES)
+    assert all(not torch.equal(base[k], math[k]) for k in base if "embed" not in k)  # fine-tuned, not copied
+    assert any(not torch.equal(math[k], words[k]) for k in base)
 
 
 def test_other_seed_differs(tmp_path, tiny_models):
@@ -34,6 +55,8 @@ def test_models_load_with_a_real_tokenizer(tiny_models):
     assert enc["input_ids"][0] == tok.bos_token_id and len(enc["input_ids"]) > 3
     words = [(s, e) for s, e in enc["offset_mapping"][1:]]
     assert words[0] == (0, 3)  # "The"
+    digits = tok.convert_ids_to_tokens(tok("What is 4312 plus 5?")["input_ids"])
+    assert ["4", "3", "1", "2"] == digits[digits.index("4"): digits.index("4") + 4]  # one token per digit
     assert tok.decode(enc["input_ids"], skip_special_tokens=True) == "The cat sees the river."
     model = AutoModelForCausalLM.from_pretrained(tiny_models["base"])
     assert model.config.model_type == "llama" and model.config.vocab_size == len(tok)
@@ -43,7 +66,7 @@ def test_models_load_with_a_real_tokenizer(tiny_models):
 
 
 def test_variants_are_small_distinct_moves_of_the_base(tiny_models):
-    base, a, b = (load_state(tiny_models[n]) for n in ("base", "alpha", "beta"))
+    base, a, b = (load_state(tiny_models[n]) for n in ("base", "alpha", "beta"))  # the "tiny" size: untrained
     for k in base:
         da, db = (a[k] - base[k]).norm(), (b[k] - base[k]).norm()
         assert 0 < da < 0.2 * base[k].norm() + 1e-6 and 0 < db
@@ -53,3 +76,30 @@ def test_variants_are_small_distinct_moves_of_the_base(tiny_models):
 def test_unknown_size_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown demo model size"):
         build_demo_models({"base": tmp_path / "b"}, size="huge")
+
+
+@pytest.mark.workflow
+def test_each_expert_beats_the_base_on_its_own_held_out_skill(tmp_path):
+    """The demo_models rule trains; lm-eval measures the held-out items. The base has seen neither
+    question form and is at chance on both tasks (0 for exact match, 1/4 for the kinds)."""
+    cfg = {"models": {n: {"demo": n} for n in DEMO_NAMES}, "merges": [],
+           "harness": {"tasks": ["mergelab_arithmetic", "mergelab_categories", "mergelab_text_ppl"],
+                       "settings": {"batch_size": 32, "bootstrap_iters": 0}},
+           "holmes": {"activate": True, "version": "demo", "seeds": [0]}}
+    snakemake(tmp_path, write_config(tmp_path, cfg), check=True, timeout=1200)
+
+    def score(model, task, metric):
+        return json.loads((tmp_path / f"results/harness/{model}/{task}.json").read_text())["results"][task][metric]
+
+    arith = {m: score(m, "mergelab_arithmetic", "exact_match,first-number") for m in DEMO_NAMES}
+    kinds = {m: score(m, "mergelab_categories", "acc,none") for m in DEMO_NAMES}
+    assert arith["math"] >= 0.8 and arith["base"] <= 0.05 and arith["words"] <= 0.05, arith
+    assert kinds["words"] >= 0.75 and kinds["base"] <= 0.45 and kinds["math"] <= 0.45, kinds
+    assert arith["math"] - arith["base"] >= 0.75 and kinds["words"] - kinds["base"] >= 0.4
+    ppl = {m: score(m, "mergelab_text_ppl", "word_perplexity,none") for m in DEMO_NAMES}
+    assert all(1 < v < 3 * ppl["base"] for v in ppl.values()), ppl  # forgetting, but generic text still modelled
+    log = (tmp_path / "logs/demo_models/demo_models.log").read_text()
+    assert "math expert trained" in log and "words expert trained" in log
+    for m in DEMO_NAMES:  # the embedded probing set works on the trained models
+        scores = (tmp_path / f"results/holmes/{m}/scores.csv").read_text().splitlines()
+        assert len(scores) == 1 + 8, scores[:3]

@@ -14,7 +14,7 @@ import torch
 from conftest import REPO, base_env, planned_jobs, snakemake, weightless_copy, write_config
 from mergelab.harness import run_with_oom_retry
 
-TASKS = ["mergelab_arithmetic", "mergelab_antonyms", "mergelab_text_ppl"]
+TASKS = ["mergelab_arithmetic", "mergelab_categories", "mergelab_text_ppl"]
 DATA = REPO / "workflow" / "tasks" / "mergelab_demo" / "data"
 
 
@@ -78,7 +78,7 @@ def harness_cfg(tiny_models, **harness):
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory, tiny_models):
     wd = tmp_path_factory.mktemp("harness")
-    cfg = harness_cfg(tiny_models, task_settings={"mergelab_antonyms": {"log_samples": True}})
+    cfg = harness_cfg(tiny_models, task_settings={"mergelab_categories": {"log_samples": True}})
     path = write_config(wd, cfg)
     proc = snakemake(wd, path, check=True)
     return wd, cfg, proc
@@ -92,10 +92,10 @@ def rows(name):
 def test_every_model_on_every_task(evaluated, tiny_models):
     wd, _, _ = evaluated
     data_rows = {"mergelab_arithmetic": len(rows("arithmetic_test.jsonl")),
-                 "mergelab_antonyms": len(rows("antonyms_test.jsonl")),
+                 "mergelab_categories": len(rows("categories_test.jsonl")),
                  "mergelab_text_ppl": len(rows("text_test.jsonl"))}
-    metrics = {"mergelab_arithmetic": ["exact_match,first-word"],
-               "mergelab_antonyms": ["acc,none", "acc_norm,none"],
+    metrics = {"mergelab_arithmetic": ["exact_match,first-number"],
+               "mergelab_categories": ["acc,none", "acc_norm,none"],
                "mergelab_text_ppl": ["word_perplexity,none", "byte_perplexity,none", "bits_per_byte,none"]}
     for model in ["base", "alpha", "beta", "ab_linear_w1"]:
         for task in TASKS:
@@ -120,8 +120,8 @@ def test_every_model_on_every_task(evaluated, tiny_models):
 def test_samples_only_where_asked(evaluated):
     wd, _, _ = evaluated
     out = wd / "results" / "harness" / "alpha"
-    samples = [json.loads(line) for line in (out / "mergelab_antonyms.samples.jsonl").read_text().splitlines()]
-    assert len(samples) == len(rows("antonyms_test.jsonl")) and all(s["task"] == "mergelab_antonyms" for s in samples)
+    samples = [json.loads(line) for line in (out / "mergelab_categories.samples.jsonl").read_text().splitlines()]
+    assert len(samples) == len(rows("categories_test.jsonl")) and all(s["task"] == "mergelab_categories" for s in samples)
     assert not (out / "mergelab_arithmetic.samples.jsonl").exists()
 
 
@@ -180,7 +180,7 @@ def test_evaluations_target_merges_only_what_it_needs(evaluated):
 
 @pytest.mark.workflow
 def test_unknown_task_fails_before_any_job(tmp_path, tiny_models):
-    cfg = harness_cfg(tiny_models, tasks=["mergelab_antonyms", "gsm8kk"])
+    cfg = harness_cfg(tiny_models, tasks=["mergelab_categories", "gsm8kk"])
     proc = snakemake(tmp_path, write_config(tmp_path, cfg))
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
@@ -202,7 +202,7 @@ def test_broken_inputs_fail_clearly_and_others_finish(tmp_path, tiny_models):
         "metric_list:\n  - metric: word_perplexity\n")
     cfg = {
         "models": {"base": {"path": str(tiny_models["base"])}, "broken": {"path": str(broken)}},
-        "harness": {"tasks": ["mergelab_antonyms", "my_bad_task"], "include_path": ["mytasks"],
+        "harness": {"tasks": ["mergelab_categories", "my_bad_task"], "include_path": ["mytasks"],
                     "settings": {"batch_size": 8}},
     }
     proc = snakemake(tmp_path, write_config(tmp_path, cfg), "--keep-going")
@@ -211,6 +211,6 @@ def test_broken_inputs_fail_clearly_and_others_finish(tmp_path, tiny_models):
     assert "mergelab: model directory has no weights (*.safetensors or *.bin): " + str(broken) in err
     assert f"mergelab: lm-eval could not load task 'my_bad_task' (data: {tasks_dir / 'bad.jsonl'}): ArrowInvalid" in err
     assert "Traceback" not in err
-    assert (tmp_path / "results" / "harness" / "base" / "mergelab_antonyms.json").is_file()
-    assert not (tmp_path / "results" / "harness" / "broken" / "mergelab_antonyms.json").exists()
+    assert (tmp_path / "results" / "harness" / "base" / "mergelab_categories.json").is_file()
+    assert not (tmp_path / "results" / "harness" / "broken" / "mergelab_categories.json").exists()
     assert not (tmp_path / "results" / "harness" / "base" / "my_bad_task.json").exists()

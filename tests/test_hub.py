@@ -120,7 +120,7 @@ def push_cfg(tiny_models, **hub):
         "models": {n: {"path": str(p)} for n, p in tiny_models.items()},
         "merges": [{"name": "ab", "models": ["alpha", "beta"], "base": "base", "methods": ["task_arithmetic"],
                     "dtype": "float32"}],
-        "harness": {"tasks": ["mergelab_antonyms"], "settings": {"batch_size": 8, "bootstrap_iters": 100}},
+        "harness": {"tasks": ["mergelab_categories"], "settings": {"batch_size": 8, "bootstrap_iters": 100}},
         "hub": {"push": {"activate": True, "namespace": "me", **hub}, "retries": 2, "retry_wait": 0.05},
     }
 
@@ -156,10 +156,10 @@ def test_push_card_results_rerun_and_no_token_leak(tmp_path, stub, tiny_models):
     assert meta["model-index"][0]["name"] == mid
     (ev,) = card.data.eval_results
     harness = pd.read_csv(wd / "results/tables/harness.csv")
-    primary = harness[(harness["model"] == mid) & harness["primary"] & (harness["task"] == "mergelab_antonyms")]
-    assert ev.dataset_type == "mergelab_antonyms" and ev.metric_type == primary["metric"].iloc[0]
+    primary = harness[(harness["model"] == mid) & harness["primary"] & (harness["task"] == "mergelab_categories")]
+    assert ev.dataset_type == "mergelab_categories" and ev.metric_type == primary["metric"].iloc[0]
     assert ev.metric_value == pytest.approx(primary["value"].iloc[0], abs=1e-6)
-    assert "## Evaluation (mergelab)" in card_text and "mergelab_antonyms" in card_text.split("## Evaluation")[1]
+    assert "## Evaluation (mergelab)" in card_text and "mergelab_categories" in card_text.split("## Evaluation")[1]
 
     # nothing changed: nothing to do; forcing the card update makes no new commit
     proc = snakemake(wd, path, "-n", env=env, check=True)

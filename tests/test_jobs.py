@@ -64,12 +64,12 @@ def test_terminated_merge_leaves_no_output(tmp_path):
     """SIGTERM (what Snakemake and SLURM send) in the middle of writing a merge."""
     from mergelab.demo import build_demo_models
 
-    models = {n: tmp_path / n for n in ("base", "alpha")}
+    models = {n: tmp_path / n for n in ("base", "math")}
     build_demo_models(models, seed=0, size="bench")
     out = tmp_path / "results" / "merged"
     partial = out.parent / f".{out.name}.partial"
     cfg = {"merge_method": "task_arithmetic", "base_model": str(models["base"]), "dtype": "float32",
-           "models": [{"model": str(models["alpha"]), "parameters": {"weight": 0.5}}]}
+           "models": [{"model": str(models["math"]), "parameters": {"weight": 0.5}}]}
     proc = run_job(
         "from mergelab.jobs import job_log\n"
         "from mergelab.merge import run_merge\n"

@@ -10,12 +10,12 @@ import pytest
 from conftest import load_state, snakemake, write_config
 from mergelab.config import ConfigError, load_experiment
 
-PROMPTS = {"alpha": {"positive": ["Question: What is two plus three?"]},
-           "beta": {"positive": ["The opposite of hot is"], "negative": ["What is one plus one?"]}}
+PROMPTS = {"alpha": {"positive": ["Question: What is 1234 plus 5?"]},
+           "beta": {"positive": ["The horse is a kind of"], "negative": ["What is 1 plus 1?"]}}
 
 
 def _cfg(recipe: dict, models=None) -> dict:
-    models = models or {n: {"demo": n} for n in ("base", "alpha", "beta")}
+    models = models or {"base": {"demo": "base"}, "alpha": {"demo": "math"}, "beta": {"demo": "words"}}
     r = {"name": "ab", "models": ["alpha", "beta"], "base": "base"}
     r.update(recipe)
     return {"models": models, "merges": [r], "harness": {"tasks": []}, "holmes": {"activate": False}}
@@ -30,9 +30,9 @@ def test_moe_is_a_method_like_the_others(tmp_path):
     assert spec.mergekit_config == {
         "base_model": str(demo / "base"), "gate_mode": "hidden", "dtype": "bfloat16", "experts_per_token": 2,
         "experts": [
-            {"source_model": str(demo / "alpha"), "positive_prompts": PROMPTS["alpha"]["positive"],
+            {"source_model": str(demo / "math"), "positive_prompts": PROMPTS["alpha"]["positive"],
              "negative_prompts": []},
-            {"source_model": str(demo / "beta"), "positive_prompts": PROMPTS["beta"]["positive"],
+            {"source_model": str(demo / "words"), "positive_prompts": PROMPTS["beta"]["positive"],
              "negative_prompts": PROMPTS["beta"]["negative"]},
         ],
     }
@@ -137,15 +137,15 @@ def test_random_gates_are_reproducible_and_hidden_gates_follow_the_prompts(tiny_
 def test_moe_merge_goes_through_the_harness_with_its_own_settings(tiny_models, tmp_path):
     cfg = _cfg({"methods": ["moe"], "dtype": "float32", "moe": {"prompts": PROMPTS}},
                models={n: {"path": str(p)} for n, p in tiny_models.items()})
-    cfg["harness"] = {"tasks": ["mergelab_antonyms"], "settings": {"batch_size": 8},
+    cfg["harness"] = {"tasks": ["mergelab_categories"], "settings": {"batch_size": 8},
                       "model_settings": {"*_moe_*": {"batch_size": 2}}}
     cfg["evaluation"] = {"models": ["ab_moe_hidden_e2", "base"]}
     path = write_config(tmp_path, cfg)
     snakemake(tmp_path, path, check=True)
-    res = json.loads((tmp_path / "results/harness/ab_moe_hidden_e2/mergelab_antonyms.json").read_text())
-    assert 0.0 <= res["results"]["mergelab_antonyms"]["acc,none"] <= 1.0
+    res = json.loads((tmp_path / "results/harness/ab_moe_hidden_e2/mergelab_categories.json").read_text())
+    assert 0.0 <= res["results"]["mergelab_categories"]["acc,none"] <= 1.0
     assert res["config"]["batch_size"] == 2  # the MoE models' own setting
-    base = json.loads((tmp_path / "results/harness/base/mergelab_antonyms.json").read_text())
+    base = json.loads((tmp_path / "results/harness/base/mergelab_categories.json").read_text())
     assert base["config"]["batch_size"] == 8
     assert (tmp_path / "results/models/ab_moe_hidden_e2/mergekit_moe_config.yml").is_file()
     rows = (tmp_path / "results/tables/harness.csv").read_text()

@@ -199,7 +199,7 @@ def test_outcomes_figure_of_a_partial_build_is_a_note(tmp_path):
     from mergelab import plots
 
     csv = ("model,recipe,method,measure,value,best_parent,worst_parent,minus_best_parent,higher_is_better,outcome\n"
-           "ab_linear_w1,ab,linear,task: mergelab_antonyms,,,,,True,\n")
+           "ab_linear_w1,ab,linear,task: mergelab_categories,,,,,True,\n")
     comparisons = pd.read_csv(io.StringIO(csv))
     assert comparisons["outcome"].isna().all()
     plots.outcomes(comparisons, tmp_path / "merge_outcomes")
@@ -218,7 +218,7 @@ def campaign(tmp_path_factory, tiny_models):
         "merges": [{"name": "ab", "models": ["alpha", "beta"], "base": "base",
                     "methods": ["slerp", "task_arithmetic"], "method_parameters": {"slerp": {"t": [0.3, 0.7]}},
                     "dtype": "float32"}],
-        "harness": {"tasks": ["mergelab_antonyms", "mergelab_text_ppl"],
+        "harness": {"tasks": ["mergelab_categories", "mergelab_text_ppl"],
                     "settings": {"batch_size": 8, "bootstrap_iters": 100}},
         "holmes": {"activate": True, "version": "demo", "seeds": [0]},
     }
@@ -236,7 +236,7 @@ def test_every_figure_exists_and_its_data_equals_the_tables(campaign):
     wd, _ = campaign
     plots = declared_plots(wd)
     stems = {p.rsplit(".", 1)[0] for p in plots}
-    expected = {"results/plots/harness/mergelab_antonyms", "results/plots/harness/mergelab_text_ppl",
+    expected = {"results/plots/harness/mergelab_categories", "results/plots/harness/mergelab_text_ppl",
                 "results/plots/holmes_competences", "results/plots/kendall_tau_competences",
                 "results/plots/kendall_tau_datasets", "results/plots/merge_vs_parents",
                 "results/plots/merge_outcomes", "results/plots/sweep/ab"}
@@ -247,7 +247,7 @@ def test_every_figure_exists_and_its_data_equals_the_tables(campaign):
     tables = wd / "results" / "tables"
     harness = pd.read_csv(tables / "harness.csv")
     head = org.headline(harness).set_index("model")
-    for task in ("mergelab_antonyms", "mergelab_text_ppl"):
+    for task in ("mergelab_categories", "mergelab_text_ppl"):
         plotted = pd.read_csv(wd / f"results/plots/harness/{task}.csv").set_index("model")
         assert len(plotted) == 6
         ref = head[head["harness_task"] == task]
@@ -281,9 +281,9 @@ def test_tables_hold_the_campaign(campaign):
     ta = harness[harness["model"] == "ab_task_arithmetic_w0.5"].iloc[0]
     assert ta["recipe"] == "ab" and ta["method"] == "task_arithmetic" and json.loads(ta["parameters"]) == {"weight": 0.5}
     for model in ("alpha", "ab_slerp_t0.3"):
-        res = json.loads((wd / f"results/harness/{model}/mergelab_antonyms.json").read_text())
+        res = json.loads((wd / f"results/harness/{model}/mergelab_categories.json").read_text())
         row = harness[(harness["model"] == model) & (harness["metric"] == "acc_norm")].iloc[0]
-        assert row["value"] == res["results"]["mergelab_antonyms"]["acc_norm,none"]
+        assert row["value"] == res["results"]["mergelab_categories"]["acc_norm,none"]
         assert row["batch_size"] == "8" or row["batch_size"] == 8
     holmes = pd.read_csv(tables / "holmes.csv")
     assert len(holmes) == 6 * 8 and (holmes["status"] == "ok").all()
@@ -319,7 +319,7 @@ def test_failed_evaluation_still_gives_tables_and_figures(tmp_path, tiny_models)
     cfg = {
         "models": {"base": {"path": str(tiny_models["base"])}, "beta": {"path": str(tiny_models["beta"])},
                    "broken": {"path": str(broken)}},
-        "harness": {"tasks": ["mergelab_antonyms"], "settings": {"batch_size": 8}},
+        "harness": {"tasks": ["mergelab_categories"], "settings": {"batch_size": 8}},
     }
     proc = snakemake(tmp_path, write_config(tmp_path, cfg), "--keep-going")
     assert proc.returncode != 0
@@ -328,6 +328,6 @@ def test_failed_evaluation_still_gives_tables_and_figures(tmp_path, tiny_models)
     gap = harness[harness["model"] == "broken"]
     assert len(gap) == 1 and gap["status"].iloc[0] == "missing" and gap["value"].isna().all()
     assert (harness[harness["model"] != "broken"]["status"] == "ok").all()
-    assert "missing harness result: broken on mergelab_antonyms" in (tmp_path / "logs/organize/partial.log").read_text()
-    assert (tmp_path / "results/plots/harness/mergelab_antonyms.png").stat().st_size > 1000
+    assert "missing harness result: broken on mergelab_categories" in (tmp_path / "logs/organize/partial.log").read_text()
+    assert (tmp_path / "results/plots/harness/mergelab_categories.png").stat().st_size > 1000
     assert "broken" in (tmp_path / "results/tables/leaderboard.md").read_text()

@@ -117,7 +117,7 @@ def test_jobs_ask_for_what_their_model_needs(tiny_models, tmp_path):
             "beta": {"path": str(tiny_models["beta"]), "gpus": 2},
         },
         "merges": [{"name": "ab", "models": ["alpha", "beta"], "base": "base", "methods": ["task_arithmetic"]}],
-        "harness": {"tasks": ["mergelab_antonyms"]},
+        "harness": {"tasks": ["mergelab_categories"]},
         "holmes": {"activate": False},
         "compute": {"gpu_memory_gb": 1.5},
     }
@@ -126,18 +126,18 @@ def test_jobs_ask_for_what_their_model_needs(tiny_models, tmp_path):
     jobs = _dry_run_resources(proc.stdout)
     size = checkpoint_size(tiny_models["base"])
     w = size.params * 4 / GIB  # float32 tiny models
-    base = jobs[("harness_eval", "model=base, task=mergelab_antonyms")]
+    base = jobs[("harness_eval", "model=base, task=mergelab_categories")]
     assert int(base["gpu"]) == math.ceil((1.2 * w + 4) / 1.5) == 3
     assert int(base["mem_mb"]) == 1024 * math.ceil(4 + 1.25 * w)
     assert int(base["runtime"]) == math.ceil(60 + 15 * size.params / 1e9)
-    alpha = jobs[("harness_eval", "model=alpha, task=mergelab_antonyms")]
+    alpha = jobs[("harness_eval", "model=alpha, task=mergelab_categories")]
     assert (alpha["gpu"], alpha["runtime"]) == ("1", "7")
-    assert jobs[("harness_eval", "model=beta, task=mergelab_antonyms")]["gpu"] == "2"
+    assert jobs[("harness_eval", "model=beta, task=mergelab_categories")]["gpu"] == "2"
     # the merge reads three models that exist: estimated from them, one GPU
     merge = jobs[("merge", "model=ab_task_arithmetic_w0.5")]
     assert merge["gpu"] == "1" and int(merge["mem_mb"]) < FALLBACK["mem_mb"]
     # the merge's own evaluation: not on disk yet, so the fallback (computed again before it runs)
-    assert jobs[("harness_eval", "model=ab_task_arithmetic_w0.5, task=mergelab_antonyms")]["gpu"] == "1"
+    assert jobs[("harness_eval", "model=ab_task_arithmetic_w0.5, task=mergelab_categories")]["gpu"] == "1"
 
     proc = snakemake(tmp_path, configfile, "-n", "evaluations", "--set-resources", "harness_eval:runtime=99",
                      check=True)

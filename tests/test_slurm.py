@@ -159,7 +159,7 @@ def _small_config(tmp_path: Path, tiny_models: dict, **extra) -> Path:
         "models": {k: {"path": str(v)} for k, v in tiny_models.items()},
         "merges": [{"name": "ab", "models": ["alpha", "beta"], "base": "base",
                     "methods": ["linear", "task_arithmetic"], "dtype": "float32"}],
-        "harness": {"tasks": ["mergelab_antonyms"]},
+        "harness": {"tasks": ["mergelab_categories"]},
         "holmes": {"activate": False},
     }
     cfg.update(extra)
@@ -174,10 +174,10 @@ def test_a_failing_job_fails_the_run(slurm_cluster, tiny_models, tmp_path):
     proc = run_profile(tmp_path, cfg, slurm_cluster)
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
-    assert "Error in rule harness_eval" in out and "logs/harness_eval/broken/mergelab_antonyms.log" in out
-    assert "no weights" in (tmp_path / "logs/harness_eval/broken/mergelab_antonyms.log").read_text()
-    assert (tmp_path / "results/harness/base/mergelab_antonyms.json").is_file()  # keep-going
-    assert not (tmp_path / "results/harness/broken/mergelab_antonyms.json").exists()
+    assert "Error in rule harness_eval" in out and "logs/harness_eval/broken/mergelab_categories.log" in out
+    assert "no weights" in (tmp_path / "logs/harness_eval/broken/mergelab_categories.log").read_text()
+    assert (tmp_path / "results/harness/base/mergelab_categories.json").is_file()  # keep-going
+    assert not (tmp_path / "results/harness/broken/mergelab_categories.json").exists()
     failed = [j for j in slurm_jobs(tmp_path) if j["JobState"] == "FAILED"]
     assert len(failed) == 2 and {j["rule"] for j in failed} == {"harness_eval"}  # the job and its one retry
 

@@ -1,23 +1,33 @@
 """Small Llama-architecture models built offline, for the embedded default and the tests.
 
-A byte-level BPE tokenizer is trained on a synthetic English corpus (so it is a
-real `tokenizers` tokenizer with offsets, BOS, EOS, a model max length), then a
-Llama model is initialised from a fixed seed. The variants are the base plus a
-small seeded perturbation, so their task vectors are small and distinct, as
-fine-tunes of one base are. Everything is deterministic: the same seed gives
-byte-identical files.
+A byte-level BPE tokenizer is trained on the demo corpus (so it is a real
+`tokenizers` tokenizer with offsets, BOS, EOS, a model max length), then:
 
-This module is the one place that decides what the demo models are; the
-`demo_models` rule only calls :func:`build_demo_models`.
+- size "demo" (the `demo_models` rule): a base language model is trained on the
+  generic text of `mergelab.demo_tasks`, and two experts are fine-tuned from it,
+  "math" on four-digit sums and "words" on the kinds of nouns (see demo_tasks
+  for what each skill is and which items are held out). About a minute on two
+  CPU cores.
+- the other sizes (the tests' "tiny" models, the benchmarks' large ones): the
+  base is a seeded random initialisation and "math"/"words" are the base plus a
+  small seeded perturbation -- task vectors with the right shapes, no skills.
+
+Everything is deterministic: the same seed (and torch's thread count) gives
+byte-identical files. This module is the one place that decides what the demo
+models are; the `demo_models` rule only calls :func:`build_demo_models`.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import random
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Optional
 
-DEMO_NAMES = ("base", "alpha", "beta")
+DEMO_NAMES = ("base", "math", "words")
 
 SIZES = {
     # hidden, layers, heads, kv heads, intermediate
@@ -30,29 +40,28 @@ SIZES = {
                         intermediate_size=4096),
 }
 
-_SUBJECTS = "the cat|the dog|a child|the teacher|my friend|the farmer|a bird|the doctor|our neighbour|the student".split("|")
-_VERBS = "sees|likes|helps|follows|finds|calls|watches|visits|meets|thanks".split("|")
-_OBJECTS = "the river|a red house|the old tree|the city|a small boat|the garden|a blue car|the market|the school|a quiet road".split("|")
-_ADVERBS = "today|slowly|again|every morning|at night|with care|in the rain|before lunch".split("|")
-_EXTRA = "plus minus equals is not and or but because what the opposite of answer question".split()
+
+@dataclass(frozen=True)
+class Schedule:
+    """Optimizer steps (batches of 32 blocks of 64 tokens) and peak learning rates of the demo training."""
+
+    base_steps: int = 600
+    base_lr: float = 3e-3
+    math_steps: int = 800
+    math_lr: float = 1.5e-3
+    words_steps: int = 300
+    words_lr: float = 2e-3
+    replay: float = 0.33  # generic documents added to an expert's data, per skill document
 
 
-def synthetic_corpus(n: int = 4000, seed: int = 0) -> List[str]:
-    """Deterministic simple English sentences (the tokenizer's training text)."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        s = f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}"
-        if rng.random() < 0.5:
-            s += f" {rng.choice(_ADVERBS)}"
-        if rng.random() < 0.3:
-            s += " " + " ".join(rng.choice(_EXTRA) for _ in range(rng.randint(1, 4)))
-        out.append(s[0].upper() + s[1:] + rng.choice([".", ".", "!", "?"]))
-    # every word of the demo skills, so the tokenizer knows them
-    from mergelab.demo_tasks import ANTONYMS, NUMBERS
+TRAINED = {"demo": Schedule()}  # sizes whose models are trained; the others are random
 
-    out.extend(_EXTRA + list(NUMBERS) + [w for pair in ANTONYMS for w in pair])
-    return out
+
+def tokenizer_corpus(seed: int) -> List[str]:
+    """The tokenizer's training text: the generic corpus plus the skills' question forms."""
+    from mergelab.demo_tasks import arithmetic_text, category_text, corpus
+
+    return corpus(4000, seed) + [arithmetic_text(1234, 5, 1239)] * 20 + [category_text("horse", "animal")] * 20
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024, model_max_length: int = 512):
@@ -61,7 +70,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024, model_max_leng
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # digits one by one, as Llama's tokenizers do: sums are then digit-wise patterns
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -137,15 +148,83 @@ def save(model, tokenizer, path: Path) -> None:
     tokenizer.save_pretrained(path)
 
 
-def build_demo_models(out_dirs: Dict[str, Path], seed: int = 0, size: str = "demo") -> None:
-    """Write the base and its variants to out_dirs[name] (names from DEMO_NAMES)."""
+def _blocks(tokenizer, docs: List[str], length: int = 64):
+    """The documents (each <s> ... </s>) concatenated and cut into blocks of `length` tokens."""
+    import torch
+
+    ids: List[int] = []
+    for enc in tokenizer(docs)["input_ids"]:
+        ids += enc + [tokenizer.eos_token_id]
+    n = len(ids) // length
+    return torch.tensor(ids[: n * length]).view(n, length)
+
+
+def train_lm(model, blocks, steps: int, lr: float, seed: int, batch: int = 32, log: Optional[logging.Logger] = None):
+    """Causal-LM training: AdamW, 10% linear warm-up then cosine decay to 5%, seeded batches."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    warmup = max(1, steps // 10)
+    model.train()
+    for step in range(steps):
+        factor = min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
+        for group in opt.param_groups:
+            group["lr"] = lr * max(factor, 0.05)
+        x = blocks[torch.randint(0, len(blocks), (batch,), generator=gen)]
+        loss = model(input_ids=x, labels=x).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if log and (step % 100 == 0 or step == steps - 1):
+            log.info("step %d/%d loss %.3f", step + 1, steps, loss.item())
+    model.eval()
+    return model
+
+
+def train_demo_models(tokenizer, config, seed: int, schedule: Schedule, log: Optional[logging.Logger] = None) -> Dict:
+    """The base trained on generic text, and the two experts fine-tuned from it (with 25% generic replay)."""
+    import copy
+
+    from mergelab import demo_tasks as dt
+
+    log = log or logging.getLogger("mergelab.demo")
+    t0 = time.time()
+    base = init_model(config, seed)
+    train_lm(base, _blocks(tokenizer, dt.corpus(6000, seed)), schedule.base_steps, schedule.base_lr, seed, log=log)
+    log.info("base trained in %.1f s", time.time() - t0)
+    skills = {
+        "math": (dt.arithmetic_training(4000, seed + 1), schedule.math_steps, schedule.math_lr),
+        "words": (dt.category_training() * 40, schedule.words_steps, schedule.words_lr),
+    }
+    models = {"base": base}
+    for i, (name, (docs, steps, lr)) in enumerate(skills.items()):
+        t1 = time.time()
+        docs = docs + dt.corpus(int(len(docs) * schedule.replay), seed + 10 + i)
+        random.Random(seed + 20 + i).shuffle(docs)
+        models[name] = train_lm(copy.deepcopy(base), _blocks(tokenizer, docs), steps, lr, seed + 1 + i, log=log)
+        log.info("%s expert trained in %.1f s", name, time.time() - t1)
+    return models
+
+
+def build_demo_models(out_dirs: Dict[str, Path], seed: int = 0, size: str = "demo",
+                      schedule: Optional[Schedule] = None, log: Optional[logging.Logger] = None) -> None:
+    """Write the base and the experts to out_dirs[name] (names from DEMO_NAMES).
+
+    Sizes in TRAINED (or any size given a schedule) are trained; the others are random variants.
+    """
     unknown = set(out_dirs) - set(DEMO_NAMES)
     if unknown:
         raise ValueError(f"unknown demo models: {', '.join(sorted(unknown))}")
-    tokenizer = train_tokenizer(synthetic_corpus(seed=seed))
-    base = init_model(llama_config(tokenizer, size), seed)
-    for i, name in enumerate(DEMO_NAMES):
-        if name not in out_dirs:
-            continue
-        model = base if name == "base" else perturbed(base, seed=seed * 1000 + i)
-        save(model, tokenizer, out_dirs[name])
+    tokenizer = train_tokenizer(tokenizer_corpus(seed))
+    config = llama_config(tokenizer, size)
+    schedule = schedule or TRAINED.get(size)
+    if schedule is not None:
+        models = train_demo_models(tokenizer, config, seed, schedule, log)
+    else:
+        base = init_model(config, seed)
+        models = {name: base if name == "base" else perturbed(base, seed=seed * 1000 + i)
+                  for i, name in enumerate(DEMO_NAMES)}
+    for name in DEMO_NAMES:
+        if name in out_dirs:
+            save(models[name], tokenizer, out_dirs[name])

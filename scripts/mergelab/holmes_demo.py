@@ -5,8 +5,8 @@
 
 One dataset per competence at least, and every probe task type the stage
 supports: SENTENCE (binary and 3-class), SENTENCE_PAIR_BI, SENTENCE_PAIR_CROSS,
-SENTENCE_TOKENS and a regression dataset. The sentences come from the demo
-vocabulary, so the demo models' tokenizer knows every word. Deterministic.
+SENTENCE_TOKENS and a regression dataset. Most sentences use the demo models'
+vocabulary; any text works, as the tokenizer is byte-level. Deterministic.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Callable, Dict, List, Tuple
 
 import yaml
 
-from mergelab.demo_tasks import ANTONYMS, NUMBERS
 
 SUBJECTS = [("the dog", "the dogs"), ("the cat", "the cats"), ("a bird", "two birds"), ("the teacher", "the teachers"),
             ("my friend", "my friends"), ("the farmer", "the farmers"), ("the doctor", "the doctors"),
@@ -30,6 +29,19 @@ VERBS = [("sees", "see", "saw", "will see"), ("likes", "like", "liked", "will li
          ("meets", "meet", "met", "will meet"), ("watches", "watch", "watched", "will watch")]
 OBJECTS = ["the river", "a red house", "the old tree", "the city", "a small boat", "the garden", "a blue car",
            "the market", "the school", "a quiet road"]
+
+# word pairs and number words of the semantics and reasoning datasets
+NUMBERS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+           "fifteen sixteen seventeen eighteen").split()
+ANTONYMS = [
+    ("hot", "cold"), ("big", "small"), ("fast", "slow"), ("happy", "sad"), ("good", "bad"),
+    ("up", "down"), ("open", "closed"), ("light", "dark"), ("high", "low"), ("early", "late"),
+    ("full", "empty"), ("hard", "soft"), ("long", "short"), ("rich", "poor"), ("strong", "weak"),
+    ("wet", "dry"), ("clean", "dirty"), ("loud", "quiet"), ("thick", "thin"), ("young", "old"),
+    ("near", "far"), ("win", "lose"), ("buy", "sell"), ("push", "pull"), ("inside", "outside"),
+    ("day", "night"), ("left", "right"), ("first", "last"), ("true", "false"), ("love", "hate"),
+    ("begin", "end"), ("give", "take"),
+]
 
 # name, competence, phenomenon, probe task type, num_labels
 DATASETS: List[Tuple[str, str, str, str, int]] = [

@@ -25,8 +25,8 @@ def load_arithmetic(**kwargs):
     return _splits(test="arithmetic_test.jsonl", fewshot="arithmetic_fewshot.jsonl")
 
 
-def load_antonyms(**kwargs):
-    return _splits(test="antonyms_test.jsonl", fewshot="antonyms_fewshot.jsonl")
+def load_categories(**kwargs):
+    return _splits(test="categories_test.jsonl", fewshot="categories_fewshot.jsonl")
 
 
 def load_text(**kwargs):
