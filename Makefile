@@ -14,7 +14,7 @@ CORES ?= all
 ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: run report test venv lock lint bench clean
+.PHONY: run report test venv lock lint bench gallery clean
 
 run: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) $(ARGS)
@@ -51,11 +51,21 @@ lock:
 lint: $(VENV)/.installed
 	$(BIN)/snakemake --lint
 
+# The README's figures: the default run (from scratch, so the demo models are trained) copied to docs/gallery/.
+gallery: $(VENV)/.installed
+	rm -rf results logs benchmarks .snakemake
+	$(BIN)/snakemake --cores 2
+	mkdir -p docs/gallery
+	cp results/plots/harness/mergelab_arithmetic.png results/plots/harness/mergelab_categories.png docs/gallery/
+	cp results/plots/sweep/math-words.png docs/gallery/sweep-math-words.png
+	cp results/tables/leaderboard.md docs/gallery/leaderboard.md
+
 bench: $(VENV)/.installed
 	$(BIN)/python bench/merge_overhead.py
 	$(BIN)/python bench/dryrun_scaling.py
 	$(BIN)/python bench/harness_overhead.py
 	$(BIN)/python bench/holmes_probing.py
+	$(BIN)/python bench/default_run.py
 
 clean:
 	rm -rf results logs benchmarks .snakemake
