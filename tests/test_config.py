@@ -386,6 +386,28 @@ def test_demo_task_data_is_what_the_generator_writes():
         assert lines == rows, name
 
 
+def test_demo_task_prompts_are_the_trained_question_forms():
+    """The task YAMLs and mergelab.demo_tasks both spell the prompts: they must agree, or the
+    experts would be asked in a form they were never trained on."""
+    import jinja2
+
+    from mergelab import demo_tasks as dt
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+    tasks = REPO / "workflow" / "tasks" / "mergelab_demo"
+
+    def prompt(task, row):
+        spec = yaml.load((tasks / f"{task}.yaml").read_text(), Loader=Loader)
+        return jinja2.Template(spec["doc_to_text"]).render(**row)
+
+    sums, kinds = dt.task_data()["arithmetic_test.jsonl"], dt.task_data()["categories_test.jsonl"]
+    assert prompt("mergelab_arithmetic", sums[0]) == dt.arithmetic_text(sums[0]["a"], sums[0]["b"])
+    assert prompt("mergelab_categories", kinds[0]) == dt.category_text(kinds[0]["noun"])
+
+
 def test_demo_task_items_are_held_out_from_training():
     from mergelab import demo_tasks as dt
 

@@ -135,16 +135,21 @@ def heldout_text(n_docs: int = 24, seed: int = 777) -> List[Dict]:
     return [{"text": " ".join(sents[3 * i: 3 * i + 3])} for i in range(n_docs)]
 
 
+def _task_row(item: Dict) -> Dict:
+    return {k: v for k, v in item.items() if k != "held_out"}
+
+
 def task_data() -> Dict[str, List[Dict]]:
     """file name -> rows, for workflow/tasks/mergelab_demo/data/."""
     cats = category_items()
-    held = [{k: v for k, v in r.items() if k != "held_out"} for r in cats if r["held_out"]]
-    shots = [{k: v for k, v in r.items() if k != "held_out"} for r in cats if not r["held_out"]][::4]
-    held_sums = {(r["a"], r["b"]) for r in arithmetic_items()}
+    held = [_task_row(r) for r in cats if r["held_out"]]
+    shots = [_task_row(r) for r in cats if not r["held_out"]][::4]
+    sums = arithmetic_items()
+    held_sums = {(r["a"], r["b"]) for r in sums}
     train_sums = [{"a": a, "b": b, "answer": str(a + b)}
                   for a, b in (random_sum(random.Random(s)) for s in range(12)) if (a, b) not in held_sums][:10]
     return {
-        "arithmetic_test.jsonl": arithmetic_items(),
+        "arithmetic_test.jsonl": sums,
         "arithmetic_fewshot.jsonl": train_sums,
         "categories_test.jsonl": held,
         "categories_fewshot.jsonl": shots,
