@@ -251,6 +251,8 @@ BAD = {
     "push-unknown-placeholder": ({"hub": {"push": {"activate": True, "namespace": "me", "repo_name": "{seed}"}}},
                                  "hub.push.repo_name", "use only {model}, {recipe}, {method}"),
     "hub-bad-model-id": ({"models": {"x": {"hub": "not a repo"}}}, "models.x.hub", "is not a Hub model id"),
+    "old-demo-name": ({"models": {"x": {"demo": "alpha"}}}, "models.x.demo",
+                      "'alpha' is not one of: base, math, words"),
 }
 
 
