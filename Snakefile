@@ -23,32 +23,32 @@ include: "workflow/rules/hub.smk"
 rule all:
     default_target: True
     input:
-        get_all_targets,
+        targets("all"),
 
 
 rule merges:
     input:
-        get_merges_targets,
+        targets("merges"),
 
 
 rule evaluations:
     input:
-        get_evaluation_targets,
+        targets("evaluations"),
 
 
 rule tables:
     input:
-        get_tables_targets,
+        targets("tables"),
 
 
 rule plots:
     input:
-        get_plots_targets,
+        targets("plots"),
 
 
 rule pushes:
     input:
-        get_push_targets,
+        targets("pushes"),
 
 
 # A failed job (with --keep-going, the others still ran): build the tables and

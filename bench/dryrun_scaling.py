@@ -20,7 +20,7 @@ def main() -> None:
         "merges": [{"name": "ab", "models": ["math", "words"], "base": "base", "methods": ["ties", "dare_linear"],
                     "parameters": {"density": grid, "weight": grid}}],
     }
-    from mergelab.config import load_experiment
+    from mergelab.plan.experiment import load_experiment
 
     wd, path = workdir("dryrun-200", cfg)
     n = len(load_experiment(cfg, str(path), workdir=wd).merges)

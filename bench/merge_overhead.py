@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--size", default="bench")
     args = ap.parse_args()
 
-    from mergelab.config import load_experiment
+    from mergelab.plan.experiment import load_experiment
     from mergelab.demo import SIZES
 
     models = demo_models(args.size)

@@ -3,16 +3,17 @@
 import json
 
 from mergelab.jobs import atomic_file, job_log
+from mergelab.plan.jobs import FetchJob
 
 
 def main(smk) -> None:
     with job_log(smk.log[0]) as log:
         from mergelab.hub import fetch
 
-        spec = json.loads(smk.params.spec)
-        receipt = fetch(spec["repo_id"], spec["revision"], spec["patterns"], spec["cache_dir"],
-                        retries=spec["retries"], wait=spec["retry_wait"])
-        log.info("%s@%s is %s", spec["repo_id"], receipt["commit"], receipt["path"])
+        job = FetchJob.from_params(smk.params)
+        receipt = fetch(job.repo_id, job.revision, job.patterns, job.cache_dir, retries=job.retries,
+                        wait=job.retry_wait)
+        log.info("%s@%s is %s", job.repo_id, receipt["commit"], receipt["path"])
         with atomic_file(smk.output[0]) as fh:
             json.dump(receipt, fh, indent=2)
 

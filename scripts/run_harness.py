@@ -1,25 +1,27 @@
 """Snakemake job of rules `harness_eval` / `harness_eval_samples`: lm-eval on one (model, task)."""
 
 from mergelab.jobs import evaluation_job
+from mergelab.plan.jobs import HarnessJob
+from mergelab.plan.paths import WORKFLOW_TASKS
 
 
 def main(smk) -> None:
-    with evaluation_job(smk) as (spec, device, devices, log):
+    with evaluation_job(smk, HarnessJob) as (job, model_dir, device, devices, log):
         from mergelab.harness import evaluate, write_results
 
-        log.info("evaluating %s on %s (device %s)", spec["model"], spec["task"], device)
+        log.info("evaluating %s on %s (device %s)", job.model, job.task, device)
         results = evaluate(
-            spec["model_path"],
-            spec["task"],
-            spec["settings"],
-            include_paths=spec["include_paths"],
-            include_defaults=spec["include_defaults"],
+            model_dir,
+            job.task,
+            job.settings,
+            include_paths=[str(WORKFLOW_TASKS)] + job.include_paths,
+            include_defaults=job.include_defaults,
             device=device,
             gpus=len(devices),
-            check_task=not spec["include_defaults"],
+            check_task=not job.include_defaults,
             threads=smk.threads,
         )
-        results["mergelab"]["model"] = spec["model"]
+        results["mergelab"]["model"] = job.model
         write_results(results, smk.output.json, smk.output.get("samples"))
 
 

@@ -1,15 +1,16 @@
 """Snakemake job of rule `holmes_eval`: Holmes probing of one model."""
 
 from mergelab.jobs import evaluation_job
+from mergelab.plan.jobs import HolmesJob
 
 
 def main(smk) -> None:
-    with evaluation_job(smk) as (spec, device, devices, log):
+    with evaluation_job(smk, HolmesJob) as (job, model_dir, device, devices, log):
         from mergelab.holmes import evaluate, write_scores
 
-        log.info("probing %s on %d datasets (device %s)", spec["model"], len(spec["datasets"]), device)
-        rows = evaluate(spec["model"], spec["model_path"], spec["data_dir"], spec["datasets"], spec["settings"],
-                        device, threads=smk.threads, gpus=len(devices))
+        log.info("probing %s on %d datasets (device %s)", job.model, len(job.datasets), device)
+        rows = evaluate(job.model, model_dir, job.data_dir, job.datasets, job.settings, device,
+                        threads=smk.threads, gpus=len(devices))
         write_scores(rows, smk.output[0])
 
 

@@ -1,20 +1,19 @@
 """Snakemake job of rule `holmes_data`: obtain and validate the probing datasets, write their manifest."""
 
 import csv
-import json
 from pathlib import Path
 
 from mergelab.jobs import atomic_file, job_log
+from mergelab.plan.jobs import HolmesDataJob
 
 
 def main(smk) -> None:
     with job_log(smk.log[0]) as log:
         from mergelab.holmes_data import manifest_rows, obtain
 
-        spec = json.loads(smk.params.spec)
-        folder = obtain(spec["version"], Path(spec["root"]),
-                        Path(spec["archive"]) if spec["archive"] else None, spec["url"])
-        rows = manifest_rows(folder, spec["datasets"])
+        job = HolmesDataJob.from_params(smk.params)
+        folder = obtain(job.version, Path(job.root), Path(job.archive) if job.archive else None, job.url)
+        rows = manifest_rows(folder, job.datasets)
         log.info("%d datasets valid in %s", len(rows), folder)
         with atomic_file(smk.output[0], newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["probing_dataset"],

@@ -1,26 +1,25 @@
 """Snakemake job of rule `merge`: one mergekit merge on the pinned device(s)."""
 
-import json
-
 from mergelab.jobs import describe_resources, job_log
+from mergelab.plan.jobs import MergeJob
 
 
 def main(smk) -> None:
     with job_log(smk.log[0]) as log:
         log.info("job resources: %s", describe_resources(smk))
+        job = MergeJob.from_params(smk.params)
         from mergelab.devices import pinned_devices, torch_device
 
         with pinned_devices(smk.resources.gpu) as devices:
             from mergelab.merge import local_snapshots, run_merge
 
-            cfg = local_snapshots(json.loads(smk.params.config), json.loads(smk.params.receipts))
             run_merge(
-                cfg,
+                local_snapshots(job.mergekit_config, job.hub_receipts),
                 smk.output[0],
-                seed=int(smk.params.seed),
+                seed=job.seed,
                 cuda=torch_device(devices) == "cuda",
                 threads=smk.threads,
-                meta=json.loads(smk.params.meta),
+                meta=job.card,
             )
 
 

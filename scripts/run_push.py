@@ -3,6 +3,7 @@
 import json
 
 from mergelab.jobs import JobError, atomic_file, job_log
+from mergelab.plan.jobs import PushJob
 
 
 def main(smk) -> None:
@@ -11,9 +12,9 @@ def main(smk) -> None:
 
         if not token():
             raise JobError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
-        spec = json.loads(smk.params.spec)
-        receipt = push(smk.input.model, spec["repo_id"], private=spec["private"], message=spec["message"],
-                       retries=spec["retries"], wait=spec["retry_wait"])
+        job = PushJob.from_params(smk.params)
+        receipt = push(smk.input.model, job.repo_id, private=job.private, message=job.message,
+                       retries=job.retries, wait=job.retry_wait)
         log.info("pushed to %s (commit %s)", receipt["url"], receipt["commit_id"])
         with atomic_file(smk.output[0]) as fh:
             json.dump(receipt, fh, indent=2)

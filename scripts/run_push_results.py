@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from mergelab.jobs import atomic_file, job_log
+from mergelab.plan.jobs import PushResultsJob
 
 
 def main(smk) -> None:
@@ -13,8 +14,8 @@ def main(smk) -> None:
         from mergelab.hub import push_card, results_card
         from mergelab.organize import headline
 
-        spec = json.loads(smk.params.spec)
-        model = spec["model"]
+        job = PushResultsJob.from_params(smk.params)
+        model = job.model
         harness = pd.read_csv(smk.input.harness)
         head = headline(harness[harness["model"] == model]) if not harness.empty else harness
         head = head[head["status"] == "ok"] if not head.empty else head
@@ -27,9 +28,9 @@ def main(smk) -> None:
         comp = pd.read_csv(smk.input.competences)
         comp = comp[comp["model"] == model].to_dict("records") if not comp.empty else []
         card = (Path(smk.input.model) / "README.md").read_text(encoding="utf-8")
-        text = results_card(card, spec["repo_id"].split("/", 1)[1], rows, comp)
-        receipt = push_card(spec["repo_id"], text, retries=spec["retries"], wait=spec["retry_wait"])
-        log.info("card of %s updated (commit %s): %d results", spec["repo_id"], receipt["commit_id"], len(rows))
+        text = results_card(card, job.repo_id.split("/", 1)[1], rows, comp)
+        receipt = push_card(job.repo_id, text, retries=job.retries, wait=job.retry_wait)
+        log.info("card of %s updated (commit %s): %d results", job.repo_id, receipt["commit_id"], len(rows))
         with atomic_file(smk.output[0]) as fh:
             json.dump({**receipt, "results": len(rows), "holmes_competences": len(comp)}, fh, indent=2)
 

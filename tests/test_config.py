@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from conftest import REPO, snakemake, write_config
-from mergelab.config import ConfigError, load_experiment, load_schema
+from mergelab.plan.errors import ConfigError
+from mergelab.plan.experiment import load_experiment
+from mergelab.plan.load import load_schema
 from mergelab.methods import METHODS
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,9 +63,6 @@ def test_oom_at_batch_size_one_gives_up_clearly():
 
 # ---------------------------------------------------------------- workflow
 
-pytestmark_wf = pytest.mark.workflow
-
-
 def harness_cfg(tiny_models, **harness):
     h = {"tasks": list(TASKS), "settings": {"batch_size": 8, "bootstrap_iters": 100}}
     h.update(harness)
@@ -114,6 +112,16 @@ def test_every_model_on_every_task(evaluated, tiny_models):
             assert cfg["batch_size"] == 8 and cfg["model_dtype"] == "torch.float32"
             assert res["n-shot"][task] == 0
             assert res["mergelab"]["model"] == model and res["mergelab"]["batch_size_used"] == 8
+
+
+@pytest.mark.workflow
+def test_a_finished_campaign_moved_elsewhere_reruns_nothing(evaluated, tmp_path):
+    """What decides a rerun (params, inputs) holds no absolute path of the campaign's folder."""
+    wd, cfg, _ = evaluated
+    moved = tmp_path / "moved"
+    shutil.copytree(wd, moved, symlinks=True)  # keeps the files' times, as cp -a or rsync -a would
+    proc = snakemake(moved, write_config(moved, cfg, "same.yaml"), "-n", check=True)
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
 
 
 @pytest.mark.workflow

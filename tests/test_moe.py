@@ -8,7 +8,8 @@ import json
 import pytest
 
 from conftest import load_state, snakemake, write_config
-from mergelab.config import ConfigError, load_experiment
+from mergelab.plan.errors import ConfigError
+from mergelab.plan.experiment import load_experiment
 
 PROMPTS = {"alpha": {"positive": ["Question: What is 1234 plus 5?"]},
            "beta": {"positive": ["The horse is a kind of"], "negative": ["What is 1 plus 1?"]}}

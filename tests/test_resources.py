@@ -151,7 +151,8 @@ def test_jobs_ask_for_what_their_model_needs(tiny_models, tmp_path):
     ({"models": {"m": {"demo": "base", "resources": {"merge": {"mem": 1}}}}}, "models.m.resources.merge"),
 ])
 def test_bad_resource_settings_name_the_key(bad, key, tmp_path):
-    from mergelab.config import ConfigError, load_experiment
+    from mergelab.plan.errors import ConfigError
+    from mergelab.plan.experiment import load_experiment
 
     cfg = {"models": {"m": {"demo": "base"}}, "harness": {"tasks": []}, "holmes": {"activate": False}}
     cfg.update(bad)

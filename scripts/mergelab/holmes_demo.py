@@ -185,7 +185,3 @@ def write_demo_set(root: Path, seed: int = 0) -> List[str]:
         names.append(name)
     return names
 
-
-def metadata_rows() -> List[Dict[str, str]]:
-    return [{"probing_dataset": n, "competence": c, "phenomenon": p, "versions": "demo"}
-            for n, c, p, _, _ in DATASETS]

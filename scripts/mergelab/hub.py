@@ -134,8 +134,8 @@ def fetch(repo_id: str, revision: Optional[str], patterns: List[str], cache_dir:
             "files": files, "license": card_metadata(snapshot).get("license")}
 
 
-def resolve(receipt_path: str) -> str:
-    """The local directory a fetch receipt points to."""
+def snapshot_path(receipt_path: str) -> str:
+    """The local directory a fetch receipt (written by the fetch rule) points to."""
     with open(receipt_path, encoding="utf-8") as fh:
         return json.load(fh)["path"]
 

@@ -138,18 +138,22 @@ def describe_resources(smk) -> str:
 
 
 @contextlib.contextmanager
-def evaluation_job(smk):
-    """What an evaluation job runs in: its log, its spec (params.spec, JSON) with the model
-    directory checked, and its pinned devices. Yields (spec, device, devices, log)."""
+def evaluation_job(smk, spec_class):
+    """What an evaluation job runs in: its log, its spec (``spec_class``, a
+    mergelab.plan.jobs.EvaluationJob, from the rule's params), the directory of the
+    model it evaluates (checked), and its pinned devices.
+    Yields (spec, model_dir, device, devices, log)."""
     with job_log(smk.log[0]) as log:
         log.info("job resources: %s", describe_resources(smk))
-        spec = json.loads(smk.params.spec)
-        if spec.get("receipt"):  # a hub parent: its local snapshot, fetched by the fetch rule
-            with open(spec["receipt"], encoding="utf-8") as fh:
-                spec["model_path"] = json.load(fh)["path"]
-        if spec["local"]:
-            check_model_dir(spec["model_path"])
+        spec = spec_class.from_params(smk.params)
+        if spec.receipt:  # a hub parent: its local snapshot, fetched by the fetch rule
+            from mergelab.hub import snapshot_path
+
+            model_dir = snapshot_path(spec.receipt)
+        else:
+            model_dir = spec.model_path
+        check_model_dir(model_dir)
         from mergelab.devices import pinned_devices, torch_device
 
         with pinned_devices(smk.resources.gpu) as devices:
-            yield spec, torch_device(devices), devices, log
+            yield spec, model_dir, torch_device(devices), devices, log

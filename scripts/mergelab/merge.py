@@ -42,10 +42,9 @@ def local_snapshots(cfg: Dict[str, Any], receipts: Dict[str, str]) -> Dict[str, 
     """cfg with every hub parent's reference replaced by the local snapshot its fetch receipt names."""
     if not receipts:
         return cfg
-    paths = {}
-    for ref, receipt in receipts.items():
-        with open(receipt, encoding="utf-8") as fh:
-            paths[ref] = json.load(fh)["path"]
+    from mergelab.hub import snapshot_path
+
+    paths = {ref: snapshot_path(receipt) for ref, receipt in receipts.items()}
 
     def walk(node):
         if isinstance(node, dict):

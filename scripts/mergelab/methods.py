@@ -65,15 +65,6 @@ class Param:
             return f"must be {'<' if self.high_open else '<='} {self.high:g}, got {value!r}"
         return None
 
-    def range_text(self) -> str:
-        if self.type is bool:
-            return "true/false"
-        lo = "" if self.low is None else ("(" if self.low_open else "[") + f"{self.low:g}"
-        hi = "" if self.high is None else f"{self.high:g}" + (")" if self.high_open else "]")
-        if not lo and not hi:
-            return "any number"
-        return f"{lo or '(-inf'}, {hi or 'inf)'}"
-
 
 @dataclass(frozen=True)
 class Method:
@@ -96,10 +87,6 @@ class Method:
     @property
     def param_names(self) -> Tuple[str, ...]:
         return tuple(p.name for p in self.params)
-
-    @property
-    def uses_base(self) -> bool:
-        return self.base != "ignored"
 
     @property
     def pair_with_base(self) -> bool:

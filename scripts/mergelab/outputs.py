@@ -1,10 +1,14 @@
-"""Build the tables and the figures of a campaign from its result files.
+"""The tables and figures of a campaign: one registry, and the code that builds them.
 
-Used by the `organize` and `plot` rules, and - when a run fails - by the
-workflow's onerror handler, which builds them from the results that exist
-(`python -m mergelab.outputs SPEC.json`), so a campaign with a failed
-evaluation still gets its tables and figures, the gap named in them and in
-logs/organize/partial.log.
+FIGURES is the one place a figure is declared: its stem under results/plots/,
+when a campaign gets it (and for which wildcards), its report caption and
+category, and how it is drawn. It serves the DAG (the plot rule's outputs and
+the report), the plot job, and the onerror path, which builds the tables and
+figures from the results that exist when a job failed
+(`python -m mergelab.outputs SPEC.json`), the gap named in them and in
+logs/organize/partial.log. Adding a figure is one entry here.
+
+Light at import: pandas and matplotlib load only when building.
 """
 
 from __future__ import annotations
@@ -13,12 +17,75 @@ import csv
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict
+from typing import TYPE_CHECKING, Any, Callable, Dict, List
 
+from mergelab import plots
 from mergelab.jobs import atomic_file
+from mergelab.plan import paths
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mergelab.plan.experiment import Experiment
 
 log = logging.getLogger("mergelab.outputs")
+
+
+@dataclass(frozen=True)
+class Figure:
+    stem: str  # under results/plots/, with the wildcards of its instances
+    caption: str  # workflow/report/<caption>.rst
+    category: str  # its section of the HTML report
+    instances: Callable[["Experiment"], List[Dict[str, str]]]  # wildcards of each copy the campaign gets
+    draw: Callable[..., None]  # draw(tables, catalogue, stem, **wildcards); tables: key -> DataFrame
+
+
+def _evaluated_on_harness(exp) -> bool:
+    return bool(exp.harness.tasks and exp.harness.models)
+
+
+FIGURES: Dict[str, Figure] = {
+    "harness": Figure(
+        "results/plots/harness/{task}", "harness_task", "Harness",
+        lambda e: [{"task": t} for t in e.harness.tasks] if _evaluated_on_harness(e) else [],
+        lambda t, cat, stem, task: plots.harness_task(t["harness"], cat, task, stem)),
+    "holmes_competences": Figure(
+        "results/plots/holmes_competences", "holmes_competences", "Holmes",
+        lambda e: [{}] if e.holmes.models else [],
+        lambda t, cat, stem: plots.holmes_competences(t["competences"], cat, stem)),
+    "kendall_competences": Figure(
+        "results/plots/kendall_tau_competences", "kendall", "Holmes vs harness",
+        lambda e: [{}] if _evaluated_on_harness(e) and e.holmes.models else [],
+        lambda t, cat, stem: plots.kendall(t["harness"], t["holmes"], t["competences"], stem, level="competence")),
+    "kendall_datasets": Figure(
+        "results/plots/kendall_tau_datasets", "kendall", "Holmes vs harness",
+        lambda e: [{}] if _evaluated_on_harness(e) and e.holmes.models else [],
+        lambda t, cat, stem: plots.kendall(t["harness"], t["holmes"], t["competences"], stem, level="dataset")),
+    "merge_vs_parents": Figure(
+        "results/plots/merge_vs_parents", "merges", "Merges",
+        lambda e: [{}] if e.merges and e.evaluated else [],
+        lambda t, cat, stem: plots.merge_vs_parents(t["comparisons"], stem)),
+    "merge_outcomes": Figure(
+        "results/plots/merge_outcomes", "merges", "Merges",
+        lambda e: [{}] if e.merges and e.evaluated else [],
+        lambda t, cat, stem: plots.outcomes(t["comparisons"], stem)),
+    "sweep": Figure(  # a recipe that sweeps a parameter (the expansion records which)
+        "results/plots/sweep/{recipe}", "sweep", "Sweeps",
+        lambda e: [{"recipe": r, "param": p} for r, p in e.sweeps.items()] if e.merges and e.evaluated else [],
+        lambda t, cat, stem, recipe, param: plots.sweep(t["harness"], t["competences"], cat, recipe, param, stem)),
+}
+
+
+def figures(exp: "Experiment") -> List[Dict[str, Any]]:
+    """Every figure this campaign gets: {figure, wildcards, stem}, in registry order."""
+    out = []
+    for name, fig in FIGURES.items():
+        for wildcards in fig.instances(exp):
+            out.append({"figure": name, "wildcards": wildcards, "stem": fig.stem.format(**wildcards)})
+    return out
+
+
+# --------------------------------------------------------------------------- building
 
 
 def read_manifest(path: str):
@@ -39,15 +106,17 @@ def parquet_safe(frame):
     return out
 
 
-def build_tables(ctx: Dict[str, Any], out: Dict[str, str]) -> None:
+def build_tables(catalogue: Dict[str, Any], files: Dict[str, Any], out: Dict[str, str]) -> None:
+    """Every table of paths.TABLES (keys of ``out``) from the result ``files``."""
     import pandas as pd
 
     from mergelab import organize as org
 
-    harness = org.harness_table(ctx["files"]["harness"], ctx)
-    holmes = org.holmes_table(ctx["files"]["holmes"], read_manifest(ctx["files"].get("holmes_manifest")), ctx)
-    comp = org.competence_table(holmes, ctx) if not holmes.empty else pd.DataFrame(columns=org.COMPETENCE_COLUMNS)
-    comparisons = org.merge_comparisons(harness, comp, ctx)
+    harness = org.harness_table(files["harness"], catalogue)
+    holmes = org.holmes_table(files["holmes"], read_manifest(files.get("holmes_manifest")), catalogue)
+    comp = org.competence_table(holmes, catalogue) if not holmes.empty else pd.DataFrame(
+        columns=org.COMPETENCE_COLUMNS)
+    comparisons = org.merge_comparisons(harness, comp, catalogue)
     for key, frame in (("harness", harness), ("holmes", holmes), ("competences", comp),
                        ("comparisons", comparisons)):
         with atomic_file(out[key], newline="") as fh:
@@ -56,54 +125,40 @@ def build_tables(ctx: Dict[str, Any], out: Dict[str, str]) -> None:
     parquet_safe(harness).to_parquet(tmp, index=False)
     tmp.replace(out["harness_parquet"])
     with atomic_file(out["leaderboard"]) as fh:
-        fh.write(org.leaderboard(harness, comp, comparisons, ctx))
+        fh.write(org.leaderboard(harness, comp, comparisons, catalogue))
     with atomic_file(out["provenance"]) as fh:
-        json.dump(org.provenance(ctx), fh, indent=2, sort_keys=True, default=str)
+        json.dump(org.provenance(catalogue), fh, indent=2, sort_keys=True, default=str)
         fh.write("\n")
     missing = int((harness["status"] == "missing").sum() + (holmes["status"] == "missing").sum())
     log.info("tables written; %d missing value(s)%s", missing, " (see the warnings above)" if missing else "")
 
 
-def build_plots(ctx: Dict[str, Any], tables: Dict[str, str], stems: Dict[str, str]) -> None:
+def build_plots(catalogue: Dict[str, Any], tables: Dict[str, str], figures: List[Dict[str, Any]]) -> None:
+    """Every figure of ``figures`` (see figures()) from the tables at ``tables`` (key -> path)."""
     import pandas as pd
-
-    from mergelab import plots
 
     def load(key):
         path = Path(tables[key])
         return pd.read_csv(path) if path.is_file() and path.stat().st_size > 1 else pd.DataFrame()
 
-    harness, holmes, comp, comparisons = (load(k) for k in ("harness", "holmes", "competences", "comparisons"))
-    sweeps = plots.swept(ctx)
-    for key, stem in stems.items():
-        stem = Path(stem)
-        if key.startswith("harness_"):
-            plots.harness_task(harness, ctx, key[len("harness_"):], stem)
-        elif key == "holmes_competences":
-            plots.holmes_competences(comp, ctx, stem)
-        elif key in ("kendall_competences", "kendall_datasets"):
-            plots.kendall(harness, holmes, comp, stem, level=key.split("_")[1].rstrip("s"))
-        elif key == "merge_vs_parents":
-            plots.merge_vs_parents(comparisons, stem)
-        elif key == "merge_outcomes":
-            plots.outcomes(comparisons, stem)
-        elif key.startswith("sweep_"):
-            recipe = key[len("sweep_"):]
-            plots.sweep(harness, comp, ctx, recipe, sweeps[recipe], stem)
-        else:  # pragma: no cover - the Snakefile and this list change together
-            raise ValueError(f"unknown figure {key!r}")
-        log.info("figure %s", stem)
+    frames = {k: load(k) for k in ("harness", "holmes", "competences", "comparisons")}
+    for f in figures:
+        FIGURES[f["figure"]].draw(frames, catalogue, Path(f["stem"]), **f["wildcards"])
+        log.info("figure %s", f["stem"])
 
 
 def main(spec_path: str) -> None:
-    """The onerror path: tables and figures from whatever results exist."""
+    """The onerror path: tables and figures from whatever results exist.
+    SPEC.json: {"organize": OrganizeJob params, "plot": PlotJob params, "log": path}."""
     from mergelab.jobs import job_log
+    from mergelab.plan.jobs import OrganizeJob, PlotJob
 
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    organize, plot = OrganizeJob.from_params(spec["organize"]), PlotJob.from_params(spec["plot"])
     with job_log(spec["log"]):
         log.info("a run failed: building tables and figures from the results that exist")
-        build_tables(spec["context"], spec["tables"])
-        build_plots(spec["context"], spec["tables"], spec["stems"])
+        build_tables(organize.catalogue, organize.files, paths.TABLES)
+        build_plots(plot.catalogue, paths.TABLES, plot.figures)
 
 
 if __name__ == "__main__":

@@ -250,21 +250,6 @@ def outcomes(comparisons, stem: Path) -> None:
     save(fig, counts.reset_index().rename_axis(None, axis=1).pipe(pd.DataFrame), stem)
 
 
-def swept(context: Dict[str, Any]) -> Dict[str, str]:
-    """recipe -> the parameter it sweeps (the first, by id order), for recipes that sweep one."""
-    out: Dict[str, str] = {}
-    by: Dict[tuple, List[Dict]] = {}
-    for info in context["models"].values():
-        if info.get("role") == "merge" and info.get("parameters"):
-            by.setdefault((info["recipe"], info["method"]), []).append(info["parameters"])
-    for (recipe, _), plist in by.items():
-        for name in plist[0]:
-            vals = {json.dumps(p.get(name), sort_keys=True) for p in plist}
-            if len(vals) > 1 and recipe not in out:
-                out[recipe] = name
-    return out
-
-
 def sweep(harness, comp, context: Dict[str, Any], recipe: str, param: str, stem: Path) -> None:
     """Score against the swept parameter, one line per method; the parents as dashed lines."""
     import pandas as pd

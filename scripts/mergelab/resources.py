@@ -160,3 +160,25 @@ def resolve(rule: str, estimated: Mapping[str, int], gpus: Optional[int],
         out["gpu"] = gpus
     out.update((k, v) for k, v in ((overrides or {}).get(rule) or {}).items() if v is not None)
     return out
+
+
+def job_resources(exp, rule: str, model: str, task: Optional[str] = None) -> Dict[str, int]:
+    """gpu, mem_mb and runtime of one job of ``rule`` (merge, harness_eval, holmes_eval) of the
+    Experiment ``exp``: estimated from the size of the models it reads, then the config's overrides.
+    Snakemake asks again just before the job starts, when its inputs exist."""
+    if rule == "merge":
+        spec = exp.merges.get(model)
+        if spec is None:
+            raise ValueError(f"{model!r} is not a merge of this config")
+        sizes = [size_of(exp.models[m].input_path) for m in spec.inputs]
+        est = estimate(rule, sizes, dtype=spec.dtype, passthrough=spec.stacks_parents)
+        return resolve(rule, est, spec.gpus, spec.resources)
+    if rule == "harness_eval":
+        s = exp.harness.settings_for(model, task)
+        dtype, quantization = s["dtype"], s["quantization"]
+    else:
+        dtype, quantization = exp.holmes.settings_for(model)["dtype"], None
+    sizes = [size_of(p) for p in exp.model_input(model)]
+    est = estimate(rule, sizes, dtype=dtype, quantization=quantization,
+                   gpu_memory_gb=exp.config["compute"]["gpu_memory_gb"])
+    return resolve(rule, est, exp.gpus(model), exp.resource_overrides(model))

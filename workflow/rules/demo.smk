@@ -4,9 +4,9 @@
 
 rule demo_models:
     output:
-        base=directory("results/demo/base"),
-        math=directory("results/demo/math"),
-        words=directory("results/demo/words"),
+        base=directory(paths.DEMO_MODEL.format(name="base")),
+        math=directory(paths.DEMO_MODEL.format(name="math")),
+        words=directory(paths.DEMO_MODEL.format(name="words")),
     log:
         "logs/demo_models/demo_models.log",
     benchmark:

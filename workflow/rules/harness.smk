@@ -7,18 +7,24 @@ rule harness_eval:
     input:
         unpack(get_harness_input),
     output:
-        json="results/harness/{model}/{task}.json",
+        json=paths.HARNESS_JSON,
     log:
         "logs/harness_eval/{model}/{task}.log",
     benchmark:
         "benchmarks/harness_eval/{model}/{task}.tsv"
     params:
-        spec=get_harness_params,
+        model=job_param("harness_eval", "model"),
+        model_path=job_param("harness_eval", "model_path"),
+        receipt=job_param("harness_eval", "receipt"),
+        task=job_param("harness_eval", "task"),
+        settings=job_param("harness_eval", "settings"),
+        include_paths=job_param("harness_eval", "include_paths"),
+        include_defaults=job_param("harness_eval", "include_defaults"),
     threads: get_gpu_job_threads
     resources:
-        gpu=get_harness_gpus,
-        mem_mb=get_harness_mem_mb,
-        runtime=get_harness_runtime,
+        gpu=job_resource("harness_eval", "gpu"),
+        mem_mb=job_resource("harness_eval", "mem_mb"),
+        runtime=job_resource("harness_eval", "runtime"),
     wildcard_constraints:
         task=HARNESS_PLAIN_TASKS,
     conda:
@@ -29,7 +35,7 @@ rule harness_eval:
 
 use rule harness_eval as harness_eval_samples with:
     output:
-        json="results/harness/{model}/{task}.json",
-        samples="results/harness/{model}/{task}.samples.jsonl",
+        json=paths.HARNESS_JSON,
+        samples=paths.HARNESS_SAMPLES,
     wildcard_constraints:
         task=HARNESS_SAMPLES_TASKS,

@@ -8,7 +8,11 @@ rule holmes_data:
     log:
         f"logs/holmes_data/{EXP.holmes.version}.log",
     params:
-        spec=get_holmes_data_params,
+        version=job_param("holmes_data", "version"),
+        root=job_param("holmes_data", "root"),
+        archive=job_param("holmes_data", "archive"),
+        url=job_param("holmes_data", "url"),
+        datasets=job_param("holmes_data", "datasets"),
     localrule: LIGHT_LOCAL
     conda:
         "../../envs/holmes.yaml"
@@ -20,18 +24,23 @@ rule holmes_eval:
     input:
         unpack(get_holmes_input),
     output:
-        "results/holmes/{model}/scores.csv",
+        paths.HOLMES_SCORES,
     log:
         "logs/holmes_eval/{model}.log",
     benchmark:
         "benchmarks/holmes_eval/{model}.tsv"
     params:
-        spec=get_holmes_params,
+        model=job_param("holmes_eval", "model"),
+        model_path=job_param("holmes_eval", "model_path"),
+        receipt=job_param("holmes_eval", "receipt"),
+        data_dir=job_param("holmes_eval", "data_dir"),
+        datasets=job_param("holmes_eval", "datasets"),
+        settings=job_param("holmes_eval", "settings"),
     threads: get_gpu_job_threads
     resources:
-        gpu=get_holmes_gpus,
-        mem_mb=get_holmes_mem_mb,
-        runtime=get_holmes_runtime,
+        gpu=job_resource("holmes_eval", "gpu"),
+        mem_mb=job_resource("holmes_eval", "mem_mb"),
+        runtime=job_resource("holmes_eval", "runtime"),
     conda:
         "../../envs/holmes.yaml"
     script:

@@ -4,11 +4,16 @@
 
 rule fetch:
     output:
-        "results/hub/parents/{model}.json",
+        paths.FETCH_RECEIPT,
     log:
         "logs/fetch/{model}.log",
     params:
-        spec=get_fetch_params,
+        repo_id=job_param("fetch", "repo_id"),
+        revision=job_param("fetch", "revision"),
+        patterns=job_param("fetch", "patterns"),
+        cache_dir=job_param("fetch", "cache_dir"),
+        retries=job_param("fetch", "retries"),
+        retry_wait=job_param("fetch", "retry_wait"),
     localrule: LIGHT_LOCAL
     conda:
         "../../envs/hub.yaml"
@@ -18,13 +23,17 @@ rule fetch:
 
 rule push:
     input:
-        model="results/models/{model}",
+        model=paths.MERGED_MODEL,
     output:
-        "results/hub/{model}.json",
+        paths.PUSH_RECEIPT,
     log:
         "logs/push/{model}.log",
     params:
-        spec=get_push_params,
+        repo_id=job_param("push", "repo_id"),
+        private=job_param("push", "private"),
+        message=job_param("push", "message"),
+        retries=job_param("push", "retries"),
+        retry_wait=job_param("push", "retry_wait"),
     localrule: LIGHT_LOCAL
     conda:
         "../../envs/hub.yaml"
@@ -34,16 +43,19 @@ rule push:
 
 rule push_results:
     input:
-        receipt="results/hub/{model}.json",
-        model="results/models/{model}",
-        harness=TABLES["harness"],
-        competences=TABLES["competences"],
+        receipt=paths.PUSH_RECEIPT,
+        model=paths.MERGED_MODEL,
+        harness=paths.TABLES["harness"],
+        competences=paths.TABLES["competences"],
     output:
-        "results/hub/results/{model}.json",
+        paths.PUSH_RESULTS_RECEIPT,
     log:
         "logs/push_results/{model}.log",
     params:
-        spec=get_push_results_params,
+        repo_id=job_param("push_results", "repo_id"),
+        model=job_param("push_results", "model"),
+        retries=job_param("push_results", "retries"),
+        retry_wait=job_param("push_results", "retry_wait"),
     localrule: LIGHT_LOCAL
     conda:
         "../../envs/hub.yaml"

@@ -5,21 +5,21 @@ rule merge:
     input:
         unpack(get_merge_input),
     output:
-        directory("results/models/{model}"),
+        directory(paths.MERGED_MODEL),
     log:
         "logs/merge/{model}.log",
     benchmark:
         "benchmarks/merge/{model}.tsv"
     params:
-        config=get_merge_config,
-        meta=get_merge_meta,
-        seed=get_merge_seed,
-        receipts=get_merge_receipts,
+        mergekit_config=job_param("merge", "mergekit_config"),
+        seed=job_param("merge", "seed"),
+        card=job_param("merge", "card"),
+        hub_receipts=job_param("merge", "hub_receipts"),
     threads: get_gpu_job_threads
     resources:
-        gpu=get_merge_gpus,
-        mem_mb=get_merge_mem_mb,
-        runtime=get_merge_runtime,
+        gpu=job_resource("merge", "gpu"),
+        mem_mb=job_resource("merge", "mem_mb"),
+        runtime=job_resource("merge", "runtime"),
     conda:
         "../../envs/mergekit.yaml"
     script:
@@ -28,11 +28,11 @@ rule merge:
 
 rule merges_table:
     output:
-        "results/merges.tsv",
+        paths.MERGES_TABLE,
     log:
         "logs/merges_table/merges_table.log",
     params:
-        table=EXP.merges_table(),
+        merges=job_param("merges_table", "merges"),
     localrule: LIGHT_LOCAL
     conda:
         "../../envs/analysis.yaml"

@@ -1,16 +1,17 @@
-# Organize and plot stages: tidy tables from every result file, then the figures.
+# Organize and plot stages: tidy tables from every result file, then the figures
+# (both declared once, in mergelab.plan.paths.TABLES and mergelab.outputs.FIGURES).
 
 
 rule organize:
     input:
         unpack(get_organize_input),
     output:
-        **{k: report(v, category="Tables", caption="../report/tables.rst") if k == "leaderboard" else v
-           for k, v in TABLES.items()},
+        **table_outputs(),
     log:
         "logs/organize/organize.log",
     params:
-        context=get_organize_context,
+        catalogue=job_param("organize", "catalogue"),
+        files=job_param("organize", "files"),
     localrule: LIGHT_LOCAL
     conda:
         "../../envs/analysis.yaml"
@@ -20,14 +21,14 @@ rule organize:
 
 rule plot:
     input:
-        **TABLES,
+        **paths.TABLES,
     output:
         plot_outputs(),
     log:
         "logs/plot/plot.log",
     params:
-        context=get_organize_context,
-        spec=get_plot_params,
+        catalogue=job_param("plot", "catalogue"),
+        figures=job_param("plot", "figures"),
     localrule: LIGHT_LOCAL
     conda:
         "../../envs/analysis.yaml"

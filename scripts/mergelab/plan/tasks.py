@@ -16,11 +16,9 @@ import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, Optional
 
 import yaml
-
-WORKFLOW_TASKS = Path(__file__).resolve().parents[2] / "workflow" / "tasks"
 
 
 class _TolerantLoader(yaml.SafeLoader):
@@ -90,9 +88,3 @@ def lm_eval_index(log=print) -> Optional[Dict[str, str]]:
         os.replace(tmp, path)
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
-
-
-def close_matches(name: str, names: Iterable[str], n: int = 3) -> List[str]:
-    import difflib
-
-    return difflib.get_close_matches(name, list(names), n=n, cutoff=0.6)

@@ -1,8 +1,7 @@
-"""The evaluation plan: which models are evaluated, on which tasks, with which settings.
+"""The evaluation plans: which models the harness and Holmes evaluate, with which settings.
 
-Built while Snakemake builds the DAG (no lm-eval import): every (model, task)
-gets its fully resolved settings, which become the job's params, so changing
-one task's setting reruns exactly that task's jobs.
+Every (model, task) gets its fully resolved settings, which become its job's
+params, so changing one task's setting reruns exactly that task's jobs.
 """
 
 from __future__ import annotations
@@ -14,16 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from mergelab.tasks import WORKFLOW_TASKS, close_matches, scan_task_dirs
+from mergelab.plan import paths
+from mergelab.plan.errors import close_matches, did_you_mean
+from mergelab.plan.load import settings_defaults
+from mergelab.plan.tasks import scan_task_dirs
 
 BATCH_SIZE = re.compile(r"^(auto(:\d+)?|\d+)$")
-
-
-def settings_defaults(schema: dict) -> Dict[str, Any]:
-    props = schema["$defs"]["settings"]["properties"]
-    out = {k: copy.deepcopy(v["default"]) for k, v in props.items()}
-    out["seeds"] = {k: v["default"] for k, v in props["seeds"]["properties"].items()}
-    return out
 
 
 def merge_settings(base: Dict[str, Any], override: Dict[str, Any]) -> Dict[str, Any]:
@@ -40,7 +35,7 @@ def merge_settings(base: Dict[str, Any], override: Dict[str, Any]) -> Dict[str, 
 class HarnessPlan:
     tasks: List[str]
     models: List[str]
-    include_paths: List[str]
+    include_paths: List[str]  # the user's task folders (absolute); the workflow's own come first
     local_tasks: Dict[str, str]
     defaults: Dict[str, Any]
     settings: Dict[str, Any]
@@ -59,6 +54,10 @@ class HarnessPlan:
             s["dtype"] = self.model_dtypes.get(model, "auto")
         s["revision"] = self.model_revisions.get(model)
         return s
+
+    @property
+    def task_folders(self) -> List[str]:
+        return [str(paths.WORKFLOW_TASKS)] + list(self.include_paths)
 
     def is_local(self, task: str) -> bool:
         return task in self.local_tasks
@@ -79,9 +78,8 @@ def select_models(patterns: Optional[List[str]], parents: List[str], merges: Dic
         hits = [m for m in everything if fnmatch.fnmatchcase(m, pat)]
         hits += [mid for mid, spec in merges.items() if spec.recipe == pat]
         if not hits:
-            near = close_matches(pat, everything + sorted({s.recipe for s in merges.values()}))
-            fail(f"evaluation.models[{i}]", f"{pat!r} matches no model, merge id or recipe"
-                 + (f"; did you mean {', '.join(near)}?" if near else ""))
+            options = everything + sorted({s.recipe for s in merges.values()})
+            fail(f"evaluation.models[{i}]", f"{pat!r} matches no model, merge id or recipe{did_you_mean(pat, options)}")
         chosen.update(hits)
     return [m for m in everything if m in chosen]
 
@@ -100,16 +98,18 @@ def check_settings(s: Dict[str, Any], key: str, fail, allow_log_samples: bool = 
         fail(f"{key}.log_samples", "set log_samples for every task (harness.settings) or per task (task_settings)")
 
 
-def build_harness_plan(cfg: dict, schema: dict, exp, workdir: Path, fail,
+def build_harness_plan(cfg: dict, schema: dict, evaluated: List[str], names: List[str], dtypes: Dict[str, str],
+                       revisions: Dict[str, Optional[str]], workdir: Path, fail,
                        lm_eval_tasks: Callable[[], Optional[Dict[str, str]]]) -> HarnessPlan:
+    """``evaluated``: the models evaluation.models selects; ``names``: every model and merge."""
     h = cfg["harness"]
-    include = [str(WORKFLOW_TASKS)]
+    include = []
     for i, p in enumerate(h["include_path"]):
         path = (workdir / p).resolve()
         if not path.is_dir():
             fail(f"harness.include_path[{i}]", f"folder does not exist: {p}")
         include.append(str(path))
-    local = scan_task_dirs(include)
+    local = scan_task_dirs([paths.WORKFLOW_TASKS] + include)
 
     index = None
     unknown = [t for t in h["tasks"] if t not in local]
@@ -131,15 +131,12 @@ def build_harness_plan(cfg: dict, schema: dict, exp, workdir: Path, fail,
             fail(f"harness.task_settings.{task}", f"{task!r} is not in harness.tasks")
         check_settings(over, f"harness.task_settings.{task}", fail)
 
-    models = select_models(cfg["evaluation"]["models"], list(exp.models), exp.merges, fail) if h["tasks"] else []
     for pat in h["model_settings"]:
-        if not any(fnmatch.fnmatchcase(m, pat) for m in list(exp.models) + list(exp.merges)):
+        if not any(fnmatch.fnmatchcase(m, pat) for m in names):
             fail(f"harness.model_settings.{pat}", f"{pat!r} matches no model or merge")
 
-    dtypes = {name: exp.model_dtype(name) for name in list(exp.models) + list(exp.merges)}
-    revisions = {name: m.revision for name, m in exp.models.items()}
     plan = HarnessPlan(
-        tasks=list(h["tasks"]), models=models, include_paths=include, local_tasks=local,
+        tasks=list(h["tasks"]), models=list(evaluated) if h["tasks"] else [], include_paths=include, local_tasks=local,
         defaults=settings_defaults(schema), settings=h["settings"], model_settings=h["model_settings"],
         task_settings=h["task_settings"], model_dtypes=dtypes, model_revisions=revisions,
     )
@@ -158,6 +155,7 @@ class HolmesPlan:
     datasets: List[str]
     models: List[str]
     settings: Dict[str, Any]
+    model_dtypes: Dict[str, str] = field(default_factory=dict)
 
     @property
     def data_dir(self) -> str:
@@ -165,10 +163,14 @@ class HolmesPlan:
 
     @property
     def manifest(self) -> str:
-        return f"results/holmes/datasets-{self.version}.tsv"
+        return paths.HOLMES_MANIFEST.format(version=self.version)
+
+    def settings_for(self, model: str) -> Dict[str, Any]:
+        """The probing settings of one model: holmes.dtype, else the model's own dtype."""
+        return {**self.settings, "dtype": self.settings["dtype"] or self.model_dtypes.get(model, "auto")}
 
 
-def build_holmes_plan(cfg: dict, exp, workdir: Path, fail) -> HolmesPlan:
+def build_holmes_plan(cfg: dict, evaluated: List[str], dtypes: Dict[str, str], workdir: Path, fail) -> HolmesPlan:
     from mergelab.holmes_data import datasets_of_version, select
 
     h = cfg["holmes"]
@@ -177,65 +179,17 @@ def build_holmes_plan(cfg: dict, exp, workdir: Path, fail) -> HolmesPlan:
     if h["datasets"] is not None:
         for i, pat in enumerate(h["datasets"]):
             if not select(known, [pat]):
-                near = close_matches(pat, known)
-                fail(f"holmes.datasets[{i}]", f"{pat!r} matches no {h['version']} dataset"
-                     + (f"; did you mean {', '.join(near)}?" if near else ""))
+                fail(f"holmes.datasets[{i}]", f"{pat!r} matches no {h['version']} dataset{did_you_mean(pat, known)}")
     archive = h["data"]["archive"]
     if archive is not None:
         archive = str((workdir / archive).resolve())
         if not Path(archive).is_file():
             fail("holmes.data.archive", f"file not found: {h['data']['archive']}")
-    models = select_models(cfg["evaluation"]["models"], list(exp.models), exp.merges, fail) if h["activate"] else []
+    models = list(evaluated) if h["activate"] else []
     return HolmesPlan(
         active=h["activate"], version=h["version"], root=str((workdir / h["data"]["root"]).resolve()),
         archive=archive, url=h["data"]["url"], datasets=names, models=models,
         settings={"seeds": h["seeds"], "objective": h["objective"], "batch_size": h["batch_size"],
                   "dtype": h["dtype"], "max_length": h["max_length"]},
+        model_dtypes={name: dtypes[name] for name in models},
     )
-
-
-REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-
-
-@dataclass
-class HubPlan:
-    fetch: Dict[str, Any]
-    push: Dict[str, Any]
-    retries: int
-    retry_wait: float
-    repos: Dict[str, str] = field(default_factory=dict)  # merge id -> repo id (when pushing)
-
-    @property
-    def pushing(self) -> bool:
-        return bool(self.push["activate"])
-
-
-def build_hub_plan(cfg: dict, exp, fail) -> HubPlan:
-    h = cfg["hub"]
-    plan = HubPlan(fetch=h["fetch"], push=h["push"], retries=h["retries"], retry_wait=float(h["retry_wait"]))
-    if not plan.pushing:
-        return plan
-    ns = plan.push["namespace"]
-    if not ns:
-        fail("hub.push.namespace", "set the user or organization to push to")
-    if not REPO_NAME.match(ns):
-        fail("hub.push.namespace", f"{ns!r} is not a Hub user or organization name")
-    seen: Dict[str, str] = {}
-    for mid, spec in exp.merges.items():
-        try:
-            name = plan.push["repo_name"].format(model=mid, recipe=spec.recipe, method=spec.method)
-        except (KeyError, IndexError, ValueError) as e:
-            fail("hub.push.repo_name", f"{plan.push['repo_name']!r}: use only {{model}}, {{recipe}}, {{method}} ({e})")
-        if not REPO_NAME.match(name):
-            fail("hub.push.repo_name", f"{name!r} (for {mid}) is not a valid Hub repository name "
-                 "(letters, digits, '.', '_', '-'; at most 96)")
-        if name in seen:
-            fail("hub.push.repo_name", f"{mid} and {seen[name]} would both be pushed to {ns}/{name}")
-        seen[name] = mid
-        plan.repos[mid] = f"{ns}/{name}"
-    from mergelab.hub import token
-
-    if not token():
-        fail("hub.push.activate", "pushing needs a Hugging Face token with write access: set HF_TOKEN or run "
-             "`hf auth login` (mergelab never reads it from the config)")
-    return plan

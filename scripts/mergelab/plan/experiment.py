@@ -1,0 +1,278 @@
+"""The experiment: every model, merge and evaluation of a campaign, and the spec of every job.
+
+``load_experiment`` validates a config and expands it; the Experiment is the one
+catalogue the DAG, the jobs' params, the tables and the figures are built from.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from mergelab.plan import paths
+from mergelab.plan.errors import ConfigError
+from mergelab.plan.evaluation import HarnessPlan, HolmesPlan, build_harness_plan, build_holmes_plan, select_models
+from mergelab.plan.hub import HubPlan, build_hub_plan
+from mergelab.plan.jobs import (FetchJob, HarnessJob, HolmesDataJob, HolmesJob, JobSpec, MergeJob, MergesTableJob,
+                                OrganizeJob, PushJob, PushResultsJob)
+from mergelab.plan.load import fill_defaults, load_schema, validate_schema
+from mergelab.plan.models import MergeSpec, ModelSpec, merges_tsv, resolve_models
+from mergelab.plan.recipes import expand_recipes
+
+
+@dataclass(eq=False)
+class Experiment:
+    source: str
+    config: dict
+    models: Dict[str, ModelSpec]
+    merges: Dict[str, MergeSpec]
+    harness: HarnessPlan
+    holmes: HolmesPlan
+    hub: HubPlan
+    workdir: Path = field(default_factory=Path.cwd)
+
+    # ---- the catalogue -------------------------------------------------------
+    @property
+    def merge_ids(self) -> List[str]:
+        return list(self.merges)
+
+    def model_path(self, name: str) -> str:
+        """What tools load for model ``name``: a local directory, or a hub id (parents)."""
+        if name in self.merges:
+            return str(self.workdir / paths.MERGED_MODEL.format(model=name))
+        return self.models[name].location
+
+    def model_input(self, name: str) -> List[str]:
+        """The Snakemake input naming the model's directory (a hub parent's: its fetch receipt)."""
+        if name in self.merges:
+            return [paths.MERGED_MODEL.format(model=name)]
+        return [self.models[name].input_path]
+
+    def role(self, name: str) -> str:
+        """merge, base (the base of some recipe) or parent."""
+        if name in self.merges:
+            return "merge"
+        return "base" if any(spec.base == name for spec in self.merges.values()) else "parent"
+
+    def receipt(self, name: str) -> Optional[str]:
+        """For a hub parent, the fetch receipt that gives its local snapshot; else None."""
+        return None if name in self.merges else self.models[name].receipt
+
+    def model_dtype(self, name: str) -> str:
+        """The dtype a model's weights are in (auto: as its config says)."""
+        return self.merges[name].dtype if name in self.merges else self.models[name].dtype
+
+    def gpus(self, name: str) -> Optional[int]:
+        """The GPUs the config gives model ``name``'s jobs; None: estimate from the size."""
+        spec = self.merges.get(name) or self.models.get(name)
+        return None if spec is None else spec.gpus
+
+    def resource_overrides(self, name: str) -> Dict[str, Any]:
+        """The config's per-rule resources for model ``name``'s jobs (models.<name>.resources)."""
+        spec = self.merges.get(name) or self.models.get(name)
+        return dict((spec.resources if spec else None) or {})
+
+    @property
+    def sweeps(self) -> Dict[str, str]:
+        """recipe -> the parameter it sweeps (its first method that sweeps one: the first such parameter)."""
+        out: Dict[str, str] = {}
+        for spec in self.merges.values():
+            if spec.swept and spec.recipe not in out:
+                out[spec.recipe] = spec.swept[0]
+        return out
+
+    @property
+    def evaluated(self) -> List[str]:
+        """Models some evaluation stage evaluates, in config order."""
+        chosen = set(self.harness.models) | set(self.holmes.models)
+        return [m for m in list(self.models) + list(self.merges) if m in chosen]
+
+    def merges_table(self) -> str:
+        return merges_tsv([spec.record() for spec in self.merges.values()])
+
+    def catalogue(self) -> Dict[str, Any]:
+        """What the tables, the figures and provenance.json know about the campaign."""
+        models = {name: m.describe(self.role(name)) for name, m in self.models.items()}
+        models.update({mid: spec.describe() for mid, spec in self.merges.items()})
+        h, ho = self.harness, self.holmes
+        return {
+            "model_order": list(models),
+            "models": models,
+            "harness": {"tasks": h.tasks, "settings": h.settings, "model_settings": h.model_settings,
+                        "task_settings": h.task_settings},
+            "holmes": {"active": ho.active, "version": ho.version, "datasets": ho.datasets, "settings": ho.settings},
+        }
+
+    def result_files(self) -> Dict[str, Any]:
+        """The evaluation results the tables read."""
+        return {
+            "harness": {m: {t: paths.HARNESS_JSON.format(model=m, task=t) for t in self.harness.tasks}
+                        for m in self.harness.models},
+            "holmes": {m: paths.HOLMES_SCORES.format(model=m) for m in self.holmes.models},
+            "holmes_manifest": self.holmes.manifest if self.holmes.models else "",
+        }
+
+    # ---- targets -------------------------------------------------------------
+    def targets(self, what: str) -> List[str]:
+        """The files of target rule ``what``: merges, evaluations, tables, plots, pushes or all."""
+        from mergelab import outputs
+
+        h, ho = self.harness, self.holmes
+        if what == "merges":
+            return [paths.MERGED_MODEL.format(model=m) for m in self.merges] + [paths.MERGES_TABLE]
+        if what == "evaluations":
+            out = [paths.HARNESS_JSON.format(model=m, task=t) for m in h.models for t in h.tasks]
+            out += [paths.HARNESS_SAMPLES.format(model=m, task=t) for m in h.models for t in h.samples_tasks]
+            return out + [paths.HOLMES_SCORES.format(model=m) for m in ho.models]
+        if what == "tables":
+            return list(paths.TABLES.values()) if self.evaluated else []
+        if what == "plots":
+            return [f"{f['stem']}.png" for f in outputs.figures(self)]
+        if what == "pushes":
+            if not self.hub.pushing:
+                return []
+            out = [paths.PUSH_RECEIPT.format(model=m) for m in self.hub.repos]
+            if self.hub.push["results"] and self.evaluated:
+                out += [paths.PUSH_RESULTS_RECEIPT.format(model=m) for m in self.hub.repos if m in self.evaluated]
+            return out
+        if what == "all":
+            return [p for t in ("merges", "evaluations", "tables", "plots", "pushes") for p in self.targets(t)]
+        raise ValueError(f"unknown target {what!r}")
+
+    # ---- job specs -----------------------------------------------------------
+    def job(self, rule: str, **wildcards: str) -> JobSpec:
+        """The spec of one job of ``rule`` (cached: its params are read one by one)."""
+        return _job(self, rule, tuple(sorted(wildcards.items())))
+
+    def job_params(self, rule: str, **wildcards: str) -> Dict[str, Any]:
+        return _job_params(self, rule, tuple(sorted(wildcards.items())))
+
+    def merge_job(self, model: str) -> MergeJob:
+        spec = self._merge(model)
+        parents = [self.models[m] for m in spec.inputs]
+        card = {"recipe": spec.recipe, "method": spec.method, "seed": spec.seed, "inputs": spec.inputs,
+                "parameters": spec.params, "hub_parents": [m.location for m in parents if m.kind == "hub"]}
+        return MergeJob(mergekit_config=spec.mergekit_config, seed=spec.seed, card=card,
+                        hub_receipts={m.mergekit_ref: m.receipt for m in parents if m.receipt})
+
+    def merges_table_job(self) -> MergesTableJob:
+        return MergesTableJob(merges=[spec.record() for spec in self.merges.values()])
+
+    def harness_job(self, model: str, task: str) -> HarnessJob:
+        if model not in self.harness.models or task not in self.harness.tasks:
+            raise ValueError(f"({model}, {task}) is not an evaluation of this config")
+        return HarnessJob(model=model, model_path=self.model_path(model), receipt=self.receipt(model), task=task,
+                          settings=self.harness.settings_for(model, task), include_paths=self.harness.include_paths,
+                          include_defaults=not self.harness.is_local(task))
+
+    def holmes_job(self, model: str) -> HolmesJob:
+        if model not in self.holmes.models:
+            raise ValueError(f"{model!r} is not probed by this config")
+        ho = self.holmes
+        return HolmesJob(model=model, model_path=self.model_path(model), receipt=self.receipt(model),
+                         data_dir=ho.data_dir, datasets=ho.datasets, settings=ho.settings_for(model))
+
+    def holmes_data_job(self) -> HolmesDataJob:
+        ho = self.holmes
+        return HolmesDataJob(version=ho.version, root=ho.root, archive=ho.archive, url=ho.url, datasets=ho.datasets)
+
+    def fetch_job(self, model: str) -> FetchJob:
+        from mergelab.hub import allow_patterns
+
+        m = self.models.get(model)
+        if m is None or m.kind != "hub":
+            raise ValueError(f"{model!r} is not a hub model of this config")
+        fetch, cache = self.hub.fetch, self.hub.fetch["cache_dir"]
+        return FetchJob(repo_id=m.location, revision=m.revision,
+                        patterns=allow_patterns(fetch["allow_patterns"], fetch["allow_pickles"]),
+                        cache_dir=str((self.workdir / os.path.expanduser(cache)).resolve()) if cache else None,
+                        retries=self.hub.retries, retry_wait=self.hub.retry_wait)
+
+    def push_job(self, model: str) -> PushJob:
+        return PushJob(repo_id=self._repo(model), private=self.hub.push["private"], message=f"mergelab: {model}",
+                       retries=self.hub.retries, retry_wait=self.hub.retry_wait)
+
+    def push_results_job(self, model: str) -> PushResultsJob:
+        return PushResultsJob(repo_id=self._repo(model), model=model, retries=self.hub.retries,
+                              retry_wait=self.hub.retry_wait)
+
+    def organize_job(self) -> OrganizeJob:
+        return OrganizeJob(catalogue=self.catalogue(), files=self.result_files())
+
+    def plot_job(self):
+        from mergelab import outputs
+        from mergelab.plan.jobs import PlotJob
+
+        return PlotJob(catalogue=self.catalogue(), figures=outputs.figures(self))
+
+    def _merge(self, model: str) -> MergeSpec:
+        if model not in self.merges:
+            raise ValueError(f"{model!r} is not a merge of this config (see {paths.MERGES_TABLE})")
+        return self.merges[model]
+
+    def _repo(self, model: str) -> str:
+        if model not in self.hub.repos:
+            raise ValueError(f"{model!r} is not a merge pushed by this config")
+        return self.hub.repos[model]
+
+
+JOB_BUILDERS: Dict[str, Callable[..., JobSpec]] = {
+    "merge": Experiment.merge_job,
+    "merges_table": Experiment.merges_table_job,
+    "harness_eval": Experiment.harness_job,
+    "holmes_eval": Experiment.holmes_job,
+    "holmes_data": Experiment.holmes_data_job,
+    "fetch": Experiment.fetch_job,
+    "push": Experiment.push_job,
+    "push_results": Experiment.push_results_job,
+    "organize": Experiment.organize_job,
+    "plot": Experiment.plot_job,
+}
+
+
+@lru_cache(maxsize=None)
+def _job(exp: Experiment, rule: str, wildcards: tuple) -> JobSpec:
+    return JOB_BUILDERS[rule](exp, **dict(wildcards))
+
+
+@lru_cache(maxsize=None)
+def _job_params(exp: Experiment, rule: str, wildcards: tuple) -> Dict[str, Any]:
+    return _job(exp, rule, wildcards).params(exp.workdir)
+
+
+def load_experiment(cfg: Optional[dict], source: str, workdir: Optional[os.PathLike] = None,
+                    lm_eval_tasks: Optional[Callable[[], Optional[Dict[str, str]]]] = None) -> Experiment:
+    """Validate ``cfg`` (as loaded from ``source``) and expand it into models, merges and evaluations.
+
+    ``lm_eval_tasks`` returns lm-eval's task names (see tasks.lm_eval_index); it
+    is called only when a task is not one of the local task folders'.
+    """
+    if cfg is None:
+        cfg = {}
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{source}: the config must be a mapping of keys (models, merges, ...)")
+    workdir = Path(workdir or os.getcwd()).resolve()
+    schema = load_schema()
+    validate_schema(cfg, schema, source)
+    given = cfg.get("merges") or []
+    cfg = fill_defaults(cfg, schema)
+    models = resolve_models(cfg["models"], source, workdir)
+    merges = expand_recipes(cfg["merges"], given, models, source, workdir)
+
+    def fail(key, msg):
+        raise ConfigError(f"{source}: {key}: {msg}")
+
+    from mergelab.plan.tasks import lm_eval_index
+
+    names = list(models) + list(merges)
+    dtypes = {name: merges[name].dtype if name in merges else models[name].dtype for name in names}
+    evaluate = cfg["harness"]["tasks"] or cfg["holmes"]["activate"]
+    evaluated = select_models(cfg["evaluation"]["models"], list(models), merges, fail) if evaluate else []
+    harness = build_harness_plan(cfg, schema, evaluated, names, dtypes, {n: m.revision for n, m in models.items()},
+                                 workdir, fail, lm_eval_tasks or lm_eval_index)
+    holmes = build_holmes_plan(cfg, evaluated, dtypes, workdir, fail)
+    hub = build_hub_plan(cfg, merges, fail)
+    return Experiment(source, cfg, models, merges, harness, holmes, hub, workdir=workdir)

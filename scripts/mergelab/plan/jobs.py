@@ -1,0 +1,149 @@
+"""The typed job specs: what every job gets, built once while the DAG is built.
+
+Each spec's fields are its rule's params, one named value each, so the rule says
+what its job gets (``params: model=..., task=..., settings=...``), and the job
+reads them back with the same class (``HarnessJob.from_params(snakemake.params)``).
+Values are plain builtins with their mappings' keys sorted, so that Snakemake's
+params check sees a change only where a value changed, and paths under the
+working directory travel as ``{workdir}/...`` (mergelab.plan.paths.portable),
+so that a finished campaign moved to another folder reruns nothing.
+
+This module imports only the standard library: jobs import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Dict, List, Mapping, Optional
+
+from mergelab.plan.paths import localize, portable
+
+
+def canonical(value: Any) -> Any:
+    """``value`` with every mapping's keys in sorted order and tuples as lists."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Base of the specs: to named params (in the DAG) and back (in the job)."""
+
+    @classmethod
+    def names(cls) -> List[str]:
+        return [f.name for f in fields(cls)]
+
+    def params(self, workdir) -> Dict[str, Any]:
+        """The rule's params: field name -> portable, canonical value."""
+        return {f.name: canonical(portable(getattr(self, f.name), workdir)) for f in fields(self)}
+
+    @classmethod
+    def from_params(cls, params, workdir=None):
+        """The spec of a running job from its params (Snakemake's or a mapping), paths made
+        absolute against ``workdir`` (default: the job's working directory)."""
+        values = {}
+        for name in cls.names():
+            try:
+                value = params[name] if isinstance(params, Mapping) else getattr(params, name)
+            except (KeyError, AttributeError):
+                raise TypeError(f"the rule's params lack {name!r}, a field of {cls.__name__}") from None
+            values[name] = localize(value, workdir)
+        return cls(**values)
+
+
+# --------------------------------------------------------------------------- merge stage
+
+
+@dataclass(frozen=True)
+class MergeJob(JobSpec):
+    mergekit_config: Dict[str, Any]  # mergekit's (or mergekit-moe's) config; models named by directory or hub id
+    seed: int  # mergekit's random_seed
+    card: Dict[str, Any]  # what the model card records: recipe, method, seed, inputs, parameters, hub_parents
+    hub_receipts: Dict[str, str]  # a hub parent's reference in the config -> its fetch receipt (local snapshot)
+
+
+@dataclass(frozen=True)
+class MergesTableJob(JobSpec):
+    merges: List[Dict[str, Any]]  # one record per merge (MergeSpec.record)
+
+
+# --------------------------------------------------------------------------- evaluation stages
+
+
+@dataclass(frozen=True)
+class EvaluationJob(JobSpec):
+    model: str
+    model_path: str  # the model's directory; for a hub parent its hub id (the job reads its receipt)
+    receipt: Optional[str]  # a hub parent's fetch receipt, naming its local snapshot
+
+
+@dataclass(frozen=True)
+class HarnessJob(EvaluationJob):
+    task: str
+    settings: Dict[str, Any]  # resolved: the defaults, harness.settings, model_settings, task_settings
+    include_paths: List[str]  # harness.include_path; the workflow's own tasks are searched first
+    include_defaults: bool  # index lm-eval's built-in tasks too (the task is not a local one)
+
+
+@dataclass(frozen=True)
+class HolmesJob(EvaluationJob):
+    data_dir: str  # <holmes.data.root>/<version>
+    datasets: List[str]
+    settings: Dict[str, Any]  # seeds, objective, batch_size, dtype (resolved), max_length
+
+
+@dataclass(frozen=True)
+class HolmesDataJob(JobSpec):
+    version: str
+    root: str
+    archive: Optional[str]
+    url: Optional[str]
+    datasets: List[str]
+
+
+# --------------------------------------------------------------------------- hub stage
+
+
+@dataclass(frozen=True)
+class FetchJob(JobSpec):
+    repo_id: str
+    revision: Optional[str]
+    patterns: List[str]
+    cache_dir: Optional[str]
+    retries: int
+    retry_wait: float
+
+
+@dataclass(frozen=True)
+class PushJob(JobSpec):
+    repo_id: str
+    private: bool
+    message: str
+    retries: int
+    retry_wait: float
+
+
+@dataclass(frozen=True)
+class PushResultsJob(JobSpec):
+    repo_id: str
+    model: str
+    retries: int
+    retry_wait: float
+
+
+# --------------------------------------------------------------------------- organize and plot stages
+
+
+@dataclass(frozen=True)
+class OrganizeJob(JobSpec):
+    catalogue: Dict[str, Any]  # every model (role, recipe, method, parameters, ...) and evaluation setting
+    files: Dict[str, Any]  # harness: model -> task -> JSON; holmes: model -> scores; holmes_manifest
+
+
+@dataclass(frozen=True)
+class PlotJob(JobSpec):
+    catalogue: Dict[str, Any]
+    figures: List[Dict[str, Any]]  # mergelab.outputs.figures: name, wildcards, stem
