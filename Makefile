@@ -1,5 +1,6 @@
 # mergelab: `make run` installs everything into .venv and runs the embedded
-# default offline on the CPU; `make test` runs the test suite.
+# default offline on the CPU; `make test` runs the fast test tier (unit tests,
+# about a minute), `make test-all` every test (what CI runs).
 #
 # Variables: PYTHON (>= 3.11), VENV, TORCH (the torch requirement to install
 # first; the default takes the CPU build where pip finds one, e.g.
@@ -14,7 +15,7 @@ CORES ?= all
 ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: run report test venv lock lint bench gallery clean
+.PHONY: run report test test-all venv lock lint bench gallery clean
 
 run: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) $(ARGS)
@@ -23,7 +24,13 @@ run: $(VENV)/.installed
 report: $(VENV)/.installed
 	$(BIN)/snakemake --report results/report.html $(ARGS)
 
+# The fast tier: no Snakemake run, no SLURM, no model training (tests marked
+# workflow or slow are left out).
 test: $(VENV)/.installed
+	$(BIN)/python -m pytest -m "not workflow and not slow" $(ARGS)
+
+# Everything: the workflow runs, the demo training, the local SLURM cluster.
+test-all: $(VENV)/.installed
 	$(BIN)/python -m pytest $(ARGS)
 
 venv: $(VENV)/.installed

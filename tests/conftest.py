@@ -102,3 +102,21 @@ def weightless_copy(model_dir: Path, dest: Path) -> Path:
     for f in dest.glob("*.safetensors"):
         f.unlink()
     return dest
+
+
+@pytest.fixture(scope="session")
+def trained_demo(tmp_path_factory) -> Path:
+    """The demo models (base, math, words), trained once per test run by the demo_models rule (about a
+    minute on two cores) in a workdir of their own: its results/demo/ and logs/demo_models/."""
+    wd = tmp_path_factory.mktemp("demo-models")
+    cfg = {"models": {n: {"demo": n} for n in ("base", "math", "words")}, "merges": []}
+    snakemake(wd, write_config(wd, cfg), "demo_models", check=True, timeout=900)
+    return wd
+
+
+def with_trained_demo(workdir: Path, trained: Path) -> None:
+    """Put the shared trained demo models into workdir, as the demo_models rule would have:
+    Snakemake takes outputs that exist (their times kept) as made, and does not train again."""
+    import shutil
+
+    shutil.copytree(trained / "results" / "demo", workdir / "results" / "demo")

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import load_state, snakemake, write_config
+from conftest import load_state, snakemake, with_trained_demo, write_config
 from mergelab.demo import DEMO_NAMES, Schedule, build_demo_models
 
 SHORT = Schedule(base_steps=30, math_steps=20, words_steps=10)  # the demo's training, shortened
@@ -27,6 +27,7 @@ def test_same_seed_gives_identical_files(tmp_path, tiny_models):
         _same_files(again[ours], tiny_models[theirs])
 
 
+@pytest.mark.slow
 def test_training_twice_with_the_same_seed_gives_identical_weights(tmp_path):
     runs = [{n: tmp_path / f"{run}-{n}" for n in DEMO_NAMES} for run in ("a", "b", "c")]
     build_demo_models(runs[0], seed=0, size="demo", schedule=SHORT)
@@ -79,9 +80,11 @@ def test_unknown_size_is_refused(tmp_path):
 
 
 @pytest.mark.workflow
-def test_each_expert_beats_the_base_on_its_own_held_out_skill(tmp_path):
-    """The demo_models rule trains; lm-eval measures the held-out items. The base has seen neither
-    question form and is at chance on both tasks (0 for exact match, 1/4 for the kinds)."""
+def test_each_expert_beats_the_base_on_its_own_held_out_skill(tmp_path, trained_demo):
+    """The demo_models rule trains (once per test run: trained_demo); lm-eval measures the held-out
+    items. The base has seen neither question form and is at chance on both tasks (0 for exact match,
+    1/4 for the kinds)."""
+    with_trained_demo(tmp_path, trained_demo)
     cfg = {"models": {n: {"demo": n} for n in DEMO_NAMES}, "merges": [],
            "harness": {"tasks": ["mergelab_arithmetic", "mergelab_categories", "mergelab_text_ppl"],
                        "settings": {"batch_size": 32, "bootstrap_iters": 0}},
@@ -98,7 +101,7 @@ def test_each_expert_beats_the_base_on_its_own_held_out_skill(tmp_path):
     assert arith["math"] - arith["base"] >= 0.75 and kinds["words"] - kinds["base"] >= 0.4
     ppl = {m: score(m, "mergelab_text_ppl", "word_perplexity,none") for m in DEMO_NAMES}
     assert all(1 < v < 3 * ppl["base"] for v in ppl.values()), ppl  # forgetting, but generic text still modelled
-    log = (tmp_path / "logs/demo_models/demo_models.log").read_text()
+    log = (trained_demo / "logs/demo_models/demo_models.log").read_text()
     assert "math expert trained" in log and "words expert trained" in log
     for m in DEMO_NAMES:  # the embedded probing set works on the trained models
         scores = (tmp_path / f"results/holmes/{m}/scores.csv").read_text().splitlines()

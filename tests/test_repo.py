@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import REPO, SNAKEMAKE, base_env
+from conftest import REPO, SNAKEMAKE, base_env, with_trained_demo
 
 
 def lock_pins() -> dict:
@@ -53,17 +53,19 @@ def test_ci_runs_the_readme_test_command():
 
 
 @pytest.mark.workflow
-def test_embedded_default_runs_offline(tmp_path):
-    """What `make run` does, in a scratch directory: demo models, every merge, the table."""
+def test_embedded_default_runs_offline(tmp_path, trained_demo):
+    """What `make run` does, in a scratch directory: every merge, evaluation, table and figure
+    (the demo models trained once per test run, by the trained_demo fixture)."""
     import shutil
 
     shutil.copytree(REPO / "config", tmp_path / "config")  # config paths are relative to the working directory
+    with_trained_demo(tmp_path, trained_demo)
     proc = subprocess.run(SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
                                        "--cores", "2", "--quiet"],
                           cwd=REPO, env=base_env(tmp_path), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     cfg = yaml.safe_load((REPO / "config" / "experiment.yaml").read_text())
-    from mergelab.config import load_experiment
+    from mergelab.plan.experiment import load_experiment
 
     exp = load_experiment(cfg, "config/experiment.yaml", workdir=tmp_path)
     for mid in exp.merge_ids:

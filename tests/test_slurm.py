@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SNAKEMAKE, base_env, weightless_copy, write_config
+from conftest import REPO, SNAKEMAKE, base_env, weightless_copy, with_trained_demo, write_config
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
 SCRIPT = REPO / "scripts" / "local_slurm.sh"
 GPU_RULES = ("merge", "harness_eval", "harness_eval_samples", "holmes_eval")
@@ -107,11 +107,12 @@ def _minutes(limit: str) -> int:
     return int(days or 0) * 1440 + h * 60 + mnt + (s > 0)
 
 
-def test_embedded_default_runs_through_the_profile(slurm_cluster, tmp_path):
+def test_embedded_default_runs_through_the_profile(slurm_cluster, trained_demo, tmp_path):
     """The default campaign via --profile profiles/slurm: GPU rules become SLURM jobs
     sized from their model (--gpus, --mem, -t), each on its own fake GPU; light
     rules stay on the submitting host."""
     shutil.copytree(REPO / "config", tmp_path / "config")
+    with_trained_demo(tmp_path, trained_demo)
     proc = run_profile(tmp_path, None, slurm_cluster)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     for table in ("harness.csv", "holmes.csv", "merge_comparisons.csv", "leaderboard.md"):
