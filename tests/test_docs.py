@@ -1,0 +1,70 @@
+"""The documentation: the generated config reference is current and complete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from mergelab.schema_docs import render, rows
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+REFERENCE = REPO / "docs" / "configuration.md"
+
+
+def schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def test_configuration_reference_is_generated_from_the_schema():
+    assert REFERENCE.read_text() == render(schema()), (
+        "docs/configuration.md is out of date with workflow/schemas/config.schema.yaml: "
+        "run `python scripts/make_config_docs.py` and commit the result")
+
+
+def key_paths(node: dict, root: dict, path: str = "") -> list[str]:
+    """Every key path below node, walked independently of the generator: $ref followed, `<name>` for
+    the keys of a map, `[]` for list items."""
+    while "$ref" in node:
+        target = root
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    out = []
+    for key, sub in node.get("properties", {}).items():
+        out += [f"{path}.{key}" if path else key] + key_paths(sub, root, f"{path}.{key}" if path else key)
+    if isinstance(node.get("additionalProperties"), dict):
+        out += [f"{path}.<name>"] + key_paths(node["additionalProperties"], root, f"{path}.<name>")
+    if isinstance(node.get("items"), dict):
+        out += key_paths(node["items"], root, f"{path}[]")
+    for word in ("anyOf", "oneOf", "allOf"):
+        for alt in node.get(word, []):
+            out += key_paths(alt, root, path)
+    return out
+
+
+def test_every_key_of_the_schema_is_in_the_reference():
+    s = schema()
+    paths = key_paths(s, s)
+    assert len(paths) > 100 and {"harness.settings.batch_size", "models.<name>.dtype", "merges[].methods",
+                                 "harness.task_settings.<name>.num_fewshot"} <= set(paths)
+    text = REFERENCE.read_text()
+    missing = [p for p in paths if f"| `{p}` |" not in text]
+    assert not missing, f"docs/configuration.md lacks {missing}: run `python scripts/make_config_docs.py`"
+
+
+def test_the_generator_follows_alternatives_and_stops_at_recursion():
+    s = {"type": "object", "properties": {
+        "a": {"anyOf": [{"type": "string"}, {"type": "object", "properties": {"x": {"type": "integer"}}}]},
+        "b": {"oneOf": [{"$ref": "#/$defs/n"}, {"type": "null"}], "default": None},
+        "c": {"type": "array", "items": {"$ref": "#/$defs/tree"}},
+    }, "$defs": {
+        "n": {"type": "object", "properties": {"k": {"enum": ["p", None], "description": "a | b"}}},
+        "tree": {"type": "object", "properties": {"sub": {"$ref": "#/$defs/tree"}}},
+    }}
+    got = {r.path: r for r in rows(s)}
+    assert list(got) == ["a", "a.x", "b", "b.k", "c", "c[].sub"]
+    assert got["a"].type == "string or object" and got["b"].default == "`null`"
+    assert got["b.k"].type == "one of `p`, `null`"
+    assert "| `b.k` | one of `p`, `null` | – | a \\| b |" in render(s)
