@@ -1,7 +1,8 @@
-"""The documentation: the generated config reference is current and complete."""
+"""The documentation: the generated config reference is current and complete, links resolve, README stays short."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -11,6 +12,7 @@ from mergelab.schema_docs import render, rows
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 REFERENCE = REPO / "docs" / "configuration.md"
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
 def schema() -> dict:
@@ -68,3 +70,35 @@ def test_the_generator_follows_alternatives_and_stops_at_recursion():
     assert got["a"].type == "string or object" and got["b"].default == "`null`"
     assert got["b.k"].type == "one of `p`, `null`"
     assert "| `b.k` | one of `p`, `null` | – | a \\| b |" in render(s)
+
+
+LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)|^\[[^\]]+\]:\s*(\S+)", re.M)
+FENCE = re.compile(r"^```.*?^```", re.M | re.S)
+
+
+def anchors(page: Path) -> set[str]:
+    """GitHub's anchors for the headings of a page: lower case, punctuation but - and _ dropped, spaces to -."""
+    heads = re.findall(r"^#+\s+(.*?)\s*$", FENCE.sub("", page.read_text()), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in heads}
+
+
+def test_relative_links_point_to_files():
+    broken = []
+    for page in PAGES:
+        text = FENCE.sub("", page.read_text())
+        for m in LINK.finditer(text):
+            target, _, anchor = (m.group(1) or m.group(2)).partition("#")
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):
+                continue  # a URL
+            path = page.parent / target if target else page
+            if not path.exists():
+                broken.append(f"{page.relative_to(REPO)}: {target}")
+            elif anchor and path.suffix == ".md" and anchor not in anchors(path):
+                broken.append(f"{page.relative_to(REPO)}: {target}#{anchor} (no such heading)")
+    assert not broken, broken
+    assert len(PAGES) >= 8
+
+
+def test_readme_is_short():
+    n = len((REPO / "README.md").read_text().splitlines())
+    assert n <= 200, f"README.md has {n} lines; the details belong in docs/"
