@@ -58,7 +58,7 @@ lock:
 lint: $(VENV)/.installed
 	$(BIN)/snakemake --lint
 
-# The README's figures: the default run (from scratch, so the demo models are trained) copied to docs/gallery/.
+# The figures of README.md and docs/demo.md: the default run (from scratch, so the demo models are trained) copied to docs/gallery/.
 gallery: $(VENV)/.installed
 	rm -rf results logs benchmarks .snakemake
 	$(BIN)/snakemake --cores 2

@@ -20,13 +20,14 @@ def test_there_are_configs_to_dry_run():
 
 @pytest.mark.workflow
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_config_dry_runs_to_its_plan(path, tmp_path):
+def test_config_dry_runs_to_its_plan(path, tmp_path, monkeypatch):
     shutil.copytree(REPO / "config", tmp_path / "config")  # raw mergekit files are named from the workdir
     env = base_env(tmp_path)
     env["HF_TOKEN"] = "hf_dry_run_only"  # planning a push needs a token; a dry run sends nothing
     proc = snakemake(tmp_path, path, "-n", env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     jobs = planned_jobs(proc.stdout)
+    monkeypatch.setenv("HF_TOKEN", env["HF_TOKEN"])
     exp = load_experiment(yaml.safe_load(path.read_text()), str(path), workdir=tmp_path)
     assert sorted(w.split("model=")[1] for w in jobs.get("merge", [])) == sorted(exp.merges)
     harness = jobs.get("harness_eval", []) + jobs.get("harness_eval_samples", [])
