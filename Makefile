@@ -1,6 +1,7 @@
 # mergelab: `make run` installs everything into .venv and runs the embedded
 # default offline on the CPU; `make test` runs the fast test tier (unit tests,
-# about a minute), `make test-all` every test (what CI runs).
+# about a minute), `make test-all` every test (what CI runs), `make lint` the
+# formatting and lint gates.
 #
 # Variables: PYTHON (>= 3.11), VENV, TORCH (the torch requirement to install
 # first; the default takes the CPU build where pip finds one, e.g.
@@ -15,7 +16,7 @@ CORES ?= all
 ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: run report test test-all venv lock lint bench gallery clean
+.PHONY: run report test test-all venv lock lint format bench gallery clean
 
 run: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) $(ARGS)
@@ -57,6 +58,15 @@ lock:
 
 lint: $(VENV)/.installed
 	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Apply the formatters the lint gates check.
+format: $(VENV)/.installed
+	$(BIN)/snakefmt Snakefile workflow/rules
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # The figures of README.md and docs/demo.md: the default run (from scratch, so the demo models are trained) copied to docs/gallery/.
 gallery: $(VENV)/.installed

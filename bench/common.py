@@ -27,8 +27,18 @@ def timed(cmd, **kw) -> float:
 
 
 def snakemake_cmd(workdir: Path, configfile: Path, *args: str) -> list:
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--configfile", str(configfile), *args]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        *args,
+    ]
 
 
 def median(xs) -> float:

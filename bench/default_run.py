@@ -47,22 +47,38 @@ def main() -> None:
         shutil.copytree(REPO / "config", wd / "config")
         base = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(wd)]
         t0 = time.perf_counter()
-        subprocess.run(base + ["--cores", str(args.cores)], cwd=wd, env=env(), check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.run(
+            base + ["--cores", str(args.cores)],
+            cwd=wd,
+            env=env(),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         runs.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        subprocess.run(base + ["--report", "results/report.html"], cwd=wd, env=env(), check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.run(
+            base + ["--report", "results/report.html"],
+            cwd=wd,
+            env=env(),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         reports.append(time.perf_counter() - t0)
         demo_log = (wd / "logs/demo_models/demo_models.log").read_text()
         trained = [line.split("INFO mergelab: ")[-1] for line in demo_log.splitlines() if "trained in" in line]
         print(f"run {i + 1}: {runs[-1]:.1f} s (report {reports[-1]:.1f} s); demo_models: {'; '.join(trained)}")
         stages = stage_seconds(wd)
-        print("  job seconds per rule (summed over its jobs): "
-              + ", ".join(f"{k} {v:.1f}" for k, v in sorted(stages.items())))
+        print(
+            "  job seconds per rule (summed over its jobs): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in sorted(stages.items()))
+        )
     run = median(runs)
-    print(f"default run on {args.cores} cores: median {run:.1f} s + report {median(reports):.1f} s; "
-          f"target {TARGET_S:.0f} s: ratio {run / TARGET_S:.2f}")
+    print(
+        f"default run on {args.cores} cores: median {run:.1f} s + report {median(reports):.1f} s; "
+        f"target {TARGET_S:.0f} s: ratio {run / TARGET_S:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """`snakemake -n` time for a config that expands to 200 merges (target <= 5 s on 2 cores).
 
-    python bench/dryrun_scaling.py [--repeats 3]
+python bench/dryrun_scaling.py [--repeats 3]
 """
 
 from __future__ import annotations
@@ -17,8 +17,15 @@ def main() -> None:
     grid = [round(0.1 * i, 1) for i in range(1, 11)]
     cfg = {
         "models": {"base": {"demo": "base"}, "math": {"demo": "math"}, "words": {"demo": "words"}},
-        "merges": [{"name": "ab", "models": ["math", "words"], "base": "base", "methods": ["ties", "dare_linear"],
-                    "parameters": {"density": grid, "weight": grid}}],
+        "merges": [
+            {
+                "name": "ab",
+                "models": ["math", "words"],
+                "base": "base",
+                "methods": ["ties", "dare_linear"],
+                "parameters": {"density": grid, "weight": grid},
+            }
+        ],
     }
     from mergelab.plan.experiment import load_experiment
 

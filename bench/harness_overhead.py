@@ -29,13 +29,33 @@ def main() -> None:
     args = ap.parse_args()
 
     models = demo_models(args.size)
-    wd, cfg_path = workdir("harness-overhead", {"models": {"m": {"path": str(models / "base")}},
-                                                "harness": {"tasks": [args.task], "settings": {"batch_size": 16}}})
+    wd, cfg_path = workdir(
+        "harness-overhead",
+        {
+            "models": {"m": {"path": str(models / "base")}},
+            "harness": {"tasks": [args.task], "settings": {"batch_size": 16}},
+        },
+    )
     target = f"results/harness/m/{args.task}.json"
-    bare_cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args",
-                f"pretrained={models / 'base'},dtype=auto", "--tasks", args.task,
-                "--include_path", str(REPO / "workflow" / "tasks"), "--device", "cpu", "--batch_size", "16",
-                "--output_path", str(wd / "bare-out")]
+    bare_cmd = [
+        sys.executable,
+        "-m",
+        "lm_eval",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={models / 'base'},dtype=auto",
+        "--tasks",
+        args.task,
+        "--include_path",
+        str(REPO / "workflow" / "tasks"),
+        "--device",
+        "cpu",
+        "--batch_size",
+        "16",
+        "--output_path",
+        str(wd / "bare-out"),
+    ]
     flow_cmd = snakemake_cmd(wd, cfg_path, "--cores", "2", target, "--forcerun", "harness_eval")
     timed(bare_cmd)  # warm-up: page cache, compiled bytecode
     timed(flow_cmd)
@@ -53,8 +73,10 @@ def main() -> None:
     print(f"bare lm_eval CLI    median {median(bare):6.2f} s   runs {', '.join(f'{x:.2f}' for x in bare)}")
     print(f"workflow snakemake  median {median(flow):6.2f} s   runs {', '.join(f'{x:.2f}' for x in flow)}")
     print(f"  of which the job  median {median(job):6.2f} s")
-    print(f"ratio workflow/bare: {median(flow) / median(bare):.3f}   (job/bare: {median(job) / median(bare):.3f}; "
-          f"target <= 1.0); same metric values: {same}")
+    print(
+        f"ratio workflow/bare: {median(flow) / median(bare):.3f}   (job/bare: {median(job) / median(bare):.3f}; "
+        f"target <= 1.0); same metric values: {same}"
+    )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def synthetic_tasks(n: int, width: int, seed: int = 0):
         n_train = rng.choice([100, 200, 400, 800, 1600])
         g = torch.Generator().manual_seed(seed * 1000 + i)
         centers = torch.randn(max(k, 2), width, generator=g) * 0.3
-        w = torch.randn(width, generator=g) / width ** 0.5
+        w = torch.randn(width, generator=g) / width**0.5
 
         def part(m):
             x = torch.randn(m, width, generator=g)
@@ -45,8 +45,9 @@ def synthetic_tasks(n: int, width: int, seed: int = 0):
             y = torch.randint(0, k, (m,), generator=g)
             return x + centers[y], y
 
-        tasks.append(ProbeTask(f"d{i:03d}", k, *part(n_train), *part(max(20, n_train // 4)),
-                               *part(max(40, n_train // 2))))
+        tasks.append(
+            ProbeTask(f"d{i:03d}", k, *part(n_train), *part(max(20, n_train // 4)), *part(max(40, n_train // 2)))
+        )
     return tasks
 
 
@@ -76,8 +77,10 @@ def main() -> None:
     print(f"probing: {args.datasets} datasets x {len(seeds)} seeds, width {args.width}, device {args.device}")
     print(f"  plain per-seed loop {t_plain:8.2f} s")
     print(f"  vectorised          {t_vec:8.2f} s")
-    print(f"  speed ratio {t_plain / t_vec:.1f}x (target >= 20x); largest |mean score difference| "
-          f"{max(diffs):.4f}, mean {np.mean(diffs):.4f}")
+    print(
+        f"  speed ratio {t_plain / t_vec:.1f}x (target >= 20x); largest |mean score difference| "
+        f"{max(diffs):.4f}, mean {np.mean(diffs):.4f}"
+    )
     if args.skip_encoding:
         return
     import torch
@@ -100,8 +103,10 @@ def main() -> None:
         encode(model, tok, req, batch_size=32, max_length=max_length)
         dt = time.perf_counter() - t0
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        print(f"encoding: {len(req.texts)} unique texts, {size} model ({params:.1f}M), {args.device}: "
-              f"{dt:.2f} s = {len(req.texts) / dt:.0f} sentences/s")
+        print(
+            f"encoding: {len(req.texts)} unique texts, {size} model ({params:.1f}M), {args.device}: "
+            f"{dt:.2f} s = {len(req.texts) / dt:.0f} sentences/s"
+        )
 
 
 if __name__ == "__main__":

@@ -45,15 +45,19 @@ def main() -> None:
     ap.add_argument("--size", default="bench")
     args = ap.parse_args()
 
-    from mergelab.plan.experiment import load_experiment
     from mergelab.demo import SIZES
+    from mergelab.plan.experiment import load_experiment
 
     models = demo_models(args.size)
-    wd, cfg_path = workdir("merge-overhead", {
-        "models": {n: {"path": str(models / n)} for n in ("base", "math", "words")},
-        "merges": [{"name": "ab", "models": ["math", "words"], "base": "base", "methods": ["ties"],
-                    "dtype": "float32"}],
-    })
+    wd, cfg_path = workdir(
+        "merge-overhead",
+        {
+            "models": {n: {"path": str(models / n)} for n in ("base", "math", "words")},
+            "merges": [
+                {"name": "ab", "models": ["math", "words"], "base": "base", "methods": ["ties"], "dtype": "float32"}
+            ],
+        },
+    )
     cfg = yaml.safe_load(cfg_path.read_text())
     spec = next(iter(load_experiment(cfg, str(cfg_path), workdir=wd).merges.values()))
     mk_path = wd / "mergekit.yml"
@@ -65,8 +69,9 @@ def main() -> None:
     bare, flow, job = [], [], []
     # one warm-up of each, so both read the models from the page cache
     timed([mergekit_yaml, str(mk_path), str(wd / "bare-out"), "--random-seed", "0"])
-    flow_cmd = snakemake_cmd(wd, cfg_path, "--cores", "2", f"results/models/{spec.id}", "--forcerun", "merge",
-                             "--set-threads", "merge=2")
+    flow_cmd = snakemake_cmd(
+        wd, cfg_path, "--cores", "2", f"results/models/{spec.id}", "--forcerun", "merge", "--set-threads", "merge=2"
+    )
     timed(flow_cmd)
     for _ in range(args.repeats):
         shutil.rmtree(wd / "bare-out", ignore_errors=True)
@@ -74,13 +79,17 @@ def main() -> None:
         flow.append(timed(flow_cmd))
         with open(wd / "benchmarks" / "merge" / f"{spec.id}.tsv") as fh:
             job.append(float(next(csv.DictReader(fh, delimiter="\t"))["s"]))
-    print(f"model: {args.size} ({n_params / 1e6:.1f}M parameters, {SIZES[args.size]['num_hidden_layers']} layers), "
-          f"method ties over 3 models, float32, CPU, {args.repeats} runs each")
+    print(
+        f"model: {args.size} ({n_params / 1e6:.1f}M parameters, {SIZES[args.size]['num_hidden_layers']} layers), "
+        f"method ties over 3 models, float32, CPU, {args.repeats} runs each"
+    )
     print(f"bare mergekit-yaml  median {median(bare):6.2f} s   runs {', '.join(f'{x:.2f}' for x in bare)}")
     print(f"workflow snakemake  median {median(flow):6.2f} s   runs {', '.join(f'{x:.2f}' for x in flow)}")
     print(f"  of which the job  median {median(job):6.2f} s")
-    print(f"ratio workflow/bare: {median(flow) / median(bare):.3f}   (job/bare: {median(job) / median(bare):.3f}; "
-          f"target <= 1.05)")
+    print(
+        f"ratio workflow/bare: {median(flow) / median(bare):.3f}   (job/bare: {median(job) / median(bare):.3f}; "
+        f"target <= 1.05)"
+    )
 
 
 if __name__ == "__main__":

@@ -45,13 +45,28 @@ def run(cmd, wd: Path, e: dict) -> float:
 
 
 def base_cmd(wd: Path) -> list:
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(wd),
-            "--cores", "2"]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(wd),
+        "--cores",
+        "2",
+    ]
 
 
 def profile_args(init_seconds: int) -> list:
-    return ["--profile", str(REPO / "profiles" / "slurm"), "--slurm-no-account",
-            "--slurm-init-seconds-before-status-checks", str(init_seconds), *THREADS]
+    return [
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        "--slurm-no-account",
+        "--slurm-init-seconds-before-status-checks",
+        str(init_seconds),
+        *THREADS,
+    ]
 
 
 def fresh(name: str) -> Path:
@@ -90,15 +105,16 @@ def main() -> None:
     args = ap.parse_args()
     if os.geteuid() != 0 or not shutil.which("slurmctld"):
         sys.exit("needs root and slurm-wlm + munge (apt-get install slurm-wlm munge)")
-    was_running = "slurmctld: running" in subprocess.run([str(SCRIPT), "status"], capture_output=True,
-                                                         text=True).stdout
+    was_running = "slurmctld: running" in subprocess.run([str(SCRIPT), "status"], capture_output=True, text=True).stdout
     started = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, check=True).stdout
     e = env()
     e["SLURM_CONF"] = started.strip().split("=", 1)[1]
     e["MERGELAB_GPUS"] = ""
     try:
-        print(f"local SLURM: 1 node, {os.cpu_count()} CPUs, 4 fake GPUs; "
-              f"--slurm-init-seconds-before-status-checks {args.init_seconds}")
+        print(
+            f"local SLURM: 1 node, {os.cpu_count()} CPUs, 4 fake GPUs; "
+            f"--slurm-init-seconds-before-status-checks {args.init_seconds}"
+        )
         if not args.skip_default:
             wd = fresh("slurm-default-local")
             local = run(base_cmd(wd), wd, e)
@@ -107,9 +123,11 @@ def main() -> None:
             jobs = [j for j in jobs_of(wd) if j["JobState"] == "COMPLETED"]
             waits = [ts(j["StartTime"]) - ts(j["SubmitTime"]) for j in jobs]
             print(f"embedded default, local    {local:7.1f} s")
-            print(f"embedded default, SLURM    {slurm:7.1f} s   ratio SLURM/local {slurm / local:.2f}   "
-                  f"({len(jobs)} SLURM jobs; submission to start median {statistics.median(waits):.0f} s, "
-                  f"max {max(waits):.0f} s: queued behind the 2 CPUs)")
+            print(
+                f"embedded default, SLURM    {slurm:7.1f} s   ratio SLURM/local {slurm / local:.2f}   "
+                f"({len(jobs)} SLURM jobs; submission to start median {statistics.median(waits):.0f} s, "
+                f"max {max(waits):.0f} s: queued behind the 2 CPUs)"
+            )
 
         wd = fresh("slurm-one-job")
         target = "results/harness/base/mergelab_categories.json"
@@ -133,13 +151,19 @@ def main() -> None:
         med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in rows.items()}
         lo, sl = med["local"], med["slurm"]
         print(f"one harness job (base x mergelab_categories), median of {args.repeats}:")
-        print(f"  local: wall {lo['wall']:6.1f} s = {lo['before']:.1f} s to the script + script {lo['script']:.1f} s "
-              f"+ {lo['wall'] - lo['before'] - lo['script']:.1f} s after")
-        print(f"  SLURM: wall {sl['wall']:6.1f} s = {sl['submit']:.1f} s to sbatch + {sl['queue']:.0f} s "
-              f"submission to start + {sl['jobstep']:.1f} s start to the script + script {sl['script']:.1f} s "
-              f"+ {sl['wall'] - sl['before'] - sl['script']:.1f} s until snakemake saw it end")
-        print(f"  overhead per job through the profile: {sl['wall'] - lo['wall']:.1f} s "
-              f"(ratio {sl['wall'] / lo['wall']:.2f})")
+        print(
+            f"  local: wall {lo['wall']:6.1f} s = {lo['before']:.1f} s to the script + script {lo['script']:.1f} s "
+            f"+ {lo['wall'] - lo['before'] - lo['script']:.1f} s after"
+        )
+        print(
+            f"  SLURM: wall {sl['wall']:6.1f} s = {sl['submit']:.1f} s to sbatch + {sl['queue']:.0f} s "
+            f"submission to start + {sl['jobstep']:.1f} s start to the script + script {sl['script']:.1f} s "
+            f"+ {sl['wall'] - sl['before'] - sl['script']:.1f} s until snakemake saw it end"
+        )
+        print(
+            f"  overhead per job through the profile: {sl['wall'] - lo['wall']:.1f} s "
+            f"(ratio {sl['wall'] / lo['wall']:.2f})"
+        )
     finally:
         if not was_running:
             subprocess.run([str(SCRIPT), "stop"], capture_output=True)

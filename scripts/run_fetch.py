@@ -11,8 +11,9 @@ def main(smk) -> None:
         from mergelab.hub import fetch
 
         job = FetchJob.from_params(smk.params)
-        receipt = fetch(job.repo_id, job.revision, job.patterns, job.cache_dir, retries=job.retries,
-                        wait=job.retry_wait)
+        receipt = fetch(
+            job.repo_id, job.revision, job.patterns, job.cache_dir, retries=job.retries, wait=job.retry_wait
+        )
         log.info("%s@%s is %s", job.repo_id, receipt["commit"], receipt["path"])
         with atomic_file(smk.output[0]) as fh:
             json.dump(receipt, fh, indent=2)

@@ -9,8 +9,16 @@ def main(smk) -> None:
         from mergelab.holmes import evaluate, write_scores
 
         log.info("probing %s on %d datasets (device %s)", job.model, len(job.datasets), device)
-        rows = evaluate(job.model, model_dir, job.data_dir, job.datasets, job.settings, device,
-                        threads=smk.threads, gpus=len(devices))
+        rows = evaluate(
+            job.model,
+            model_dir,
+            job.data_dir,
+            job.datasets,
+            job.settings,
+            device,
+            threads=smk.threads,
+            gpus=len(devices),
+        )
         write_scores(rows, smk.output[0])
 
 

@@ -16,8 +16,9 @@ def main(smk) -> None:
         rows = manifest_rows(folder, job.datasets)
         log.info("%d datasets valid in %s", len(rows), folder)
         with atomic_file(smk.output[0], newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["probing_dataset"],
-                                    delimiter="\t", lineterminator="\n")
+            writer = csv.DictWriter(
+                fh, fieldnames=list(rows[0]) if rows else ["probing_dataset"], delimiter="\t", lineterminator="\n"
+            )
             writer.writeheader()
             writer.writerows(rows)
 

@@ -13,8 +13,14 @@ def main(smk) -> None:
         if not token():
             raise JobError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
         job = PushJob.from_params(smk.params)
-        receipt = push(smk.input.model, job.repo_id, private=job.private, message=job.message,
-                       retries=job.retries, wait=job.retry_wait)
+        receipt = push(
+            smk.input.model,
+            job.repo_id,
+            private=job.private,
+            message=job.message,
+            retries=job.retries,
+            wait=job.retry_wait,
+        )
         log.info("pushed to %s (commit %s)", receipt["url"], receipt["commit_id"])
         with atomic_file(smk.output[0]) as fh:
             json.dump(receipt, fh, indent=2)

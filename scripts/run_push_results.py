@@ -21,10 +21,22 @@ def main(smk) -> None:
         head = head[head["status"] == "ok"] if not head.empty else head
         rows = []
         for r in head.itertuples():
-            task_rows = harness[(harness["model"] == model) & (harness["task"] == r.harness_task)
-                                & (harness["metric"] == r.metric) & (harness["filter"] == r.filter)]
-            rows.append({"task": r.harness_task, "metric": r.metric, "filter": r.filter, "value": r.value,
-                         "stderr": r.stderr, "n_shot": task_rows["n_shot"].iloc[0] if len(task_rows) else None})
+            task_rows = harness[
+                (harness["model"] == model)
+                & (harness["task"] == r.harness_task)
+                & (harness["metric"] == r.metric)
+                & (harness["filter"] == r.filter)
+            ]
+            rows.append(
+                {
+                    "task": r.harness_task,
+                    "metric": r.metric,
+                    "filter": r.filter,
+                    "value": r.value,
+                    "stderr": r.stderr,
+                    "n_shot": task_rows["n_shot"].iloc[0] if len(task_rows) else None,
+                }
+            )
         comp = pd.read_csv(smk.input.competences)
         comp = comp[comp["model"] == model].to_dict("records") if not comp.empty else []
         card = (Path(smk.input.model) / "README.md").read_text(encoding="utf-8")

@@ -43,15 +43,17 @@ def write_config(workdir: Path, cfg: dict, name: str = "experiment.yaml") -> Pat
     return path
 
 
-def snakemake(workdir: Path, configfile: Path | None, *args: str, env: dict | None = None, timeout: int = 900,
-              check: bool = False) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, configfile: Path | None, *args: str, env: dict | None = None, timeout: int = 900, check: bool = False
+) -> subprocess.CompletedProcess:
     """Run the workflow in workdir; targets and flags go in args."""
     cmd = SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2"]
     cmd += list(args)
     if configfile is not None:
         cmd += ["--configfile", str(configfile)]
-    proc = subprocess.run(cmd, cwd=workdir, env=env or base_env(workdir), capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        cmd, cwd=workdir, env=env or base_env(workdir), capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc

@@ -20,7 +20,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List, Optional
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".zip", ".gz", ".parquet")
 LFS_THRESHOLD = 10 * 1024 * 1024
@@ -82,8 +82,9 @@ class HubStub(ThreadingHTTPServer):
         return self.blobs[repo.commits[rev or repo.head][path][0]]
 
     def new_commit(self, repo: Repo, files: Dict[str, tuple]) -> str:
-        oid = hashlib.sha1(json.dumps([repo.repo_id, repo.head, time.time_ns(), sorted(files.items())]).encode()
-                           ).hexdigest()
+        oid = hashlib.sha1(
+            json.dumps([repo.repo_id, repo.head, time.time_ns(), sorted(files.items())]).encode()
+        ).hexdigest()
         repo.commits[oid] = files
         repo.head = oid
         return oid
@@ -123,8 +124,9 @@ class _Handler(BaseHTTPRequestHandler):
             for f in srv.faults:
                 if f["times"] != 0 and re.search(f["path"], self.path) and f["method"] in (None, self.command):
                     f["times"] -= 1 if f["times"] > 0 else 0
-                    return self._send(f["status"], json.dumps({"error": "injected"}).encode(),
-                                      {"Content-Type": "application/json"})
+                    return self._send(
+                        f["status"], json.dumps({"error": "injected"}).encode(), {"Content-Type": "application/json"}
+                    )
             try:
                 self._route(body)
             except Err as e:
@@ -156,7 +158,6 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, body: bytes):
         split = urlsplit(self.path)
         parts = [unquote(p) for p in split.path.split("/") if p]
-        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
         m = self.command
         if parts == ["api", "agent-harnesses"]:
             return self._json({"standardEnvVars": [], "harnesses": {}})
@@ -195,8 +196,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.repos[repo_id] = repo
         gitattributes = "".join(f"*{s} filter=lfs diff=lfs merge=lfs -text\n" for s in LFS_SUFFIXES).encode()
         self.server.blobs[hashlib.sha256(gitattributes).hexdigest()] = gitattributes
-        self.server.new_commit(repo, {".gitattributes": (hashlib.sha256(gitattributes).hexdigest(),
-                                                         len(gitattributes), False)})
+        self.server.new_commit(
+            repo, {".gitattributes": (hashlib.sha256(gitattributes).hexdigest(), len(gitattributes), False)}
+        )
         return self._json({"url": url, "name": repo_id, "id": repo_id})
 
     def _info(self, repo_id: str, rev: str):
@@ -210,9 +212,18 @@ class _Handler(BaseHTTPRequestHandler):
                 import yaml
 
                 card = yaml.safe_load(text.split("---\n", 2)[1]) or {}
-        return self._json({"id": repo_id, "modelId": repo_id, "sha": oid, "private": repo.private,
-                           "lastModified": "2026-11-28T00:00:00.000Z", "tags": [], "cardData": card,
-                           "siblings": [{"rfilename": p} for p in sorted(files)]})
+        return self._json(
+            {
+                "id": repo_id,
+                "modelId": repo_id,
+                "sha": oid,
+                "private": repo.private,
+                "lastModified": "2026-11-28T00:00:00.000Z",
+                "tags": [],
+                "cardData": card,
+                "siblings": [{"rfilename": p} for p in sorted(files)],
+            }
+        )
 
     def _is_lfs(self, path: str, size: int, sample: bytes) -> bool:
         return path.endswith(LFS_SUFFIXES) or size >= LFS_THRESHOLD or b"\0" in sample
@@ -227,8 +238,9 @@ class _Handler(BaseHTTPRequestHandler):
             if f["path"] in files:  # the client skips unchanged files by this oid
                 sha, _, _ = files[f["path"]]
                 oid = sha if lfs else git_sha1(self.server.blobs[sha])
-            out.append({"path": f["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False,
-                        "oid": oid})
+            out.append(
+                {"path": f["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid}
+            )
         return self._json({"files": out})
 
     def _lfs_batch(self, repo_id: str, payload: dict):
@@ -237,8 +249,10 @@ class _Handler(BaseHTTPRequestHandler):
         for o in payload["objects"]:
             entry = {"oid": o["oid"], "size": o["size"], "authenticated": True}
             if o["oid"] not in self.server.blobs:  # stored already: no actions, nothing re-uploaded
-                entry["actions"] = {"upload": {"href": f"{self.server.url}/_lfs/upload/{o['oid']}", "header": {}},
-                                    "verify": {"href": f"{self.server.url}/_lfs/verify/{o['oid']}", "header": {}}}
+                entry["actions"] = {
+                    "upload": {"href": f"{self.server.url}/_lfs/upload/{o['oid']}", "header": {}},
+                    "verify": {"href": f"{self.server.url}/_lfs/verify/{o['oid']}", "header": {}},
+                }
             objects.append(entry)
         return self._json({"transfer": "basic", "objects": objects, "hash_algo": "sha256"})
 
@@ -272,8 +286,14 @@ class _Handler(BaseHTTPRequestHandler):
             elif line["key"] == "deletedFile":
                 files.pop(v["path"], None)
         oid = self.server.new_commit(repo, files)
-        return self._json({"success": True, "commitOid": oid, "commitUrl": f"{self.server.url}/{repo_id}/commit/{oid}",
-                           "pullRequestUrl": None})
+        return self._json(
+            {
+                "success": True,
+                "commitOid": oid,
+                "commitUrl": f"{self.server.url}/{repo_id}/commit/{oid}",
+                "pullRequestUrl": None,
+            }
+        )
 
     def _tree(self, repo_id: str, rev: str):
         repo = self._repo(repo_id)
@@ -294,8 +314,12 @@ class _Handler(BaseHTTPRequestHandler):
         sha, size, lfs = repo.commits[oid][path]
         data = self.server.blobs[sha]
         etag = sha if lfs else git_sha1(data)
-        headers = {"X-Repo-Commit": oid, "ETag": f'"{etag}"', "X-Linked-Size": size,
-                   "Content-Type": "application/octet-stream"}
+        headers = {
+            "X-Repo-Commit": oid,
+            "ETag": f'"{etag}"',
+            "X-Linked-Size": size,
+            "Content-Type": "application/octet-stream",
+        }
         if lfs:
             headers["X-Linked-Etag"] = f'"{sha}"'
         return self._send(200, data, headers, length=len(data))

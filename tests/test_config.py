@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from conftest import REPO, snakemake, write_config
+from mergelab.methods import METHODS
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.experiment import load_experiment
 from mergelab.plan.load import load_schema
-from mergelab.methods import METHODS
 
 
 def exp(cfg, workdir):
@@ -50,8 +50,14 @@ def test_default_config_is_valid_and_covers_every_family():
 def test_five_methods_work_untuned_with_readable_ids(wd):
     cfg = {
         "models": models("base", "coder", "math"),
-        "merges": [{"name": "coder-math", "models": ["coder", "math"], "base": "base",
-                    "methods": ["linear", "slerp", "ties", "dare_ties", "task_arithmetic"]}],
+        "merges": [
+            {
+                "name": "coder-math",
+                "models": ["coder", "math"],
+                "base": "base",
+                "methods": ["linear", "slerp", "ties", "dare_ties", "task_arithmetic"],
+            }
+        ],
     }
     e = exp(cfg, wd)
     assert e.merge_ids == [
@@ -79,12 +85,16 @@ def test_five_methods_work_untuned_with_readable_ids(wd):
 def test_sweeps_multiply_and_seeds_only_for_random_methods(wd):
     cfg = {
         "models": models("base", "coder", "math"),
-        "merges": [{
-            "name": "cm", "models": ["coder", "math"], "base": "base",
-            "methods": ["ties", "dare_linear"],
-            "parameters": {"density": [0.3, 0.7], "weight": {"coder": [0.2, 0.8], "math": 0.5}},
-            "seeds": [0, 7],
-        }],
+        "merges": [
+            {
+                "name": "cm",
+                "models": ["coder", "math"],
+                "base": "base",
+                "methods": ["ties", "dare_linear"],
+                "parameters": {"density": [0.3, 0.7], "weight": {"coder": [0.2, 0.8], "math": 0.5}},
+                "seeds": [0, 7],
+            }
+        ],
     }
     e = exp(cfg, wd)
     ties = [i for i in e.merge_ids if "_ties_" in i]
@@ -102,9 +112,16 @@ def test_sweeps_multiply_and_seeds_only_for_random_methods(wd):
 def test_method_parameters_override_and_ids_are_stable(wd):
     cfg = {
         "models": models("base", "coder", "math"),
-        "merges": [{"name": "cm", "models": ["coder", "math"], "base": "base",
-                    "methods": ["slerp", "ties"], "parameters": {"weight": 0.7},
-                    "method_parameters": {"slerp": {"t": [0, 1]}, "ties": {"density": 0.25}}}],
+        "merges": [
+            {
+                "name": "cm",
+                "models": ["coder", "math"],
+                "base": "base",
+                "methods": ["slerp", "ties"],
+                "parameters": {"weight": 0.7},
+                "method_parameters": {"slerp": {"t": [0, 1]}, "ties": {"density": 0.25}},
+            }
+        ],
     }
     ids = exp(cfg, wd).merge_ids
     assert ids == ["cm_slerp_t0", "cm_slerp_t1", "cm_ties_d0.25_w0.7"]
@@ -112,19 +129,35 @@ def test_method_parameters_override_and_ids_are_stable(wd):
 
 
 def test_equal_per_model_values_give_the_scalar_id(wd):
-    a = {"models": models("base", "coder", "math"),
-         "merges": [{"name": "cm", "models": ["coder", "math"], "base": "base", "methods": ["task_arithmetic"],
-                     "parameters": {"weight": {"coder": 0.5, "math": 0.5}}}]}
+    a = {
+        "models": models("base", "coder", "math"),
+        "merges": [
+            {
+                "name": "cm",
+                "models": ["coder", "math"],
+                "base": "base",
+                "methods": ["task_arithmetic"],
+                "parameters": {"weight": {"coder": 0.5, "math": 0.5}},
+            }
+        ],
+    }
     assert exp(a, wd).merge_ids == ["cm_task_arithmetic_w0.5"]
 
 
 def test_raw_mergekit_file_substitutes_model_keys(wd):
     raw = wd / "frank.yml"
-    raw.write_text(yaml.safe_dump({
-        "merge_method": "passthrough", "dtype": "float16",
-        "slices": [{"sources": [{"model": "coder", "layer_range": [0, 2]}]},
-                   {"sources": [{"model": "math", "layer_range": [2, 4]}]}],
-    }))
+    raw.write_text(
+        yaml.safe_dump(
+            {
+                "merge_method": "passthrough",
+                "dtype": "float16",
+                "slices": [
+                    {"sources": [{"model": "coder", "layer_range": [0, 2]}]},
+                    {"sources": [{"model": "math", "layer_range": [2, 4]}]},
+                ],
+            }
+        )
+    )
     cfg = {"models": models("coder", "math"), "merges": [{"name": "frank", "mergekit_config": "frank.yml"}]}
     e = exp(cfg, wd)
     spec = e.merges["frank"]
@@ -135,18 +168,28 @@ def test_raw_mergekit_file_substitutes_model_keys(wd):
 
 
 def test_hub_models_pass_revision_to_mergekit(wd):
-    cfg = {"models": {"b": {"hub": "Qwen/Qwen2.5-7B", "revision": "abc123"},
-                      "c": {"hub": "Qwen/Qwen2.5-Coder-7B"}},
-           "merges": [{"name": "bc", "models": ["c"], "base": "b", "methods": ["task_arithmetic"]}]}
+    cfg = {
+        "models": {"b": {"hub": "Qwen/Qwen2.5-7B", "revision": "abc123"}, "c": {"hub": "Qwen/Qwen2.5-Coder-7B"}},
+        "merges": [{"name": "bc", "models": ["c"], "base": "b", "methods": ["task_arithmetic"]}],
+    }
     spec = exp(cfg, wd).merges["bc_task_arithmetic_w0.5"]
     assert spec.mergekit_config["base_model"] == "Qwen/Qwen2.5-7B@abc123"
     assert spec.mergekit_config["models"] == [{"model": "Qwen/Qwen2.5-Coder-7B", "parameters": {"weight": 0.5}}]
 
 
 def test_merges_table_lists_every_merge_with_its_config(wd):
-    cfg = {"models": models("base", "coder", "math"),
-           "merges": [{"name": "cm", "models": ["coder", "math"], "base": "base",
-                       "methods": ["ties", "dare_ties"], "seeds": [1, 2]}]}
+    cfg = {
+        "models": models("base", "coder", "math"),
+        "merges": [
+            {
+                "name": "cm",
+                "models": ["coder", "math"],
+                "base": "base",
+                "methods": ["ties", "dare_ties"],
+                "seeds": [1, 2],
+            }
+        ],
+    }
     e = exp(cfg, wd)
     rows = list(csv.DictReader(io.StringIO(e.merges_table()), delimiter="\t"))
     assert [r["model"] for r in rows] == e.merge_ids
@@ -193,68 +236,139 @@ def recipe(**kw):
 BAD = {
     "unknown-model": ({"merges": [recipe(models=["coder", "maths"])]}, "merges[0].models[1]", "unknown model 'maths'"),
     "unknown-method": ({"merges": [recipe(methods=["ties", "tie"])]}, "merges[0].methods[1]", "'tie' is not one of"),
-    "slerp-three-models": ({"merges": [recipe(models=["coder", "math", "extra"], base=None, methods=["slerp"])]},
-                           "merges[0].models", "slerp merges exactly 2 models"),
+    "slerp-three-models": (
+        {"merges": [recipe(models=["coder", "math", "extra"], base=None, methods=["slerp"])]},
+        "merges[0].models",
+        "slerp merges exactly 2 models",
+    ),
     "ties-without-base": ({"merges": [recipe(base=None)]}, "merges[0].base", "ties needs a base model"),
-    "missing-required-parameter": ({"merges": [recipe(parameters={"weight": {"coder": 0.5}})]},
-                                   "merges[0].parameters.weight", "no value for model 'math'"),
-    "unknown-parameter": ({"merges": [recipe(method_parameters={"ties": {"t": 0.5}})]},
-                          "merges[0].method_parameters.ties.t", "unknown parameter for ties"),
-    "unknown-shared-parameter": ({"merges": [recipe(parameters={"densty": 0.5})]},
-                                 "merges[0].parameters.densty", "did you mean density"),
-    "negative-density": ({"merges": [recipe(parameters={"density": [0.5, -0.5]})]},
-                         "merges[0].parameters.density", "density must be > 0"),
+    "missing-required-parameter": (
+        {"merges": [recipe(parameters={"weight": {"coder": 0.5}})]},
+        "merges[0].parameters.weight",
+        "no value for model 'math'",
+    ),
+    "unknown-parameter": (
+        {"merges": [recipe(method_parameters={"ties": {"t": 0.5}})]},
+        "merges[0].method_parameters.ties.t",
+        "unknown parameter for ties",
+    ),
+    "unknown-shared-parameter": (
+        {"merges": [recipe(parameters={"densty": 0.5})]},
+        "merges[0].parameters.densty",
+        "did you mean density",
+    ),
+    "negative-density": (
+        {"merges": [recipe(parameters={"density": [0.5, -0.5]})]},
+        "merges[0].parameters.density",
+        "density must be > 0",
+    ),
     "empty-sweep": ({"merges": [recipe(parameters={"weight": []})]}, "merges[0].parameters.weight", "empty sweep"),
-    "duplicate-merge-name": ({"merges": [recipe(), recipe(methods=["linear"])]}, "merges[1].name",
-                             "duplicate merge name 'cm'"),
-    "missing-model-path": ({"models": {"ghost": {"path": "models/ghost"}}}, "models.ghost.path",
-                           "model directory does not exist"),
-    "raw-file-does-not-parse": ({"merges": [{"name": "frank", "mergekit_config": "broken.yml"}]},
-                                "merges[0].mergekit_config", "not valid YAML"),
+    "duplicate-merge-name": (
+        {"merges": [recipe(), recipe(methods=["linear"])]},
+        "merges[1].name",
+        "duplicate merge name 'cm'",
+    ),
+    "missing-model-path": (
+        {"models": {"ghost": {"path": "models/ghost"}}},
+        "models.ghost.path",
+        "model directory does not exist",
+    ),
+    "raw-file-does-not-parse": (
+        {"merges": [{"name": "frank", "mergekit_config": "broken.yml"}]},
+        "merges[0].mergekit_config",
+        "not valid YAML",
+    ),
     "bad-dtype": ({"merges": [recipe(dtype="float8")]}, "merges[0].dtype", "'float8' is not one of"),
     "unknown-top-level-key": ({"merge": []}, "merge", "unknown key 'merge'"),
-    "della-epsilon-too-large": ({"merges": [recipe(methods=["della"], parameters={"density": 0.9, "epsilon": 0.2})]},
-                                "merges[0].parameters", "density ± epsilon must lie in (0, 1)"),
-    "model-stock-two-inputs": ({"merges": [recipe(models=["coder"], methods=["model_stock"])]},
-                               "merges[0].models", "model_stock needs at least 3"),
-    "revision-on-local-path": ({"models": {"x": {"path": "models/coder", "revision": "main"}}},
-                               "models.x.revision", "pins a hub model"),
-    "two-sources": ({"models": {"x": {"path": "models/coder", "hub": "a/b"}}}, "models.x", "exactly one of path, hub, demo"),
-    "sweep-repeats-a-value": ({"merges": [recipe(parameters={"weight": [0.5, 0.5]})]}, "merges[0].parameters.weight",
-                              "lists 0.5 twice"),
+    "della-epsilon-too-large": (
+        {"merges": [recipe(methods=["della"], parameters={"density": 0.9, "epsilon": 0.2})]},
+        "merges[0].parameters",
+        "density ± epsilon must lie in (0, 1)",
+    ),
+    "model-stock-two-inputs": (
+        {"merges": [recipe(models=["coder"], methods=["model_stock"])]},
+        "merges[0].models",
+        "model_stock needs at least 3",
+    ),
+    "revision-on-local-path": (
+        {"models": {"x": {"path": "models/coder", "revision": "main"}}},
+        "models.x.revision",
+        "pins a hub model",
+    ),
+    "two-sources": (
+        {"models": {"x": {"path": "models/coder", "hub": "a/b"}}},
+        "models.x",
+        "exactly one of path, hub, demo",
+    ),
+    "sweep-repeats-a-value": (
+        {"merges": [recipe(parameters={"weight": [0.5, 0.5]})]},
+        "merges[0].parameters.weight",
+        "lists 0.5 twice",
+    ),
     "not-a-model-dir": ({"models": {"x": {"path": "notamodel"}}}, "models.x.path", "no config.json"),
-    "task-settings-for-unlisted-task": ({"harness": {"tasks": ["mergelab_categories"],
-                                                     "task_settings": {"mergelab_arithmetic": {"num_fewshot": 1}}}},
-                                        "harness.task_settings.mergelab_arithmetic", "is not in harness.tasks"),
-    "bad-batch-size": ({"harness": {"tasks": ["mergelab_categories"], "settings": {"batch_size": "big"}}},
-                       "harness.settings.batch_size", "not a number, auto or auto:N"),
-    "unknown-harness-setting": ({"harness": {"tasks": ["mergelab_categories"], "settings": {"fewshot": 3}}},
-                                "harness.settings.fewshot", "did you mean num_fewshot"),
-    "evaluation-model-matches-nothing": ({"evaluation": {"models": ["coder", "cm_lin*"]},
-                                          "harness": {"tasks": ["mergelab_categories"]}},
-                                         "evaluation.models[1]", "'cm_lin*' matches no model"),
-    "quantized-vllm": ({"harness": {"tasks": ["mergelab_categories"],
-                                    "settings": {"backend": "vllm", "quantization": "4bit"}}},
-                       "harness.settings.quantization", "applies to backend hf"),
-    "log-samples-per-model": ({"harness": {"tasks": ["mergelab_categories"],
-                                           "model_settings": {"coder": {"log_samples": True}}}},
-                              "harness.model_settings.coder.log_samples", "per task"),
-    "bad-dtype-setting": ({"harness": {"tasks": ["mergelab_categories"], "settings": {"dtype": "fp8"}}},
-                          "harness.settings.dtype", "'fp8' is not one of"),
-    "unknown-holmes-dataset": ({"holmes": {"activate": True, "version": "flash-holmes",
-                                           "datasets": ["coref", "negation-scop*"]}},
-                               "holmes.datasets[1]", "'negation-scop*' matches no flash-holmes dataset"),
-    "missing-holmes-archive": ({"holmes": {"activate": True, "data": {"archive": "nowhere.zip"}}},
-                               "holmes.data.archive", "file not found: nowhere.zip"),
+    "task-settings-for-unlisted-task": (
+        {"harness": {"tasks": ["mergelab_categories"], "task_settings": {"mergelab_arithmetic": {"num_fewshot": 1}}}},
+        "harness.task_settings.mergelab_arithmetic",
+        "is not in harness.tasks",
+    ),
+    "bad-batch-size": (
+        {"harness": {"tasks": ["mergelab_categories"], "settings": {"batch_size": "big"}}},
+        "harness.settings.batch_size",
+        "not a number, auto or auto:N",
+    ),
+    "unknown-harness-setting": (
+        {"harness": {"tasks": ["mergelab_categories"], "settings": {"fewshot": 3}}},
+        "harness.settings.fewshot",
+        "did you mean num_fewshot",
+    ),
+    "evaluation-model-matches-nothing": (
+        {"evaluation": {"models": ["coder", "cm_lin*"]}, "harness": {"tasks": ["mergelab_categories"]}},
+        "evaluation.models[1]",
+        "'cm_lin*' matches no model",
+    ),
+    "quantized-vllm": (
+        {"harness": {"tasks": ["mergelab_categories"], "settings": {"backend": "vllm", "quantization": "4bit"}}},
+        "harness.settings.quantization",
+        "applies to backend hf",
+    ),
+    "log-samples-per-model": (
+        {"harness": {"tasks": ["mergelab_categories"], "model_settings": {"coder": {"log_samples": True}}}},
+        "harness.model_settings.coder.log_samples",
+        "per task",
+    ),
+    "bad-dtype-setting": (
+        {"harness": {"tasks": ["mergelab_categories"], "settings": {"dtype": "fp8"}}},
+        "harness.settings.dtype",
+        "'fp8' is not one of",
+    ),
+    "unknown-holmes-dataset": (
+        {"holmes": {"activate": True, "version": "flash-holmes", "datasets": ["coref", "negation-scop*"]}},
+        "holmes.datasets[1]",
+        "'negation-scop*' matches no flash-holmes dataset",
+    ),
+    "missing-holmes-archive": (
+        {"holmes": {"activate": True, "data": {"archive": "nowhere.zip"}}},
+        "holmes.data.archive",
+        "file not found: nowhere.zip",
+    ),
     "bad-holmes-version": ({"holmes": {"version": "holmes2"}}, "holmes.version", "'holmes2' is not one of"),
     "push-without-namespace": ({"hub": {"push": {"activate": True}}}, "hub.push.namespace", "set the user"),
-    "push-bad-repo-name": ({"hub": {"push": {"activate": True, "namespace": "me", "repo_name": "{model}/x"}}},
-                           "hub.push.repo_name", "is not a valid Hub repository name"),
-    "push-unknown-placeholder": ({"hub": {"push": {"activate": True, "namespace": "me", "repo_name": "{seed}"}}},
-                                 "hub.push.repo_name", "use only {model}, {recipe}, {method}"),
+    "push-bad-repo-name": (
+        {"hub": {"push": {"activate": True, "namespace": "me", "repo_name": "{model}/x"}}},
+        "hub.push.repo_name",
+        "is not a valid Hub repository name",
+    ),
+    "push-unknown-placeholder": (
+        {"hub": {"push": {"activate": True, "namespace": "me", "repo_name": "{seed}"}}},
+        "hub.push.repo_name",
+        "use only {model}, {recipe}, {method}",
+    ),
     "hub-bad-model-id": ({"models": {"x": {"hub": "not a repo"}}}, "models.x.hub", "is not a Hub model id"),
-    "old-demo-name": ({"models": {"x": {"demo": "alpha"}}}, "models.x.demo",
-                      "'alpha' is not one of: base, math, words"),
+    "old-demo-name": (
+        {"models": {"x": {"demo": "alpha"}}},
+        "models.x.demo",
+        "'alpha' is not one of: base, math, words",
+    ),
 }
 
 
@@ -314,8 +428,11 @@ def test_broken_default_config_names_file_and_line(tmp_path):
     (tmp_path / "config" / "experiment.yaml").write_text("models:\n  a: {path: x\nmerges: []\n")
     proc = snakemake(tmp_path, None, "-n")
     assert proc.returncode != 0
-    assert proc.stderr.strip().splitlines()[-1].startswith(
-        "mergelab: config/experiment.yaml: not valid YAML (line 3, column 7)"), proc.stderr
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith("mergelab: config/experiment.yaml: not valid YAML (line 3, column 7)")
+    ), proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -327,7 +444,6 @@ def test_command_line_config_overrides_the_default(tmp_path):
     proc = snakemake(tmp_path, None, "-n", "--config", "merges=[]", "harness={tasks: []}", "holmes={activate: false}")
     assert proc.returncode == 0, proc.stderr
     assert "rule merge:" not in proc.stdout and "rule demo_models:" not in proc.stdout
-
 
 
 def test_harness_settings_resolve_per_model_and_task(wd):
@@ -356,8 +472,12 @@ def test_harness_settings_resolve_per_model_and_task(wd):
 
 
 def test_recipe_names_and_evaluated_models_select(wd):
-    cfg = {"models": models("base", "coder", "math"), "merges": [recipe(methods=["ties", "linear"])],
-           "evaluation": {"models": ["cm", "base"]}, "harness": {"tasks": ["mergelab_demo"]}}
+    cfg = {
+        "models": models("base", "coder", "math"),
+        "merges": [recipe(methods=["ties", "linear"])],
+        "evaluation": {"models": ["cm", "base"]},
+        "harness": {"tasks": ["mergelab_demo"]},
+    }
     assert exp(cfg, wd).harness.models == ["base", "cm_ties_d0.5_w0.5", "cm_linear_w1"]
 
 
@@ -435,9 +555,12 @@ def test_demo_task_items_are_held_out_from_training():
 
 
 def test_holmes_plan_selects_datasets_and_models(wd):
-    cfg = {"models": models("base", "coder"), "merges": [recipe(models=["coder"], methods=["ties"])],
-           "evaluation": {"models": ["base", "cm"]},
-           "holmes": {"activate": True, "version": "flash-holmes", "datasets": ["coref", "senteval-*"]}}
+    cfg = {
+        "models": models("base", "coder"),
+        "merges": [recipe(models=["coder"], methods=["ties"])],
+        "evaluation": {"models": ["base", "cm"]},
+        "holmes": {"activate": True, "version": "flash-holmes", "datasets": ["coref", "senteval-*"]},
+    }
     h = exp(cfg, wd).holmes
     assert h.models == ["base", "cm_ties_d0.5_w0.5"]
     assert "coref" in h.datasets and len(h.datasets) > 2
@@ -451,12 +574,13 @@ def test_holmes_plan_selects_datasets_and_models(wd):
     assert exp(cfg, wd).holmes.models == []
 
 
-
 def test_hub_parents_are_fetched_and_merges_pushed_by_pattern(wd, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_test")
-    cfg = {"models": {"q": {"hub": "Qwen/Qwen2.5-7B", "revision": "abc"}, **models("coder")},
-           "merges": [recipe(models=["coder"], base="q", methods=["ties"])],
-           "hub": {"push": {"activate": True, "namespace": "me", "repo_name": "mergelab-{recipe}-{method}"}}}
+    cfg = {
+        "models": {"q": {"hub": "Qwen/Qwen2.5-7B", "revision": "abc"}, **models("coder")},
+        "merges": [recipe(models=["coder"], base="q", methods=["ties"])],
+        "hub": {"push": {"activate": True, "namespace": "me", "repo_name": "mergelab-{recipe}-{method}"}},
+    }
     e = exp(cfg, wd)
     assert e.models["q"].receipt == "results/hub/parents/q.json"
     assert e.model_input("q") == ["results/hub/parents/q.json"] and e.receipt("coder") is None

@@ -44,7 +44,9 @@ def test_training_twice_with_the_same_seed_gives_identical_weights(tmp_path):
 def test_other_seed_differs(tmp_path, tiny_models):
     other = {"base": tmp_path / "base"}
     build_demo_models(other, seed=1, size="tiny")
-    assert (other["base"] / "model.safetensors").read_bytes() != (tiny_models["base"] / "model.safetensors").read_bytes()
+    assert (other["base"] / "model.safetensors").read_bytes() != (
+        tiny_models["base"] / "model.safetensors"
+    ).read_bytes()
 
 
 def test_models_load_with_a_real_tokenizer(tiny_models):
@@ -57,7 +59,7 @@ def test_models_load_with_a_real_tokenizer(tiny_models):
     words = [(s, e) for s, e in enc["offset_mapping"][1:]]
     assert words[0] == (0, 3)  # "The"
     digits = tok.convert_ids_to_tokens(tok("What is 4312 plus 5?")["input_ids"])
-    assert ["4", "3", "1", "2"] == digits[digits.index("4"): digits.index("4") + 4]  # one token per digit
+    assert ["4", "3", "1", "2"] == digits[digits.index("4") : digits.index("4") + 4]  # one token per digit
     assert tok.decode(enc["input_ids"], skip_special_tokens=True) == "The cat sees the river."
     model = AutoModelForCausalLM.from_pretrained(tiny_models["base"])
     assert model.config.model_type == "llama" and model.config.vocab_size == len(tok)
@@ -85,10 +87,15 @@ def test_each_expert_beats_the_base_on_its_own_held_out_skill(tmp_path, trained_
     items. The base has seen neither question form and is at chance on both tasks (0 for exact match,
     1/4 for the kinds)."""
     with_trained_demo(tmp_path, trained_demo)
-    cfg = {"models": {n: {"demo": n} for n in DEMO_NAMES}, "merges": [],
-           "harness": {"tasks": ["mergelab_arithmetic", "mergelab_categories", "mergelab_text_ppl"],
-                       "settings": {"batch_size": 32, "bootstrap_iters": 0}},
-           "holmes": {"activate": True, "version": "demo", "seeds": [0]}}
+    cfg = {
+        "models": {n: {"demo": n} for n in DEMO_NAMES},
+        "merges": [],
+        "harness": {
+            "tasks": ["mergelab_arithmetic", "mergelab_categories", "mergelab_text_ppl"],
+            "settings": {"batch_size": 32, "bootstrap_iters": 0},
+        },
+        "holmes": {"activate": True, "version": "demo", "seeds": [0]},
+    }
     snakemake(tmp_path, write_config(tmp_path, cfg), check=True, timeout=1200)
 
     def score(model, task, metric):

@@ -146,8 +146,17 @@ def test_snakemake_jobs_hold_distinct_devices(tmp_path):
     env["MERGELAB_GPUS"] = "0,1,2,3"
     wd = tmp_path / "wd"
     wd.mkdir()
-    cmd = SNAKEMAKE + ["--snakefile", str(REPO / "tests/data/pinning/Snakefile"), "--directory", str(wd),
-                       "--cores", "8", "--resources", "gpu=4", "--quiet"]
+    cmd = SNAKEMAKE + [
+        "--snakefile",
+        str(REPO / "tests/data/pinning/Snakefile"),
+        "--directory",
+        str(wd),
+        "--cores",
+        "8",
+        "--resources",
+        "gpu=4",
+        "--quiet",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = [json.loads(p.read_text()) for p in sorted((wd / "out").glob("*.json"))]

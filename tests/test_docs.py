@@ -22,7 +22,8 @@ def schema() -> dict:
 def test_configuration_reference_is_generated_from_the_schema():
     assert REFERENCE.read_text() == render(schema()), (
         "docs/configuration.md is out of date with workflow/schemas/config.schema.yaml: "
-        "run `python scripts/make_config_docs.py` and commit the result")
+        "run `python scripts/make_config_docs.py` and commit the result"
+    )
 
 
 def key_paths(node: dict, root: dict, path: str = "") -> list[str]:
@@ -49,22 +50,30 @@ def key_paths(node: dict, root: dict, path: str = "") -> list[str]:
 def test_every_key_of_the_schema_is_in_the_reference():
     s = schema()
     paths = key_paths(s, s)
-    assert len(paths) > 100 and {"harness.settings.batch_size", "models.<name>.dtype", "merges[].methods",
-                                 "harness.task_settings.<name>.num_fewshot"} <= set(paths)
+    assert len(paths) > 100 and {
+        "harness.settings.batch_size",
+        "models.<name>.dtype",
+        "merges[].methods",
+        "harness.task_settings.<name>.num_fewshot",
+    } <= set(paths)
     text = REFERENCE.read_text()
     missing = [p for p in paths if f"| `{p}` |" not in text]
     assert not missing, f"docs/configuration.md lacks {missing}: run `python scripts/make_config_docs.py`"
 
 
 def test_the_generator_follows_alternatives_and_stops_at_recursion():
-    s = {"type": "object", "properties": {
-        "a": {"anyOf": [{"type": "string"}, {"type": "object", "properties": {"x": {"type": "integer"}}}]},
-        "b": {"oneOf": [{"$ref": "#/$defs/n"}, {"type": "null"}], "default": None},
-        "c": {"type": "array", "items": {"$ref": "#/$defs/tree"}},
-    }, "$defs": {
-        "n": {"type": "object", "properties": {"k": {"enum": ["p", None], "description": "a | b"}}},
-        "tree": {"type": "object", "properties": {"sub": {"$ref": "#/$defs/tree"}}},
-    }}
+    s = {
+        "type": "object",
+        "properties": {
+            "a": {"anyOf": [{"type": "string"}, {"type": "object", "properties": {"x": {"type": "integer"}}}]},
+            "b": {"oneOf": [{"$ref": "#/$defs/n"}, {"type": "null"}], "default": None},
+            "c": {"type": "array", "items": {"$ref": "#/$defs/tree"}},
+        },
+        "$defs": {
+            "n": {"type": "object", "properties": {"k": {"enum": ["p", None], "description": "a | b"}}},
+            "tree": {"type": "object", "properties": {"sub": {"$ref": "#/$defs/tree"}}},
+        },
+    }
     got = {r.path: r for r in rows(s)}
     assert list(got) == ["a", "a.x", "b", "b.k", "c", "c[].sub"]
     assert got["a"].type == "string or object" and got["b"].default == "`null`"

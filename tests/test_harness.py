@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -63,6 +62,7 @@ def test_oom_at_batch_size_one_gives_up_clearly():
 
 # ---------------------------------------------------------------- workflow
 
+
 def harness_cfg(tiny_models, **harness):
     h = {"tasks": list(TASKS), "settings": {"batch_size": 8, "bootstrap_iters": 100}}
     h.update(harness)
@@ -89,12 +89,16 @@ def rows(name):
 @pytest.mark.workflow
 def test_every_model_on_every_task(evaluated, tiny_models):
     wd, _, _ = evaluated
-    data_rows = {"mergelab_arithmetic": len(rows("arithmetic_test.jsonl")),
-                 "mergelab_categories": len(rows("categories_test.jsonl")),
-                 "mergelab_text_ppl": len(rows("text_test.jsonl"))}
-    metrics = {"mergelab_arithmetic": ["exact_match,first-number"],
-               "mergelab_categories": ["acc,none", "acc_norm,none"],
-               "mergelab_text_ppl": ["word_perplexity,none", "byte_perplexity,none", "bits_per_byte,none"]}
+    data_rows = {
+        "mergelab_arithmetic": len(rows("arithmetic_test.jsonl")),
+        "mergelab_categories": len(rows("categories_test.jsonl")),
+        "mergelab_text_ppl": len(rows("text_test.jsonl")),
+    }
+    metrics = {
+        "mergelab_arithmetic": ["exact_match,first-number"],
+        "mergelab_categories": ["acc,none", "acc_norm,none"],
+        "mergelab_text_ppl": ["word_perplexity,none", "byte_perplexity,none", "bits_per_byte,none"],
+    }
     for model in ["base", "alpha", "beta", "ab_linear_w1"]:
         for task in TASKS:
             res = json.loads((wd / "results" / "harness" / model / f"{task}.json").read_text())
@@ -129,7 +133,9 @@ def test_samples_only_where_asked(evaluated):
     wd, _, _ = evaluated
     out = wd / "results" / "harness" / "alpha"
     samples = [json.loads(line) for line in (out / "mergelab_categories.samples.jsonl").read_text().splitlines()]
-    assert len(samples) == len(rows("categories_test.jsonl")) and all(s["task"] == "mergelab_categories" for s in samples)
+    assert len(samples) == len(rows("categories_test.jsonl")) and all(
+        s["task"] == "mergelab_categories" for s in samples
+    )
     assert not (out / "mergelab_arithmetic.samples.jsonl").exists()
 
 
@@ -137,10 +143,25 @@ def test_samples_only_where_asked(evaluated):
 def test_bare_lm_eval_gives_the_same_numbers(evaluated, tiny_models, tmp_path):
     wd, _, _ = evaluated
     out = tmp_path / "bare"
-    cmd = [sys.executable, "-m", "lm_eval", "--model", "hf",
-           "--model_args", f"pretrained={tiny_models['alpha']},dtype=auto",
-           "--tasks", ",".join(TASKS), "--include_path", str(REPO / "workflow" / "tasks"),
-           "--device", "cpu", "--batch_size", "8", "--output_path", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lm_eval",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={tiny_models['alpha']},dtype=auto",
+        "--tasks",
+        ",".join(TASKS),
+        "--include_path",
+        str(REPO / "workflow" / "tasks"),
+        "--device",
+        "cpu",
+        "--batch_size",
+        "8",
+        "--output_path",
+        str(out),
+    ]
     proc = subprocess.run(cmd, env=base_env(tmp_path), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     bare = json.loads(next(out.rglob("results_*.json")).read_text())
@@ -163,14 +184,16 @@ def test_rerun_plans_exactly_the_changed_pairs(evaluated, tiny_models):
     more["harness"]["tasks"].append("mergelab_demo")
     jobs = planned_jobs(snakemake(wd, write_config(wd, more, "more.yaml"), "-n", check=True).stdout)
     assert sorted(jobs["harness_eval"]) == sorted(
-        f"model={m}, task=mergelab_demo" for m in ["base", "alpha", "beta", "ab_linear_w1"])
+        f"model={m}, task=mergelab_demo" for m in ["base", "alpha", "beta", "ab_linear_w1"]
+    )
     assert "merge" not in jobs and "harness_eval_samples" not in jobs
 
     shots = copy.deepcopy(cfg)
     shots["harness"]["task_settings"]["mergelab_arithmetic"] = {"num_fewshot": 2}
     jobs = planned_jobs(snakemake(wd, write_config(wd, shots, "shots.yaml"), "-n", check=True).stdout)
     assert sorted(jobs["harness_eval"]) == sorted(
-        f"model={m}, task=mergelab_arithmetic" for m in ["base", "alpha", "beta", "ab_linear_w1"])
+        f"model={m}, task=mergelab_arithmetic" for m in ["base", "alpha", "beta", "ab_linear_w1"]
+    )
     assert set(jobs) == {"harness_eval", "organize", "plot", "all"}
 
 
@@ -207,11 +230,15 @@ def test_broken_inputs_fail_clearly_and_others_finish(tmp_path, tiny_models):
         "task: my_bad_task\ndataset_path: json\n"
         f"dataset_kwargs:\n  data_files:\n    test: {tasks_dir / 'bad.jsonl'}\n"
         "output_type: loglikelihood_rolling\ntest_split: test\ndoc_to_text: ''\ndoc_to_target: '{{text}}'\n"
-        "metric_list:\n  - metric: word_perplexity\n")
+        "metric_list:\n  - metric: word_perplexity\n"
+    )
     cfg = {
         "models": {"base": {"path": str(tiny_models["base"])}, "broken": {"path": str(broken)}},
-        "harness": {"tasks": ["mergelab_categories", "my_bad_task"], "include_path": ["mytasks"],
-                    "settings": {"batch_size": 8}},
+        "harness": {
+            "tasks": ["mergelab_categories", "my_bad_task"],
+            "include_path": ["mytasks"],
+            "settings": {"batch_size": 8},
+        },
     }
     proc = snakemake(tmp_path, write_config(tmp_path, cfg), "--keep-going")
     assert proc.returncode != 0

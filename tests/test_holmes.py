@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import json
-import shutil
 import threading
 import zipfile
 from pathlib import Path
@@ -12,14 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from conftest import snakemake, write_config
 from mergelab.holmes_data import DataError, ProbeDataset, Row, manifest_rows, metadata, obtain, read_dataset
 from mergelab.holmes_demo import DATASETS, write_demo_set
 from mergelab.holmes_encode import Requests, encode, features, load_encoder, row_requests
-from mergelab.probe import (ProbeSettings, ProbeTask, lr_factor, macro_f1, pearson, train_probe_plain,
-                            train_probes)
+from mergelab.probe import ProbeSettings, ProbeTask, lr_factor, macro_f1, pearson, train_probe_plain, train_probes
 
 # ---------------------------------------------------------------- features
 
@@ -31,8 +27,17 @@ def gpt2_dir(tmp_path_factory, tiny_models):
 
     tok = AutoTokenizer.from_pretrained(tiny_models["base"])
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=512, n_embd=32, n_layer=2, n_head=4,
-                                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id))
+    model = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tok),
+            n_positions=512,
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
+    )
     out = tmp_path_factory.mktemp("gpt2")
     model.save_pretrained(out)
     tok.save_pretrained(out)
@@ -63,12 +68,19 @@ CTX = "My friend watches a small boat with care."
 def test_features_equal_unbatched_reference(encoder, side):
     model, tok, max_length = encoder
     tok.padding_side = side
-    ds = ProbeDataset("t", Path("."), "SENTENCE_TOKENS", 2, rows=[
-        Row("0", [("friend", 0, 3, 9), ("boat", 0, 28, 32)], [CTX], 0, "train"),
-        Row("1", [("watches", 0, 10, 17), ("care", 0, 38, 42)], [CTX], 1, "train"),
-    ])
-    sent = ProbeDataset("s", Path("."), "SENTENCE", 2, rows=[Row(str(i), [s], None, 0, "train")
-                                                            for i, s in enumerate(SENTS)])
+    ds = ProbeDataset(
+        "t",
+        Path("."),
+        "SENTENCE_TOKENS",
+        2,
+        rows=[
+            Row("0", [("friend", 0, 3, 9), ("boat", 0, 28, 32)], [CTX], 0, "train"),
+            Row("1", [("watches", 0, 10, 17), ("care", 0, 38, 42)], [CTX], 1, "train"),
+        ],
+    )
+    sent = ProbeDataset(
+        "s", Path("."), "SENTENCE", 2, rows=[Row(str(i), [s], None, 0, "train") for i, s in enumerate(SENTS)]
+    )
     req = Requests()
     tok_rows = row_requests(ds, req, "")
     sent_rows = row_requests(sent, req, "")
@@ -87,7 +99,7 @@ def test_features_equal_unbatched_reference(encoder, side):
         for j, (_, _, start, end) in enumerate(r.inputs):
             sel = [t for t in range(len(off)) if off[t, 0] < end and off[t, 1] > start and off[t, 1] > off[t, 0]]
             assert sel, "the span must cover tokens"
-            torch.testing.assert_close(x[i, j * d:(j + 1) * d].double(), h[sel].mean(0), atol=2e-5, rtol=1e-4)
+            torch.testing.assert_close(x[i, j * d : (j + 1) * d].double(), h[sel].mean(0), atol=2e-5, rtol=1e-4)
     tok.padding_side = "right"
 
 
@@ -96,8 +108,13 @@ def test_pair_and_cross_widths(encoder):
     d = model.config.hidden_size
     bi = ProbeDataset("bi", Path("."), "SENTENCE_PAIR_BI", 2, rows=[Row("0", SENTS[:2], None, 0, "train")])
     cross = ProbeDataset("x", Path("."), "SENTENCE_PAIR_CROSS", 2, rows=[Row("0", SENTS[:2], None, 0, "train")])
-    spans = ProbeDataset("sp", Path("."), "SENTENCE_SPANS", 2, rows=[
-        Row("0", [("My", 0, 0, 2, "a"), ("friend", 0, 3, 9, "a"), ("boat", 0, 28, 32, "b")], [CTX], 0, "train")])
+    spans = ProbeDataset(
+        "sp",
+        Path("."),
+        "SENTENCE_SPANS",
+        2,
+        rows=[Row("0", [("My", 0, 0, 2, "a"), ("friend", 0, 3, 9, "a"), ("boat", 0, 28, 32, "b")], [CTX], 0, "train")],
+    )
     req = Requests()
     rows = [row_requests(ds, req, "") for ds in (bi, cross, spans)]
     vectors = encode(model, tok, req, batch_size=4, max_length=max_length)
@@ -139,7 +156,7 @@ def test_truncation_at_the_model_limit(encoder):
 def synthetic(name, n, d=24, k=2, sep=1.5, seed=0, regression=False, shuffle=False):
     g = torch.Generator().manual_seed(seed)
     centers = torch.randn(k, d, generator=torch.Generator().manual_seed(1000 + seed)) * sep
-    w = torch.randn(d, generator=torch.Generator().manual_seed(2000 + seed)) / d ** 0.5
+    w = torch.randn(d, generator=torch.Generator().manual_seed(2000 + seed)) / d**0.5
 
     def part(m):
         x = torch.randn(m, d, generator=g)
@@ -250,8 +267,12 @@ def demo_dir(tmp_path):
 def test_demo_set_covers_competences_and_types(demo_dir):
     meta = metadata()
     assert {c for _, c, _, _, _ in DATASETS} == {"discourse", "morphology", "reasoning", "semantics", "syntax"}
-    assert {t for _, _, _, t, _ in DATASETS} >= {"SENTENCE", "SENTENCE_PAIR_BI", "SENTENCE_PAIR_CROSS",
-                                                 "SENTENCE_TOKENS"}
+    assert {t for _, _, _, t, _ in DATASETS} >= {
+        "SENTENCE",
+        "SENTENCE_PAIR_BI",
+        "SENTENCE_PAIR_CROSS",
+        "SENTENCE_TOKENS",
+    }
     assert any(k == 1 for *_, k in DATASETS)
     rows = manifest_rows(demo_dir, [d[0] for d in DATASETS])
     assert all(r["n_train"] and r["n_dev"] and r["n_test"] for r in rows)
@@ -279,17 +300,28 @@ def corrupt(folder: Path, edit):
 BAD_DATA = {
     "missing config": (lambda f: (f / "config-none.yaml").unlink(), "missing config-none.yaml"),
     "missing samples": (lambda f: (f / "samples.csv").unlink(), "missing samples.csv"),
-    "bad literal": (lambda f: corrupt(f, lambda ls: ls.__setitem__(3, '2,"[\'The dog runs.\'",,1,train')),
-                    "samples.csv line 4: inputs is not a Python literal"),
-    "unknown type": (lambda f: (f / "config-none.yaml").write_text(
-        (f / "config-none.yaml").read_text().replace("SENTENCE", "SENTENCE_TRIPLES")),
-        "unknown probe_task_type 'SENTENCE_TRIPLES'"),
-    "label out of range": (lambda f: corrupt(f, lambda ls: ls.__setitem__(5, ls[5].rsplit(",", 2)[0] + ",7,train")),
-                           "samples.csv line 6: label '7' out of range for num_labels 2"),
-    "empty split": (lambda f: corrupt(f, lambda ls: ls.__setitem__(
-        slice(1, None), [x for x in ls[1:] if not x.endswith(",dev")])), "the dev split has no rows"),
-    "missing column": (lambda f: corrupt(f, lambda ls: ls.__setitem__(0, "id,inputs,context,label,split")),
-                       "missing column(s) set-0"),
+    "bad literal": (
+        lambda f: corrupt(f, lambda ls: ls.__setitem__(3, "2,\"['The dog runs.'\",,1,train")),
+        "samples.csv line 4: inputs is not a Python literal",
+    ),
+    "unknown type": (
+        lambda f: (f / "config-none.yaml").write_text(
+            (f / "config-none.yaml").read_text().replace("SENTENCE", "SENTENCE_TRIPLES")
+        ),
+        "unknown probe_task_type 'SENTENCE_TRIPLES'",
+    ),
+    "label out of range": (
+        lambda f: corrupt(f, lambda ls: ls.__setitem__(5, ls[5].rsplit(",", 2)[0] + ",7,train")),
+        "samples.csv line 6: label '7' out of range for num_labels 2",
+    ),
+    "empty split": (
+        lambda f: corrupt(f, lambda ls: ls.__setitem__(slice(1, None), [x for x in ls[1:] if not x.endswith(",dev")])),
+        "the dev split has no rows",
+    ),
+    "missing column": (
+        lambda f: corrupt(f, lambda ls: ls.__setitem__(0, "id,inputs,context,label,split")),
+        "missing column(s) set-0",
+    ),
 }
 
 
@@ -323,7 +355,9 @@ def test_zip_is_unpacked_and_validated(tmp_path, demo_dir):
     assert len(rows) == len(DATASETS)
     # a second call uses the unpacked folder as it is
     (folder / "mergelab-demo-sum" / "marker").write_text("x")
-    assert obtain("flash-holmes", root, archive=archive) == folder and (folder / "mergelab-demo-sum" / "marker").exists()
+    assert (
+        obtain("flash-holmes", root, archive=archive) == folder and (folder / "mergelab-demo-sum" / "marker").exists()
+    )
 
 
 class _ZipHandler(http.server.BaseHTTPRequestHandler):
@@ -384,8 +418,16 @@ def test_embedded_set_end_to_end(tmp_path, tiny_models):
     for model in ("base", "alpha"):
         with open(tmp_path / "results" / "holmes" / model / "scores.csv") as fh:
             rows = list(csv.DictReader(fh))
-        assert list(rows[0])[:8] == ["probing_dataset", "model_name", "encoding", "control_task_type",
-                                     "sample_size", "seed", "num_hidden_layers", "score"]
+        assert list(rows[0])[:8] == [
+            "probing_dataset",
+            "model_name",
+            "encoding",
+            "control_task_type",
+            "sample_size",
+            "seed",
+            "num_hidden_layers",
+            "score",
+        ]
         assert sorted({r["probing_dataset"] for r in rows}) == sorted(names) and len(rows) == 2 * len(names)
         assert {r["model_name"] for r in rows} == {model} and {r["objective"] for r in rows} == {"reference"}
         assert {r["metric"] for r in rows if r["probing_dataset"] == "mergelab-demo-sum"} == {"pearson"}
@@ -411,6 +453,7 @@ def test_written_out_gradient_equals_autograd(objective, regression):
     if not regression:
         assert torch.all(got[..., 3] == 0)  # a padded class gets no gradient
     # the batched trainer's layout: classes along dim 1
-    along1 = output_grad(z.detach().transpose(1, 2), y, objective, regression,
-                         None if regression else valid.transpose(1, 2), dim=1)
+    along1 = output_grad(
+        z.detach().transpose(1, 2), y, objective, regression, None if regression else valid.transpose(1, 2), dim=1
+    )
     torch.testing.assert_close(along1, expect.transpose(1, 2))

@@ -26,8 +26,14 @@ def hub_env(tmp: Path, stub: HubStub, token: str | None = TOKEN) -> dict:
     env = base_env(tmp)
     env.pop("HF_HUB_OFFLINE", None)
     env.pop("TRANSFORMERS_OFFLINE", None)
-    env.update(HF_ENDPOINT=stub.url, HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1",
-               HF_HOME=str(tmp / "hf-home"), HF_HUB_CACHE=str(tmp / "hf-cache"), NO_PROXY="127.0.0.1")
+    env.update(
+        HF_ENDPOINT=stub.url,
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HOME=str(tmp / "hf-home"),
+        HF_HUB_CACHE=str(tmp / "hf-cache"),
+        NO_PROXY="127.0.0.1",
+    )
     env.pop("HF_TOKEN", None)
     if token:
         env["HF_TOKEN"] = token
@@ -72,9 +78,19 @@ def test_fetch_pinned_revision_then_merge_uses_it_and_offline_cache(tmp_path, st
     shutil.copy(tiny_models["beta"] / "model.safetensors", alpha / "model.safetensors")
     newer = upload(stub, "org/alpha", alpha)
     assert newer != pinned
-    cfg = {"models": {"base": {"hub": "org/base"}, "alpha": {"hub": "org/alpha", "revision": pinned}},
-           "merges": [{"name": "h", "models": ["alpha"], "base": "base", "methods": ["task_arithmetic"],
-                       "parameters": {"weight": 0.5}, "dtype": "float32"}]}
+    cfg = {
+        "models": {"base": {"hub": "org/base"}, "alpha": {"hub": "org/alpha", "revision": pinned}},
+        "merges": [
+            {
+                "name": "h",
+                "models": ["alpha"],
+                "base": "base",
+                "methods": ["task_arithmetic"],
+                "parameters": {"weight": 0.5},
+                "dtype": "float32",
+            }
+        ],
+    }
     wd = tmp_path / "wd"
     env = hub_env(tmp_path, stub)
     path = write_config(wd, cfg)
@@ -118,8 +134,15 @@ def test_fetch_pinned_revision_then_merge_uses_it_and_offline_cache(tmp_path, st
 def push_cfg(tiny_models, **hub):
     return {
         "models": {n: {"path": str(p)} for n, p in tiny_models.items()},
-        "merges": [{"name": "ab", "models": ["alpha", "beta"], "base": "base", "methods": ["task_arithmetic"],
-                    "dtype": "float32"}],
+        "merges": [
+            {
+                "name": "ab",
+                "models": ["alpha", "beta"],
+                "base": "base",
+                "methods": ["task_arithmetic"],
+                "dtype": "float32",
+            }
+        ],
         "harness": {"tasks": ["mergelab_categories"], "settings": {"batch_size": 8, "bootstrap_iters": 100}},
         "hub": {"push": {"activate": True, "namespace": "me", **hub}, "retries": 2, "retry_wait": 0.05},
     }
@@ -169,8 +192,9 @@ def test_push_card_results_rerun_and_no_token_leak(tmp_path, stub, tiny_models):
     assert len(stub.commits(repo)) == commits
 
     # the token is nowhere: logs, receipts, results, Snakemake's metadata
-    proc = subprocess.run(["grep", "-rl", TOKEN, "logs", "results", ".snakemake", "benchmarks"], cwd=wd,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["grep", "-rl", TOKEN, "logs", "results", ".snakemake", "benchmarks"], cwd=wd, capture_output=True, text=True
+    )
     assert proc.stdout == "" and proc.returncode == 1
     sent = [{k.lower(): v for k, v in r["headers"].items()}.get("authorization") for r in stub.requests]
     assert f"Bearer {TOKEN}" in sent  # ...yet it did authenticate the pushes
@@ -202,8 +226,10 @@ def test_a_hub_that_keeps_failing_leaves_no_receipt(tmp_path, stub, tiny_models)
     path = write_config(wd, cfg)
     proc = snakemake(wd, path, "pushes", env=hub_env(tmp_path, stub))
     assert proc.returncode != 0
-    assert "mergelab: uploading results/models/ab_task_arithmetic_w0.5 to me/ab_task_arithmetic_w0.5 failed " \
-           "after 3 attempts: HTTP 503" in proc.stderr
+    assert (
+        "mergelab: uploading results/models/ab_task_arithmetic_w0.5 to me/ab_task_arithmetic_w0.5 failed "
+        "after 3 attempts: HTTP 503" in proc.stderr
+    )
     assert not (wd / "results/hub/ab_task_arithmetic_w0.5.json").exists()
     assert len([r for r in stub.requests if "/commit/" in r["path"]]) == 3
 
@@ -213,8 +239,13 @@ def test_push_without_a_token_stops_before_any_job(tmp_path, stub, tiny_models):
     path = write_config(wd, push_cfg(tiny_models))
     proc = snakemake(wd, path, env=hub_env(tmp_path, stub, token=None))
     assert proc.returncode != 0
-    assert proc.stderr.strip().splitlines()[-1].startswith(
-        "mergelab: " + str(path.relative_to(wd)) + ": hub.push.activate: pushing needs a Hugging Face token")
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "mergelab: " + str(path.relative_to(wd)) + ": hub.push.activate: pushing needs a Hugging Face token"
+        )
+    )
     assert not (wd / "results").exists() and stub.requests == []
 
 
@@ -227,16 +258,19 @@ def test_results_card_is_parseable_and_idempotent():
     from mergelab.hub import results_card
 
     base = "---\nlibrary_name: transformers\ntags:\n- merge\n---\n# m\n\nA merge.\n"
-    rows = [{"task": "gsm8k", "metric": "exact_match", "filter": "strict-match", "value": 0.5, "stderr": 0.01,
-             "n_shot": 5},
-            {"task": "mmlu", "metric": "acc", "filter": "none", "value": 0.6, "stderr": float("nan"), "n_shot": 0}]
+    rows = [
+        {"task": "gsm8k", "metric": "exact_match", "filter": "strict-match", "value": 0.5, "stderr": 0.01, "n_shot": 5},
+        {"task": "mmlu", "metric": "acc", "filter": "none", "value": 0.6, "stderr": float("nan"), "n_shot": 0},
+    ]
     comp = [{"competence": "syntax", "mean_f1": 0.7, "mean_pearson": float("nan"), "winning_rate": 50.0}]
     once = results_card(base, "m", rows, comp)
     twice = results_card(once, "m", rows, comp)
     assert once == twice
     evs = ModelCard(once).data.eval_results
-    assert [(e.dataset_type, e.metric_type, e.metric_value) for e in evs] == [("gsm8k", "exact_match", 0.5),
-                                                                                ("mmlu", "acc", 0.6)]
+    assert [(e.dataset_type, e.metric_type, e.metric_value) for e in evs] == [
+        ("gsm8k", "exact_match", 0.5),
+        ("mmlu", "acc", 0.6),
+    ]
     assert evs[0].metric_name == "exact_match (strict-match), 5-shot"
     assert "| syntax | 0.7000 |  | 50.0 |" in once and "A merge." in once
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, base_env
+from conftest import base_env
 from mergelab.jobs import atomic_dir, atomic_file
 
 
@@ -39,8 +39,14 @@ def test_atomic_file_keeps_nothing_on_failure(tmp_path):
 def run_job(code: str, tmp_path: Path, **kw):
     script = tmp_path / "job.py"
     script.write_text(code)
-    return subprocess.Popen([sys.executable, str(script)], env=base_env(tmp_path), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, str(script)],
+        env=base_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def test_failure_gives_one_line_and_the_traceback_in_the_log(tmp_path):
@@ -68,8 +74,12 @@ def test_terminated_merge_leaves_no_output(tmp_path):
     build_demo_models(models, seed=0, size="bench")
     out = tmp_path / "results" / "merged"
     partial = out.parent / f".{out.name}.partial"
-    cfg = {"merge_method": "task_arithmetic", "base_model": str(models["base"]), "dtype": "float32",
-           "models": [{"model": str(models["math"]), "parameters": {"weight": 0.5}}]}
+    cfg = {
+        "merge_method": "task_arithmetic",
+        "base_model": str(models["base"]),
+        "dtype": "float32",
+        "models": [{"model": str(models["math"]), "parameters": {"weight": 0.5}}],
+    }
     proc = run_job(
         "from mergelab.jobs import job_log\n"
         "from mergelab.merge import run_merge\n"

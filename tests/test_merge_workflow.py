@@ -15,31 +15,74 @@ from mergelab.methods import METHODS
 
 pytestmark = pytest.mark.workflow
 
-TV = ["task_arithmetic", "ties", "dare_ties", "dare_linear", "breadcrumbs", "breadcrumbs_ties",
-      "della", "della_linear", "sce", "ram", "ramplus_tl", "model_stock", "nuslerp", "multislerp"]
+TV = [
+    "task_arithmetic",
+    "ties",
+    "dare_ties",
+    "dare_linear",
+    "breadcrumbs",
+    "breadcrumbs_ties",
+    "della",
+    "della_linear",
+    "sce",
+    "ram",
+    "ramplus_tl",
+    "model_stock",
+    "nuslerp",
+    "multislerp",
+]
 
 
 @pytest.fixture(scope="module")
 def campaign(tmp_path_factory, tiny_models):
     wd = tmp_path_factory.mktemp("campaign")
     raw = wd / "frank.yml"
-    raw.write_text(yaml.safe_dump({
-        "merge_method": "passthrough", "dtype": "float32",
-        "slices": [{"sources": [{"model": "base", "layer_range": [0, 1]}]},
-                   {"sources": [{"model": "alpha", "layer_range": [1, 2]}]},
-                   {"sources": [{"model": "beta", "layer_range": [1, 2]}]}],
-    }))
+    raw.write_text(
+        yaml.safe_dump(
+            {
+                "merge_method": "passthrough",
+                "dtype": "float32",
+                "slices": [
+                    {"sources": [{"model": "base", "layer_range": [0, 1]}]},
+                    {"sources": [{"model": "alpha", "layer_range": [1, 2]}]},
+                    {"sources": [{"model": "beta", "layer_range": [1, 2]}]},
+                ],
+            }
+        )
+    )
     cfg = {
         "models": {n: {"path": str(p)} for n, p in tiny_models.items()},
         "merges": [
-            {"name": "lin", "models": ["alpha", "beta"], "methods": ["linear", "karcher"],
-             "method_parameters": {"linear": {"weight": {"alpha": 0.3, "beta": 0.9}}}, "dtype": "float32"},
-            {"name": "pair", "models": ["alpha", "beta"], "methods": ["slerp", "nearswap", "arcee_fusion"],
-             "method_parameters": {"slerp": {"t": [0, 1, 0.5]}}, "dtype": "float32"},
-            {"name": "tv", "models": ["alpha", "beta"], "base": "base", "methods": TV,
-             "method_parameters": {"task_arithmetic": {"weight": {"alpha": 0.3, "beta": 0.6}}}, "dtype": "float32"},
-            {"name": "tv2", "models": ["alpha", "beta"], "base": "base", "methods": ["dare_ties"], "seeds": [0, 1],
-             "dtype": "float32"},
+            {
+                "name": "lin",
+                "models": ["alpha", "beta"],
+                "methods": ["linear", "karcher"],
+                "method_parameters": {"linear": {"weight": {"alpha": 0.3, "beta": 0.9}}},
+                "dtype": "float32",
+            },
+            {
+                "name": "pair",
+                "models": ["alpha", "beta"],
+                "methods": ["slerp", "nearswap", "arcee_fusion"],
+                "method_parameters": {"slerp": {"t": [0, 1, 0.5]}},
+                "dtype": "float32",
+            },
+            {
+                "name": "tv",
+                "models": ["alpha", "beta"],
+                "base": "base",
+                "methods": TV,
+                "method_parameters": {"task_arithmetic": {"weight": {"alpha": 0.3, "beta": 0.6}}},
+                "dtype": "float32",
+            },
+            {
+                "name": "tv2",
+                "models": ["alpha", "beta"],
+                "base": "base",
+                "methods": ["dare_ties"],
+                "seeds": [0, 1],
+                "dtype": "float32",
+            },
             {"name": "one", "models": ["alpha"], "methods": ["passthrough"], "dtype": "float32"},
             {"name": "frank", "mergekit_config": "frank.yml"},
         ],

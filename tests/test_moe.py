@@ -11,8 +11,10 @@ from conftest import load_state, snakemake, write_config
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.experiment import load_experiment
 
-PROMPTS = {"alpha": {"positive": ["Question: What is 1234 plus 5?"]},
-           "beta": {"positive": ["The horse is a kind of"], "negative": ["What is 1 plus 1?"]}}
+PROMPTS = {
+    "alpha": {"positive": ["Question: What is 1234 plus 5?"]},
+    "beta": {"positive": ["The horse is a kind of"], "negative": ["What is 1 plus 1?"]},
+}
 
 
 def _cfg(recipe: dict, models=None) -> dict:
@@ -29,47 +31,102 @@ def test_moe_is_a_method_like_the_others(tmp_path):
     assert spec.method == "moe" and spec.parents == ["alpha", "beta"] and spec.base == "base"
     demo = tmp_path / "results" / "demo"
     assert spec.mergekit_config == {
-        "base_model": str(demo / "base"), "gate_mode": "hidden", "dtype": "bfloat16", "experts_per_token": 2,
+        "base_model": str(demo / "base"),
+        "gate_mode": "hidden",
+        "dtype": "bfloat16",
+        "experts_per_token": 2,
         "experts": [
-            {"source_model": str(demo / "math"), "positive_prompts": PROMPTS["alpha"]["positive"],
-             "negative_prompts": []},
-            {"source_model": str(demo / "words"), "positive_prompts": PROMPTS["beta"]["positive"],
-             "negative_prompts": PROMPTS["beta"]["negative"]},
+            {
+                "source_model": str(demo / "math"),
+                "positive_prompts": PROMPTS["alpha"]["positive"],
+                "negative_prompts": [],
+            },
+            {
+                "source_model": str(demo / "words"),
+                "positive_prompts": PROMPTS["beta"]["positive"],
+                "negative_prompts": PROMPTS["beta"]["negative"],
+            },
         ],
     }
     assert "\tmoe\t" in e.merges_table()
     # sweeps over gate mode and experts per token; random gates take every seed
-    e = load_experiment(_cfg({"methods": ["moe"], "seeds": [0, 1],
-                              "moe": {"gate_mode": ["hidden", "random"], "experts_per_token": [1, 2],
-                                      "prompts": PROMPTS, "architecture": "deepseek",
-                                      "shared_experts": [{"model": "base", "residual_scale": 0.5}]}}),
-                        "x.yaml", workdir=tmp_path)
-    assert list(e.merges) == ["ab_moe_hidden_e1", "ab_moe_hidden_e2", "ab_moe_random_e1_s0", "ab_moe_random_e1_s1",
-                              "ab_moe_random_e2_s0", "ab_moe_random_e2_s1"]
+    e = load_experiment(
+        _cfg(
+            {
+                "methods": ["moe"],
+                "seeds": [0, 1],
+                "moe": {
+                    "gate_mode": ["hidden", "random"],
+                    "experts_per_token": [1, 2],
+                    "prompts": PROMPTS,
+                    "architecture": "deepseek",
+                    "shared_experts": [{"model": "base", "residual_scale": 0.5}],
+                },
+            }
+        ),
+        "x.yaml",
+        workdir=tmp_path,
+    )
+    assert list(e.merges) == [
+        "ab_moe_hidden_e1",
+        "ab_moe_hidden_e2",
+        "ab_moe_random_e1_s0",
+        "ab_moe_random_e1_s1",
+        "ab_moe_random_e2_s0",
+        "ab_moe_random_e2_s1",
+    ]
     cfg = e.merges["ab_moe_random_e2_s1"].mergekit_config
     assert cfg["architecture"] == "deepseek" and cfg["shared_experts"][0]["residual_scale"] == 0.5
     assert e.merges["ab_moe_random_e2_s1"].seed == 1
 
 
-@pytest.mark.parametrize("recipe, key, words", [
-    ({"models": ["alpha"], "methods": ["moe"], "moe": {"gate_mode": "random"}}, "merges[0].models", "at least 2 experts"),
-    ({"methods": ["moe"], "moe": {"gate_mode": "hiden", "prompts": PROMPTS}}, "merges[0].moe.gate_mode",
-     "did you mean hidden"),
-    ({"methods": ["moe"]}, "merges[0].moe.prompts.alpha", "give positive prompts"),
-    ({"methods": ["moe"], "moe": {"gate_mode": "cheap_embed", "prompts": {"alpha": PROMPTS["alpha"]}}},
-     "merges[0].moe.prompts.beta", "give positive prompts"),
-    ({"methods": ["moe"], "moe": {"prompts": {"alpha": PROMPTS["alpha"], "beta": PROMPTS["alpha"]}}},
-     "merges[0].moe.prompts", "same prompts"),
-    ({"methods": ["moe"], "moe": {"gate_mode": "random", "experts_per_token": 3}}, "merges[0].moe.experts_per_token",
-     "2 experts"),
-    ({"methods": ["moe"], "base": None, "moe": {"gate_mode": "random"}}, "merges[0].base", "base model"),
-    ({"methods": ["linear"], "moe": {"gate_mode": "random"}}, "merges[0].moe", "not among"),
-    ({"methods": ["moe"], "moe": {"gate_mode": "random", "architecture": "mixtral",
-                                   "shared_experts": [{"model": "base"}]}}, "merges[0].moe.shared_experts", "mixtral"),
-    ({"methods": ["moe"], "moe": {"gate_mode": "random", "prompts": {"gamma": {"positive": ["x"]}}}},
-     "merges[0].moe.prompts.gamma", "not an expert"),
-    ({"methods": ["moe"], "method_parameters": {"moe": {"weight": 1}}}, "merges[0].method_parameters.moe", "moe:"),
-])
+@pytest.mark.parametrize(
+    "recipe, key, words",
+    [
+        (
+            {"models": ["alpha"], "methods": ["moe"], "moe": {"gate_mode": "random"}},
+            "merges[0].models",
+            "at least 2 experts",
+        ),
+        (
+            {"methods": ["moe"], "moe": {"gate_mode": "hiden", "prompts": PROMPTS}},
+            "merges[0].moe.gate_mode",
+            "did you mean hidden",
+        ),
+        ({"methods": ["moe"]}, "merges[0].moe.prompts.alpha", "give positive prompts"),
+        (
+            {"methods": ["moe"], "moe": {"gate_mode": "cheap_embed", "prompts": {"alpha": PROMPTS["alpha"]}}},
+            "merges[0].moe.prompts.beta",
+            "give positive prompts",
+        ),
+        (
+            {"methods": ["moe"], "moe": {"prompts": {"alpha": PROMPTS["alpha"], "beta": PROMPTS["alpha"]}}},
+            "merges[0].moe.prompts",
+            "same prompts",
+        ),
+        (
+            {"methods": ["moe"], "moe": {"gate_mode": "random", "experts_per_token": 3}},
+            "merges[0].moe.experts_per_token",
+            "2 experts",
+        ),
+        ({"methods": ["moe"], "base": None, "moe": {"gate_mode": "random"}}, "merges[0].base", "base model"),
+        ({"methods": ["linear"], "moe": {"gate_mode": "random"}}, "merges[0].moe", "not among"),
+        (
+            {
+                "methods": ["moe"],
+                "moe": {"gate_mode": "random", "architecture": "mixtral", "shared_experts": [{"model": "base"}]},
+            },
+            "merges[0].moe.shared_experts",
+            "mixtral",
+        ),
+        (
+            {"methods": ["moe"], "moe": {"gate_mode": "random", "prompts": {"gamma": {"positive": ["x"]}}}},
+            "merges[0].moe.prompts.gamma",
+            "not an expert",
+        ),
+        ({"methods": ["moe"], "method_parameters": {"moe": {"weight": 1}}}, "merges[0].method_parameters.moe", "moe:"),
+    ],
+)
 def test_bad_moe_input_is_one_line_naming_the_key(recipe, key, words, tmp_path):
     with pytest.raises(ConfigError) as err:
         load_experiment(_cfg(recipe), "x.yaml", workdir=tmp_path)
@@ -80,12 +137,34 @@ def test_bad_moe_input_is_one_line_naming_the_key(recipe, key, words, tmp_path):
 def _moe(tiny_models, out, gate, seed=0, prompts=PROMPTS):
     from mergelab.merge import run_merge
 
-    cfg = {"base_model": str(tiny_models["base"]), "gate_mode": gate, "dtype": "float32", "experts_per_token": 2,
-           "experts": [{"source_model": str(tiny_models[n]), "positive_prompts": prompts[n]["positive"],
-                        "negative_prompts": prompts[n].get("negative", [])} for n in ("alpha", "beta")]}
-    run_merge(cfg, out, seed=seed, cuda=False, threads=1,
-              meta={"recipe": "ab", "method": "moe", "seed": seed, "inputs": ["base", "alpha", "beta"],
-                    "parameters": {"gate_mode": gate}})
+    cfg = {
+        "base_model": str(tiny_models["base"]),
+        "gate_mode": gate,
+        "dtype": "float32",
+        "experts_per_token": 2,
+        "experts": [
+            {
+                "source_model": str(tiny_models[n]),
+                "positive_prompts": prompts[n]["positive"],
+                "negative_prompts": prompts[n].get("negative", []),
+            }
+            for n in ("alpha", "beta")
+        ],
+    }
+    run_merge(
+        cfg,
+        out,
+        seed=seed,
+        cuda=False,
+        threads=1,
+        meta={
+            "recipe": "ab",
+            "method": "moe",
+            "seed": seed,
+            "inputs": ["base", "alpha", "beta"],
+            "parameters": {"gate_mode": gate},
+        },
+    )
     return out
 
 
@@ -136,10 +215,15 @@ def test_random_gates_are_reproducible_and_hidden_gates_follow_the_prompts(tiny_
 
 @pytest.mark.workflow
 def test_moe_merge_goes_through_the_harness_with_its_own_settings(tiny_models, tmp_path):
-    cfg = _cfg({"methods": ["moe"], "dtype": "float32", "moe": {"prompts": PROMPTS}},
-               models={n: {"path": str(p)} for n, p in tiny_models.items()})
-    cfg["harness"] = {"tasks": ["mergelab_categories"], "settings": {"batch_size": 8},
-                      "model_settings": {"*_moe_*": {"batch_size": 2}}}
+    cfg = _cfg(
+        {"methods": ["moe"], "dtype": "float32", "moe": {"prompts": PROMPTS}},
+        models={n: {"path": str(p)} for n, p in tiny_models.items()},
+    )
+    cfg["harness"] = {
+        "tasks": ["mergelab_categories"],
+        "settings": {"batch_size": 8},
+        "model_settings": {"*_moe_*": {"batch_size": 2}},
+    }
     cfg["evaluation"] = {"models": ["ab_moe_hidden_e2", "base"]}
     path = write_config(tmp_path, cfg)
     snakemake(tmp_path, path, check=True)

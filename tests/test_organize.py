@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from conftest import REPO, SNAKEMAKE, base_env, snakemake, weightless_copy, write_config
 from mergelab import organize as org
@@ -18,8 +17,14 @@ CONTEXT = {
     "model_order": ["base", "ab_task_arithmetic_w0.5"],
     "models": {
         "base": {"role": "base"},
-        "ab_task_arithmetic_w0.5": {"role": "merge", "recipe": "ab", "method": "task_arithmetic",
-                                    "parameters": {"weight": 0.5}, "parents": ["alpha"], "base": "base"},
+        "ab_task_arithmetic_w0.5": {
+            "role": "merge",
+            "recipe": "ab",
+            "method": "task_arithmetic",
+            "parameters": {"weight": 0.5},
+            "parents": ["alpha"],
+            "base": "base",
+        },
     },
 }
 TASKS = ["mergelab_demo", "test_mc", "ifeval_like"]
@@ -45,9 +50,13 @@ def test_every_number_of_the_json_is_in_the_table(harness):
                     if "," not in key or "_stderr" in key or isinstance(value, (dict, list)):
                         continue
                     metric, filt = key.split(",")
-                    row = harness[(harness["model"] == model) & (harness["harness_task"] == harness_task)
-                                  & (harness["task"] == task) & (harness["metric"] == metric)
-                                  & (harness["filter"] == filt)]
+                    row = harness[
+                        (harness["model"] == model)
+                        & (harness["harness_task"] == harness_task)
+                        & (harness["task"] == task)
+                        & (harness["metric"] == metric)
+                        & (harness["filter"] == filt)
+                    ]
                     assert len(row) == 1, (model, task, key)
                     row = row.iloc[0]
                     assert row["value"] == pytest.approx(float(value)), (model, task, key)
@@ -72,8 +81,12 @@ def test_groups_subtasks_filters_and_ifeval_metrics_survive(harness):
     arith = base[base["task"] == "mergelab_arithmetic"]
     assert list(zip(arith["metric"], arith["filter"])) == [("exact_match", "first-word")]
     ifeval = base[base["task"] == "ifeval_like"]
-    assert set(ifeval["metric"]) == {"prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc",
-                                     "inst_level_loose_acc"}
+    assert set(ifeval["metric"]) == {
+        "prompt_level_strict_acc",
+        "inst_level_strict_acc",
+        "prompt_level_loose_acc",
+        "inst_level_loose_acc",
+    }
     ppl = base[base["task"] == "mergelab_text_ppl"]
     assert not ppl["higher_is_better"].any()
 
@@ -86,8 +99,10 @@ def test_one_documented_primary_metric_per_task(harness):
     assert chosen["ifeval_like"] == ("prompt_level_strict_acc", "none")
     assert chosen["mergelab_arithmetic"] == ("exact_match", "first-word")
     assert chosen["mergelab_text_ppl"] == ("word_perplexity", "none")
-    assert org.primary_choice([("exact_match", "flexible-extract"), ("exact_match", "strict-match")]) == \
-        ("exact_match", "strict-match")
+    assert org.primary_choice([("exact_match", "flexible-extract"), ("exact_match", "strict-match")]) == (
+        "exact_match",
+        "strict-match",
+    )
 
 
 def test_missing_result_is_missing_not_zero(tmp_path):
@@ -109,9 +124,27 @@ SCORES = {  # model -> dataset -> two seeds' scores
     "C": {"d1": (0.5, 0.7), "d2": (0.4, 0.4), "d3": (0.3, 0.1)},
 }
 MANIFEST = [
-    {"probing_dataset": "d1", "competence": "syntax", "phenomenon": "p1", "probe_task_type": "SENTENCE", "num_labels": "2"},
-    {"probing_dataset": "d2", "competence": "syntax", "phenomenon": "p2", "probe_task_type": "SENTENCE", "num_labels": "3"},
-    {"probing_dataset": "d3", "competence": "semantics", "phenomenon": "p3", "probe_task_type": "SENTENCE", "num_labels": "1"},
+    {
+        "probing_dataset": "d1",
+        "competence": "syntax",
+        "phenomenon": "p1",
+        "probe_task_type": "SENTENCE",
+        "num_labels": "2",
+    },
+    {
+        "probing_dataset": "d2",
+        "competence": "syntax",
+        "phenomenon": "p2",
+        "probe_task_type": "SENTENCE",
+        "num_labels": "3",
+    },
+    {
+        "probing_dataset": "d3",
+        "competence": "semantics",
+        "phenomenon": "p3",
+        "probe_task_type": "SENTENCE",
+        "num_labels": "1",
+    },
 ]
 HCTX = {"models": {m: {"role": "parent"} for m in SCORES}}
 
@@ -120,9 +153,19 @@ HCTX = {"models": {m: {"role": "parent"} for m in SCORES}}
 def holmes(tmp_path):
     files = {}
     for model, per in SCORES.items():
-        rows = [{"probing_dataset": d, "model_name": model, "seed": s, "score": v,
-                 "metric": "pearson" if d == "d3" else "macro_f1", "objective": "reference", "encoding": "full"}
-                for d, vals in per.items() for s, v in enumerate(vals)]
+        rows = [
+            {
+                "probing_dataset": d,
+                "model_name": model,
+                "seed": s,
+                "score": v,
+                "metric": "pearson" if d == "d3" else "macro_f1",
+                "objective": "reference",
+                "encoding": "full",
+            }
+            for d, vals in per.items()
+            for s, v in enumerate(vals)
+        ]
         path = tmp_path / f"{model}.csv"
         pd.DataFrame(rows).to_csv(path, index=False)
         files[model] = str(path)
@@ -147,27 +190,60 @@ def test_competence_means_keep_f1_and_pearson_apart_and_winning_rates(holmes):
     assert comp.loc[("B", "overall"), "mean_pearson"] == pytest.approx(0.3)
     # ranks (max for ties, 1 = worst), normalised per dataset:
     # d1: A 0, B 1, C .5 | d2: A 1, B 1, C 0 (A and B tie at rank 3) | d3: A 0, B 1, C .5
-    expected = {("A", "syntax"): 50.0, ("B", "syntax"): 100.0, ("C", "syntax"): 25.0,
-                ("A", "semantics"): 0.0, ("B", "semantics"): 100.0, ("C", "semantics"): 50.0,
-                ("A", "overall"): 100 / 3, ("B", "overall"): 100.0, ("C", "overall"): 100 / 3}
+    expected = {
+        ("A", "syntax"): 50.0,
+        ("B", "syntax"): 100.0,
+        ("C", "syntax"): 25.0,
+        ("A", "semantics"): 0.0,
+        ("B", "semantics"): 100.0,
+        ("C", "semantics"): 50.0,
+        ("A", "overall"): 100 / 3,
+        ("B", "overall"): 100.0,
+        ("C", "overall"): 100 / 3,
+    }
     for key, rate in expected.items():
         assert comp.loc[key, "winning_rate"] == pytest.approx(rate), key
     assert comp.loc[("C", "overall"), "winning_rate"] != pytest.approx(
-        (comp.loc[("C", "syntax"), "winning_rate"] + comp.loc[("C", "semantics"), "winning_rate"]) / 2)
+        (comp.loc[("C", "syntax"), "winning_rate"] + comp.loc[("C", "semantics"), "winning_rate"]) / 2
+    )
 
 
 def test_kendall_tau_equals_scipy(holmes, harness):
     from scipy.stats import kendalltau
 
     comp = org.competence_table(holmes, HCTX)
-    head = pd.DataFrame([
-        {"model": m, "harness_task": "t1", "task": "t1", "primary": True, "metric": "acc", "filter": "none",
-         "value": v, "stderr": 0.0, "higher_is_better": True, "status": "ok"} for m, v in zip("ABC", (0.2, 0.9, 0.5))
-    ] + [
-        {"model": m, "harness_task": "ppl", "task": "ppl", "primary": True, "metric": "word_perplexity",
-         "filter": "none", "value": v, "stderr": 0.0, "higher_is_better": False, "status": "ok"}
-        for m, v in zip("ABC", (30.0, 10.0, 20.0))
-    ])
+    head = pd.DataFrame(
+        [
+            {
+                "model": m,
+                "harness_task": "t1",
+                "task": "t1",
+                "primary": True,
+                "metric": "acc",
+                "filter": "none",
+                "value": v,
+                "stderr": 0.0,
+                "higher_is_better": True,
+                "status": "ok",
+            }
+            for m, v in zip("ABC", (0.2, 0.9, 0.5))
+        ]
+        + [
+            {
+                "model": m,
+                "harness_task": "ppl",
+                "task": "ppl",
+                "primary": True,
+                "metric": "word_perplexity",
+                "filter": "none",
+                "value": v,
+                "stderr": 0.0,
+                "higher_is_better": False,
+                "status": "ok",
+            }
+            for m, v in zip("ABC", (30.0, 10.0, 20.0))
+        ]
+    )
     table = org.kendall_table(head, holmes, comp, "competence").set_index(["holmes", "harness_task"])
     wr = comp[comp["competence"] == "overall"].set_index("model")["winning_rate"]
     tau, p = kendalltau(wr[["A", "B", "C"]], [0.2, 0.9, 0.5])
@@ -198,8 +274,10 @@ def test_outcomes_figure_of_a_partial_build_is_a_note(tmp_path):
 
     from mergelab import plots
 
-    csv = ("model,recipe,method,measure,value,best_parent,worst_parent,minus_best_parent,higher_is_better,outcome\n"
-           "ab_linear_w1,ab,linear,task: mergelab_categories,,,,,True,\n")
+    csv = (
+        "model,recipe,method,measure,value,best_parent,worst_parent,minus_best_parent,higher_is_better,outcome\n"
+        "ab_linear_w1,ab,linear,task: mergelab_categories,,,,,True,\n"
+    )
     comparisons = pd.read_csv(io.StringIO(csv))
     assert comparisons["outcome"].isna().all()
     plots.outcomes(comparisons, tmp_path / "merge_outcomes")
@@ -215,11 +293,20 @@ def campaign(tmp_path_factory, tiny_models):
     wd = tmp_path_factory.mktemp("organize")
     cfg = {
         "models": {n: {"path": str(p)} for n, p in tiny_models.items()},
-        "merges": [{"name": "ab", "models": ["alpha", "beta"], "base": "base",
-                    "methods": ["slerp", "task_arithmetic"], "method_parameters": {"slerp": {"t": [0.3, 0.7]}},
-                    "dtype": "float32"}],
-        "harness": {"tasks": ["mergelab_categories", "mergelab_text_ppl"],
-                    "settings": {"batch_size": 8, "bootstrap_iters": 100}},
+        "merges": [
+            {
+                "name": "ab",
+                "models": ["alpha", "beta"],
+                "base": "base",
+                "methods": ["slerp", "task_arithmetic"],
+                "method_parameters": {"slerp": {"t": [0.3, 0.7]}},
+                "dtype": "float32",
+            }
+        ],
+        "harness": {
+            "tasks": ["mergelab_categories", "mergelab_text_ppl"],
+            "settings": {"batch_size": 8, "bootstrap_iters": 100},
+        },
         "holmes": {"activate": True, "version": "demo", "seeds": [0]},
     }
     path = write_config(wd, cfg)
@@ -236,10 +323,16 @@ def test_every_figure_exists_and_its_data_equals_the_tables(campaign):
     wd, _ = campaign
     plots = declared_plots(wd)
     stems = {p.rsplit(".", 1)[0] for p in plots}
-    expected = {"results/plots/harness/mergelab_categories", "results/plots/harness/mergelab_text_ppl",
-                "results/plots/holmes_competences", "results/plots/kendall_tau_competences",
-                "results/plots/kendall_tau_datasets", "results/plots/merge_vs_parents",
-                "results/plots/merge_outcomes", "results/plots/sweep/ab"}
+    expected = {
+        "results/plots/harness/mergelab_categories",
+        "results/plots/harness/mergelab_text_ppl",
+        "results/plots/holmes_competences",
+        "results/plots/kendall_tau_competences",
+        "results/plots/kendall_tau_datasets",
+        "results/plots/merge_vs_parents",
+        "results/plots/merge_outcomes",
+        "results/plots/sweep/ab",
+    }
     assert stems == expected
     for stem in stems:
         for ext in ("png", "svg", "csv"):
@@ -276,10 +369,18 @@ def test_tables_hold_the_campaign(campaign):
     tables = wd / "results" / "tables"
     harness = pd.read_csv(tables / "harness.csv")
     roles = dict(zip(harness["model"], harness["role"]))
-    assert roles == {"base": "base", "alpha": "parent", "beta": "parent", "ab_slerp_t0.3": "merge",
-                     "ab_slerp_t0.7": "merge", "ab_task_arithmetic_w0.5": "merge"}
+    assert roles == {
+        "base": "base",
+        "alpha": "parent",
+        "beta": "parent",
+        "ab_slerp_t0.3": "merge",
+        "ab_slerp_t0.7": "merge",
+        "ab_task_arithmetic_w0.5": "merge",
+    }
     ta = harness[harness["model"] == "ab_task_arithmetic_w0.5"].iloc[0]
-    assert ta["recipe"] == "ab" and ta["method"] == "task_arithmetic" and json.loads(ta["parameters"]) == {"weight": 0.5}
+    assert (
+        ta["recipe"] == "ab" and ta["method"] == "task_arithmetic" and json.loads(ta["parameters"]) == {"weight": 0.5}
+    )
     for model in ("alpha", "ab_slerp_t0.3"):
         res = json.loads((wd / f"results/harness/{model}/mergelab_categories.json").read_text())
         row = harness[(harness["model"] == model) & (harness["metric"] == "acc_norm")].iloc[0]
@@ -305,9 +406,23 @@ def test_report_builds(campaign):
     import subprocess
 
     wd, path = campaign
-    proc = subprocess.run(SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(wd),
-                                       "--configfile", str(path), "--report", "results/report.html"],
-                          env=base_env(wd), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        SNAKEMAKE
+        + [
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(wd),
+            "--configfile",
+            str(path),
+            "--report",
+            "results/report.html",
+        ],
+        env=base_env(wd),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = (wd / "results" / "report.html").read_text()
     assert "shaded band" in html and "Holmes vs harness" in html and "headline numbers" in html
@@ -317,8 +432,11 @@ def test_report_builds(campaign):
 def test_failed_evaluation_still_gives_tables_and_figures(tmp_path, tiny_models):
     broken = weightless_copy(tiny_models["alpha"], tmp_path / "broken")
     cfg = {
-        "models": {"base": {"path": str(tiny_models["base"])}, "beta": {"path": str(tiny_models["beta"])},
-                   "broken": {"path": str(broken)}},
+        "models": {
+            "base": {"path": str(tiny_models["base"])},
+            "beta": {"path": str(tiny_models["beta"])},
+            "broken": {"path": str(broken)},
+        },
         "harness": {"tasks": ["mergelab_categories"], "settings": {"batch_size": 8}},
     }
     proc = snakemake(tmp_path, write_config(tmp_path, cfg), "--keep-going")
@@ -328,6 +446,8 @@ def test_failed_evaluation_still_gives_tables_and_figures(tmp_path, tiny_models)
     gap = harness[harness["model"] == "broken"]
     assert len(gap) == 1 and gap["status"].iloc[0] == "missing" and gap["value"].isna().all()
     assert (harness[harness["model"] != "broken"]["status"] == "ok").all()
-    assert "missing harness result: broken on mergelab_categories" in (tmp_path / "logs/organize/partial.log").read_text()
+    assert (
+        "missing harness result: broken on mergelab_categories" in (tmp_path / "logs/organize/partial.log").read_text()
+    )
     assert (tmp_path / "results/plots/harness/mergelab_categories.png").stat().st_size > 1000
     assert "broken" in (tmp_path / "results/tables/leaderboard.md").read_text()

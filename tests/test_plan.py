@@ -28,8 +28,9 @@ def campaign(wd):
     cfg = yaml.safe_load((REPO / "config" / "experiment.yaml").read_text())
     cfg["models"]["local"] = {"path": "models/local"}
     cfg["models"]["hubbed"] = {"hub": "org/model", "revision": "abc123"}
-    cfg["merges"].append({"name": "extra", "models": ["local", "hubbed"], "base": "base", "methods": ["ties"],
-                          "dtype": "float32"})
+    cfg["merges"].append(
+        {"name": "extra", "models": ["local", "hubbed"], "base": "base", "methods": ["ties"], "dtype": "float32"}
+    )
     cfg["hub"] = {"fetch": {"cache_dir": "hf-cache"}}
     cfg["harness"]["include_path"] = ["tasks"]
     cfg["holmes"]["data"] = {"root": "data/holmes", "archive": None}
@@ -119,8 +120,10 @@ def test_every_job_rule_names_each_field_of_its_spec(two_folders):
             assert key == field and spec_rule == rule, (rule, key, spec_rule, field)
             named.setdefault(rule, []).append(key)
     classes = {rule: type(exp.job(rule, **wc)) for rule, wc in every_job(exp)}
-    classes["push"], classes["push_results"] = JOB_BUILDERS["push"].__annotations__["return"], \
-        JOB_BUILDERS["push_results"].__annotations__["return"]
+    classes["push"], classes["push_results"] = (
+        JOB_BUILDERS["push"].__annotations__["return"],
+        JOB_BUILDERS["push_results"].__annotations__["return"],
+    )
     import mergelab.plan.jobs as jobs
 
     for rule, cls in classes.items():
@@ -132,10 +135,16 @@ def test_every_figure_is_one_registry_entry_with_its_caption(two_folders):
     exp = two_folders[0]
     figs = outputs.figures(exp)
     assert [f["stem"] for f in figs] == [
-        "results/plots/harness/mergelab_arithmetic", "results/plots/harness/mergelab_categories",
-        "results/plots/harness/mergelab_text_ppl", "results/plots/holmes_competences",
-        "results/plots/kendall_tau_competences", "results/plots/kendall_tau_datasets",
-        "results/plots/merge_vs_parents", "results/plots/merge_outcomes", "results/plots/sweep/math-words"]
+        "results/plots/harness/mergelab_arithmetic",
+        "results/plots/harness/mergelab_categories",
+        "results/plots/harness/mergelab_text_ppl",
+        "results/plots/holmes_competences",
+        "results/plots/kendall_tau_competences",
+        "results/plots/kendall_tau_datasets",
+        "results/plots/merge_vs_parents",
+        "results/plots/merge_outcomes",
+        "results/plots/sweep/math-words",
+    ]
     assert exp.targets("plots") == [f"{f['stem']}.png" for f in figs]
     for fig in outputs.FIGURES.values():
         assert (REPO / "workflow" / "report" / f"{fig.caption}.rst").is_file(), fig.caption
@@ -146,15 +155,33 @@ def test_the_expansion_records_what_a_recipe_sweeps(tmp_path):
     for n in ("base", "a", "b"):
         (tmp_path / n).mkdir()
         (tmp_path / n / "config.json").write_text("{}")
-    cfg = {"models": {n: {"path": n} for n in ("base", "a", "b")},
-           "merges": [
-               {"name": "r1", "models": ["a", "b"], "base": "base", "methods": ["ties", "slerp"],
-                "method_parameters": {"ties": {"density": [0.2, 0.4]}, "slerp": {"t": [0.3, 0.6]}}},
-               {"name": "r2", "models": ["a", "b"], "base": "base", "methods": ["task_arithmetic"],
-                "parameters": {"weight": {"a": [0.5, 1.0], "b": 0.5}}},
-               {"name": "r3", "models": ["a", "b"], "base": "base", "methods": ["dare_ties"], "seeds": [0, 1]},
-               {"name": "r4", "models": ["a", "b"], "base": "base", "methods": ["moe"],
-                "moe": {"gate_mode": ["random", "uniform_random"]}}]}
+    cfg = {
+        "models": {n: {"path": n} for n in ("base", "a", "b")},
+        "merges": [
+            {
+                "name": "r1",
+                "models": ["a", "b"],
+                "base": "base",
+                "methods": ["ties", "slerp"],
+                "method_parameters": {"ties": {"density": [0.2, 0.4]}, "slerp": {"t": [0.3, 0.6]}},
+            },
+            {
+                "name": "r2",
+                "models": ["a", "b"],
+                "base": "base",
+                "methods": ["task_arithmetic"],
+                "parameters": {"weight": {"a": [0.5, 1.0], "b": 0.5}},
+            },
+            {"name": "r3", "models": ["a", "b"], "base": "base", "methods": ["dare_ties"], "seeds": [0, 1]},
+            {
+                "name": "r4",
+                "models": ["a", "b"],
+                "base": "base",
+                "methods": ["moe"],
+                "moe": {"gate_mode": ["random", "uniform_random"]},
+            },
+        ],
+    }
     exp = load_experiment(cfg, "cfg.yaml", workdir=tmp_path)
     assert exp.merges["r1_ties_d0.2_w0.5"].swept == ("density",)
     assert exp.merges["r1_slerp_t0.3"].swept == ("t",)

@@ -39,8 +39,14 @@ def test_every_rule_names_its_env_and_lint_is_clean(tmp_path):
     import shutil
 
     shutil.copytree(REPO / "config", tmp_path / "config")
-    proc = subprocess.run(SNAKEMAKE + ["--lint", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path)],
-                          cwd=REPO, env=base_env(tmp_path), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        SNAKEMAKE + ["--lint", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path)],
+        cwd=REPO,
+        env=base_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Congratulations" in proc.stdout + proc.stderr
 
@@ -60,9 +66,14 @@ def test_embedded_default_runs_offline(tmp_path, trained_demo):
 
     shutil.copytree(REPO / "config", tmp_path / "config")  # config paths are relative to the working directory
     with_trained_demo(tmp_path, trained_demo)
-    proc = subprocess.run(SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-                                       "--cores", "2", "--quiet"],
-                          cwd=REPO, env=base_env(tmp_path), capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2", "--quiet"],
+        cwd=REPO,
+        env=base_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     cfg = yaml.safe_load((REPO / "config" / "experiment.yaml").read_text())
     from mergelab.plan.experiment import load_experiment
@@ -71,11 +82,23 @@ def test_embedded_default_runs_offline(tmp_path, trained_demo):
     for mid in exp.merge_ids:
         assert (tmp_path / "results" / "models" / mid / "model.safetensors").is_file(), mid
     assert (tmp_path / "results" / "merges.tsv").read_text() == exp.merges_table()
-    for table in ("harness.csv", "harness.parquet", "holmes.csv", "holmes_competences.csv", "leaderboard.md",
-                  "provenance.json", "merge_comparisons.csv"):
+    for table in (
+        "harness.csv",
+        "harness.parquet",
+        "holmes.csv",
+        "holmes_competences.csv",
+        "leaderboard.md",
+        "provenance.json",
+        "merge_comparisons.csv",
+    ):
         assert (tmp_path / "results" / "tables" / table).stat().st_size > 0, table
     assert len(list((tmp_path / "results" / "plots").rglob("*.png"))) >= 8
-    again = subprocess.run(SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-                                        "--cores", "2", "-n"],
-                           cwd=REPO, env=base_env(tmp_path), capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2", "-n"],
+        cwd=REPO,
+        env=base_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -18,8 +18,13 @@ def done(tmp_path_factory, tiny_models):
         "models": {n: {"path": str(p)} for n, p in tiny_models.items()},
         "merges": [
             {"name": "r1", "models": ["alpha", "beta"], "methods": ["linear"], "dtype": "float32"},
-            {"name": "r2", "models": ["alpha", "beta"], "base": "base", "methods": ["task_arithmetic"],
-             "dtype": "float32"},
+            {
+                "name": "r2",
+                "models": ["alpha", "beta"],
+                "base": "base",
+                "methods": ["task_arithmetic"],
+                "dtype": "float32",
+            },
         ],
     }
     path = write_config(wd, cfg)
@@ -66,7 +71,9 @@ def test_adding_a_method_adds_exactly_its_jobs(done):
     cfg["merges"][1]["seeds"] = [0, 3]
     out = dry_run(wd, cfg, "methods.yaml")
     assert planned_merges(out) == {
-        "r2_ties_d0.5_w0.5", "r2_dare_ties_d0.5_w0.5_s0", "r2_dare_ties_d0.5_w0.5_s3",
+        "r2_ties_d0.5_w0.5",
+        "r2_dare_ties_d0.5_w0.5_s0",
+        "r2_dare_ties_d0.5_w0.5_s3",
     }
 
 
@@ -78,6 +85,7 @@ def test_rebuilt_parent_reruns_its_merges(done, tmp_path):
     alpha = cfg["models"]["alpha"]["path"]
     import os
     import time
+
     later = time.time() + 5
     os.utime(alpha, (later, later))
     try:

@@ -14,8 +14,7 @@ from mergelab.resources import FALLBACK, GIB, Size, checkpoint_size, estimate, r
 
 
 def _numel_bytes(state):
-    return (sum(t.numel() for t in state.values()),
-            sum(t.numel() * t.element_size() for t in state.values()))
+    return (sum(t.numel() for t in state.values()), sum(t.numel() * t.element_size() for t in state.values()))
 
 
 def test_checkpoint_size_is_the_sum_of_the_tensors(tiny_models, tmp_path):
@@ -35,8 +34,9 @@ def test_checkpoint_size_is_the_sum_of_the_tensors(tiny_models, tmp_path):
     shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
     for f, keys in shards.items():
         save_file({k: half[k].contiguous() for k in keys}, str(d / f))
-    (d / "model.safetensors.index.json").write_text(json.dumps(
-        {"metadata": {}, "weight_map": {k: f for f, keys in shards.items() for k in keys}}))
+    (d / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": {k: f for f, keys in shards.items() for k in keys}})
+    )
     assert checkpoint_size(d) == Size(params, nbytes // 2)
 
     # a hub fetch receipt names its snapshot
@@ -89,8 +89,11 @@ def test_config_overrides_win_over_the_estimate():
     assert resolve("harness_eval", est, 2, over) == {"gpu": 1, "mem_mb": 9000, "runtime": 7}
     assert resolve("merge", est, None, over) == est
     # a key left null in the config keeps the estimate
-    assert resolve("harness_eval", est, None, {"harness_eval": {"gpu": None, "mem_mb": None, "runtime": 7}}) == \
-        {"gpu": 3, "mem_mb": 9000, "runtime": 7}
+    assert resolve("harness_eval", est, None, {"harness_eval": {"gpu": None, "mem_mb": None, "runtime": 7}}) == {
+        "gpu": 3,
+        "mem_mb": 9000,
+        "runtime": 7,
+    }
 
 
 def _dry_run_resources(output: str) -> dict:
@@ -139,17 +142,21 @@ def test_jobs_ask_for_what_their_model_needs(tiny_models, tmp_path):
     # the merge's own evaluation: not on disk yet, so the fallback (computed again before it runs)
     assert jobs[("harness_eval", "model=ab_task_arithmetic_w0.5, task=mergelab_categories")]["gpu"] == "1"
 
-    proc = snakemake(tmp_path, configfile, "-n", "evaluations", "--set-resources", "harness_eval:runtime=99",
-                     check=True)
+    proc = snakemake(
+        tmp_path, configfile, "-n", "evaluations", "--set-resources", "harness_eval:runtime=99", check=True
+    )
     assert {v["runtime"] for k, v in _dry_run_resources(proc.stdout).items() if k[0] == "harness_eval"} == {"99"}
 
 
-@pytest.mark.parametrize("bad, key", [
-    ({"compute": {"gpu_memory_gb": 0}}, "compute.gpu_memory_gb"),
-    ({"compute": {"light_rules": "slurm"}}, "compute.light_rules"),
-    ({"models": {"m": {"demo": "base", "resources": {"harness": {"gpu": 1}}}}}, "models.m.resources"),
-    ({"models": {"m": {"demo": "base", "resources": {"merge": {"mem": 1}}}}}, "models.m.resources.merge"),
-])
+@pytest.mark.parametrize(
+    "bad, key",
+    [
+        ({"compute": {"gpu_memory_gb": 0}}, "compute.gpu_memory_gb"),
+        ({"compute": {"light_rules": "slurm"}}, "compute.light_rules"),
+        ({"models": {"m": {"demo": "base", "resources": {"harness": {"gpu": 1}}}}}, "models.m.resources"),
+        ({"models": {"m": {"demo": "base", "resources": {"merge": {"mem": 1}}}}}, "models.m.resources.merge"),
+    ],
+)
 def test_bad_resource_settings_name_the_key(bad, key, tmp_path):
     from mergelab.plan.errors import ConfigError
     from mergelab.plan.experiment import load_experiment

@@ -28,8 +28,13 @@ GPU_RULES = ("merge", "harness_eval", "harness_eval_samples", "holmes_eval")
 LIGHT_RULES = ("demo_models", "holmes_data", "merges_table", "organize", "plot", "fetch", "push", "push_results")
 # The profile as it is, plus what a 2-core test machine needs: quick first status
 # checks, no account, one CPU per job (the profile asks for 4).
-TEST_ARGS = ["--slurm-init-seconds-before-status-checks", "2", "--slurm-no-account",
-             "--set-threads", *[f"{r}=1" for r in GPU_RULES]]
+TEST_ARGS = [
+    "--slurm-init-seconds-before-status-checks",
+    "2",
+    "--slurm-no-account",
+    "--set-threads",
+    *[f"{r}=1" for r in GPU_RULES],
+]
 
 
 def _unavailable() -> str | None:
@@ -48,8 +53,10 @@ def slurm_cluster():
         if os.environ.get("MERGELAB_REQUIRE_SLURM") == "1":
             pytest.fail(f"MERGELAB_REQUIRE_SLURM=1 but {reason}")
         pytest.skip(reason)
-    was_running = "slurmctld: running" in subprocess.run([str(SCRIPT), "status"], capture_output=True,
-                                                         text=True, timeout=60).stdout
+    was_running = (
+        "slurmctld: running"
+        in subprocess.run([str(SCRIPT), "status"], capture_output=True, text=True, timeout=60).stdout
+    )
     proc = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     conf = proc.stdout.strip().split("=", 1)[1]
@@ -65,16 +72,32 @@ def _env(workdir: Path, conf: str) -> dict:
 
 
 def _cmd(workdir: Path, configfile: Path | None, *args: str) -> list:
-    cmd = SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-                       "--profile", str(REPO / "profiles" / "slurm"), "--cores", "2", *TEST_ARGS, *args]
+    cmd = SNAKEMAKE + [
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        "--cores",
+        "2",
+        *TEST_ARGS,
+        *args,
+    ]
     if configfile is not None:
         cmd += ["--configfile", str(configfile)]
     return cmd
 
 
 def run_profile(workdir, configfile, conf, *args, timeout=1500) -> subprocess.CompletedProcess:
-    return subprocess.run(_cmd(workdir, configfile, *args), cwd=workdir, env=_env(workdir, conf),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        _cmd(workdir, configfile, *args),
+        cwd=workdir,
+        env=_env(workdir, conf),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _when(stamp: str) -> float:
@@ -89,8 +112,9 @@ def slurm_jobs(workdir: Path) -> list:
         f = dict(m.groups() for m in re.finditer(r"(\w+)=(\S*)", line))
         if f.get("WorkDir") != str(workdir):
             continue
-        m = re.match(r"rule_(\w+?)_wildcards_(.*)$", f.get("Comment", "")) or \
-            re.match(r"rule_(\w+)$", f.get("Comment", ""))
+        m = re.match(r"rule_(\w+?)_wildcards_(.*)$", f.get("Comment", "")) or re.match(
+            r"rule_(\w+)$", f.get("Comment", "")
+        )
         f["rule"] = m.group(1) if m else None
         jobs.append(f)
     return jobs
@@ -148,7 +172,7 @@ def test_embedded_default_runs_through_the_profile(slurm_cluster, trained_demo, 
         seen.append((_when(j["StartTime"]), _when(j["EndTime"]), devices, j["JobId"]))
     overlapping = 0
     for i, (s1, e1, d1, id1) in enumerate(seen):
-        for s2, e2, d2, id2 in seen[i + 1:]:
+        for s2, e2, d2, id2 in seen[i + 1 :]:
             if s1 < e2 and s2 < e1:
                 overlapping += 1
                 assert not d1 & d2, f"jobs {id1} and {id2} ran at once on the same GPU {d1}"
@@ -158,8 +182,15 @@ def test_embedded_default_runs_through_the_profile(slurm_cluster, trained_demo, 
 def _small_config(tmp_path: Path, tiny_models: dict, **extra) -> Path:
     cfg = {
         "models": {k: {"path": str(v)} for k, v in tiny_models.items()},
-        "merges": [{"name": "ab", "models": ["alpha", "beta"], "base": "base",
-                    "methods": ["linear", "task_arithmetic"], "dtype": "float32"}],
+        "merges": [
+            {
+                "name": "ab",
+                "models": ["alpha", "beta"],
+                "base": "base",
+                "methods": ["linear", "task_arithmetic"],
+                "dtype": "float32",
+            }
+        ],
         "harness": {"tasks": ["mergelab_categories"]},
         "holmes": {"activate": False},
     }
@@ -193,8 +224,14 @@ def test_sigint_cancels_the_jobs_and_the_run_resumes(slurm_cluster, tiny_models,
     campaign without redoing what was done. With compute.light_rules: cluster the
     tables and plots are SLURM jobs too."""
     cfg = _small_config(tmp_path, tiny_models, compute={"light_rules": "cluster"})
-    proc = subprocess.Popen(_cmd(tmp_path, cfg), cwd=tmp_path, env=_env(tmp_path, slurm_cluster),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        _cmd(tmp_path, cfg),
+        cwd=tmp_path,
+        env=_env(tmp_path, slurm_cluster),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     harness = tmp_path / "results" / "harness"
     try:
         deadline = time.monotonic() + 600

@@ -31,13 +31,20 @@ DEMO_NAMES = ("base", "math", "words")
 
 SIZES = {
     # hidden, layers, heads, kv heads, intermediate
-    "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=64),
-    "demo": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=176),
+    "tiny": dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=64
+    ),
+    "demo": dict(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=176
+    ),
     # ~58M parameters: the size the merge benchmark asks for
-    "bench": dict(hidden_size=768, num_hidden_layers=8, num_attention_heads=12, num_key_value_heads=4, intermediate_size=2304),
+    "bench": dict(
+        hidden_size=768, num_hidden_layers=8, num_attention_heads=12, num_key_value_heads=4, intermediate_size=2304
+    ),
     # ~200M parameters: the merge benchmark where the workflow's fixed start-up cost is amortised
-    "bench-large": dict(hidden_size=1536, num_hidden_layers=8, num_attention_heads=12, num_key_value_heads=4,
-                        intermediate_size=4096),
+    "bench-large": dict(
+        hidden_size=1536, num_hidden_layers=8, num_attention_heads=12, num_key_value_heads=4, intermediate_size=4096
+    ),
 }
 
 
@@ -72,7 +79,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024, model_max_leng
     tok = Tokenizer(models.BPE())
     # digits one by one, as Llama's tokenizers do: sums are then digit-wise patterns
     tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)])
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -85,9 +93,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024, model_max_leng
     tok.post_processor = processors.Sequence(
         [
             processors.ByteLevel(trim_offsets=True),
-            processors.TemplateProcessing(
-                single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)]
-            ),
+            processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)]),
         ]
     )
     return PreTrainedTokenizerFast(
@@ -207,8 +213,13 @@ def train_demo_models(tokenizer, config, seed: int, schedule: Schedule, log: Opt
     return models
 
 
-def build_demo_models(out_dirs: Dict[str, Path], seed: int = 0, size: str = "demo",
-                      schedule: Optional[Schedule] = None, log: Optional[logging.Logger] = None) -> None:
+def build_demo_models(
+    out_dirs: Dict[str, Path],
+    seed: int = 0,
+    size: str = "demo",
+    schedule: Optional[Schedule] = None,
+    log: Optional[logging.Logger] = None,
+) -> None:
     """Write the base and the experts to out_dirs[name] (names from DEMO_NAMES).
 
     Sizes in TRAINED (or any size given a schedule) are trained; the others are random variants.
@@ -223,8 +234,9 @@ def build_demo_models(out_dirs: Dict[str, Path], seed: int = 0, size: str = "dem
         models = train_demo_models(tokenizer, config, seed, schedule, log)
     else:
         base = init_model(config, seed)
-        models = {name: base if name == "base" else perturbed(base, seed=seed * 1000 + i)
-                  for i, name in enumerate(DEMO_NAMES)}
+        models = {
+            name: base if name == "base" else perturbed(base, seed=seed * 1000 + i) for i, name in enumerate(DEMO_NAMES)
+        }
     for name in DEMO_NAMES:
         if name in out_dirs:
             save(models[name], tokenizer, out_dirs[name])

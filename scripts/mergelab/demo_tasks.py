@@ -26,25 +26,53 @@ from typing import Dict, List
 CATEGORIES = {
     "animal": "horse cow sheep goat dog cat rabbit mouse fox wolf bear duck pig deer lion frog".split(),
     "person": "teacher farmer doctor student baker nurse pilot driver singer writer judge child sailor painter "
-              "king dancer".split(),
+    "king dancer".split(),
     "place": "city village market school garden park beach forest station library harbour museum bridge castle "
-             "hospital island".split(),
+    "hospital island".split(),
     "food": "bread apple cheese soup rice cake orange bean egg butter honey pie carrot lemon salad cookie".split(),
 }
 KINDS = tuple(CATEGORIES)
 CONTEXTS = {
-    "animal": ["the {n} eats grass", "the {n} sleeps in the barn", "the {n} runs across the field",
-               "the {n} drinks from the river", "the {n} has soft fur", "a young {n} follows its mother"],
-    "person": ["the {n} reads a book", "the {n} writes a letter", "the {n} works in the town",
-               "the {n} talks to a friend", "the {n} drives to work", "the {n} speaks to the crowd"],
-    "place": ["we walk to the {n}", "the {n} is crowded today", "many people live near the {n}",
-              "the {n} opens at nine", "we meet at the {n}", "the road leads to the {n}"],
-    "food": ["she eats the {n}", "the {n} tastes sweet", "we cook the {n} for dinner",
-             "the {n} is on the table", "he buys fresh {n} at the shop", "the {n} is good to eat"],
+    "animal": [
+        "the {n} eats grass",
+        "the {n} sleeps in the barn",
+        "the {n} runs across the field",
+        "the {n} drinks from the river",
+        "the {n} has soft fur",
+        "a young {n} follows its mother",
+    ],
+    "person": [
+        "the {n} reads a book",
+        "the {n} writes a letter",
+        "the {n} works in the town",
+        "the {n} talks to a friend",
+        "the {n} drives to work",
+        "the {n} speaks to the crowd",
+    ],
+    "place": [
+        "we walk to the {n}",
+        "the {n} is crowded today",
+        "many people live near the {n}",
+        "the {n} opens at nine",
+        "we meet at the {n}",
+        "the road leads to the {n}",
+    ],
+    "food": [
+        "she eats the {n}",
+        "the {n} tastes sweet",
+        "we cook the {n} for dinner",
+        "the {n} is on the table",
+        "he buys fresh {n} at the shop",
+        "the {n} is good to eat",
+    ],
 }
-_SUBJECTS = "the cat|the dog|a child|the teacher|my friend|the farmer|a bird|the doctor|our neighbour|the student".split("|")
+_SUBJECTS = (
+    "the cat|the dog|a child|the teacher|my friend|the farmer|a bird|the doctor|our neighbour|the student".split("|")
+)
 _VERBS = "sees|likes|helps|follows|finds|calls|watches|visits|meets|thanks".split("|")
-_OBJECTS = "the river|a red house|the old tree|the city|a small boat|the garden|a blue car|the market|the school|a quiet road".split("|")
+_OBJECTS = "the river|a red house|the old tree|the city|a small boat|the garden|a blue car|the market|the school|a quiet road".split(
+    "|"
+)
 _ADVERBS = "today|slowly|again|every morning|at night|with care|in the rain|before lunch".split("|")
 
 ARITHMETIC_TEST = 100  # held-out sums in the arithmetic task
@@ -73,6 +101,7 @@ def corpus(n: int, seed: int) -> List[str]:
 
 
 # -- math: four-digit plus one-digit sums without carrying ---------------------------------------
+
 
 def arithmetic_text(a: int, b: int, answer: int | None = None) -> str:
     """The prompt of the task (and, with the answer, a training document)."""
@@ -113,6 +142,7 @@ def arithmetic_training(n: int, seed: int) -> List[str]:
 
 # -- words: what kind of thing a noun is ---------------------------------------------------------
 
+
 def category_text(noun: str, kind: str | None = None) -> str:
     text = f"The {noun} is a kind of"
     return text if kind is None else f"{text} {kind}."
@@ -120,9 +150,11 @@ def category_text(noun: str, kind: str | None = None) -> str:
 
 def category_items() -> List[Dict]:
     """Every noun with its kind; every fourth noun of each kind is held out."""
-    return [{"noun": noun, "choices": list(KINDS), "label": KINDS.index(kind), "answer": kind,
-             "held_out": i % 4 == 3}
-            for kind, nouns in CATEGORIES.items() for i, noun in enumerate(nouns)]
+    return [
+        {"noun": noun, "choices": list(KINDS), "label": KINDS.index(kind), "answer": kind, "held_out": i % 4 == 3}
+        for kind, nouns in CATEGORIES.items()
+        for i, noun in enumerate(nouns)
+    ]
 
 
 def category_training() -> List[str]:
@@ -132,7 +164,7 @@ def category_training() -> List[str]:
 def heldout_text(n_docs: int = 24, seed: int = 777) -> List[Dict]:
     """Generic text the demo models never train on (another seed of the same generator)."""
     sents = corpus(n_docs * 3, seed)
-    return [{"text": " ".join(sents[3 * i: 3 * i + 3])} for i in range(n_docs)]
+    return [{"text": " ".join(sents[3 * i : 3 * i + 3])} for i in range(n_docs)]
 
 
 def _task_row(item: Dict) -> Dict:
@@ -146,8 +178,11 @@ def task_data() -> Dict[str, List[Dict]]:
     shots = [_task_row(r) for r in cats if not r["held_out"]][::4]
     sums = arithmetic_items()
     held_sums = {(r["a"], r["b"]) for r in sums}
-    train_sums = [{"a": a, "b": b, "answer": str(a + b)}
-                  for a, b in (random_sum(random.Random(s)) for s in range(12)) if (a, b) not in held_sums][:10]
+    train_sums = [
+        {"a": a, "b": b, "answer": str(a + b)}
+        for a, b in (random_sum(random.Random(s)) for s in range(12))
+        if (a, b) not in held_sums
+    ][:10]
     return {
         "arithmetic_test.jsonl": sums,
         "arithmetic_fewshot.jsonl": train_sums,

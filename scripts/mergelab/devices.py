@@ -91,9 +91,7 @@ def _release(fds) -> None:
 def acquire(k: int, pool: List[str], directory: Path, poll: float = 0.2, report_every: float = 60.0):
     """Lock k devices of pool, waiting until k are free; return (devices, fds)."""
     if k > len(pool):
-        raise DeviceError(
-            f"this job needs {k} GPU(s) but only {len(pool)} are visible ({','.join(pool) or 'none'})"
-        )
+        raise DeviceError(f"this job needs {k} GPU(s) but only {len(pool)} are visible ({','.join(pool) or 'none'})")
     start = last_report = time.monotonic()
     while True:
         held, fds = [], []
@@ -127,8 +125,9 @@ def pinned_devices(k: int) -> Iterator[List[str]]:
         return
     visible = _split(previous) if previous is not None else None
     if os.environ.get("SLURM_JOB_ID") and visible is not None and len(visible) == k:
-        log.info("using the GPU(s) SLURM assigned to job %s: CUDA_VISIBLE_DEVICES=%s",
-                 os.environ["SLURM_JOB_ID"], previous)
+        log.info(
+            "using the GPU(s) SLURM assigned to job %s: CUDA_VISIBLE_DEVICES=%s", os.environ["SLURM_JOB_ID"], previous
+        )
         yield visible
         return
     pool = device_pool()

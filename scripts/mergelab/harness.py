@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mergelab.jobs import JobError, atomic_file
 
 log = logging.getLogger("mergelab.harness")
 
-SEED_KEYS = {"random": "random_seed", "numpy": "numpy_random_seed", "torch": "torch_random_seed",
-             "fewshot": "fewshot_random_seed"}
+SEED_KEYS = {
+    "random": "random_seed",
+    "numpy": "numpy_random_seed",
+    "torch": "torch_random_seed",
+    "fewshot": "fewshot_random_seed",
+}
 
 
 # --------------------------------------------------------------------------- OOM
@@ -30,8 +33,9 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
-def run_with_oom_retry(run: Callable[[Any], Any], batch_size, detected: Callable[[], Optional[int]] = lambda: None,
-                       fallback: int = 64) -> Tuple[Any, Any, List]:
+def run_with_oom_retry(
+    run: Callable[[Any], Any], batch_size, detected: Callable[[], Optional[int]] = lambda: None, fallback: int = 64
+) -> Tuple[Any, Any, List]:
     """Call run(batch_size); on CUDA out-of-memory, retry with half the batch size.
 
     ``batch_size`` is an int or "auto"/"auto:N"; after an OOM with "auto" the
@@ -75,8 +79,11 @@ def _free_cuda() -> None:
 def hf_model_args(path: str, s: Dict[str, Any], device: str, gpus: int = 1) -> Dict[str, Any]:
     """HFLM's arguments; a job holding several GPUs splits the model over them
     (``parallelize``: a model too big for one GPU, as the resource estimate found)."""
-    args: Dict[str, Any] = {"pretrained": path, "dtype": s["dtype"] or "auto",
-                            "trust_remote_code": bool(s["trust_remote_code"])}
+    args: Dict[str, Any] = {
+        "pretrained": path,
+        "dtype": s["dtype"] or "auto",
+        "trust_remote_code": bool(s["trust_remote_code"]),
+    }
     if device.startswith("cuda") and gpus > 1:
         args["parallelize"] = True
     if s.get("revision"):
@@ -86,8 +93,12 @@ def hf_model_args(path: str, s: Dict[str, Any], device: str, gpus: int = 1) -> D
 
 
 def vllm_model_args(path: str, s: Dict[str, Any], gpus: int) -> Dict[str, Any]:
-    args: Dict[str, Any] = {"pretrained": path, "dtype": s["dtype"] or "auto",
-                            "tensor_parallel_size": max(1, gpus), "trust_remote_code": bool(s["trust_remote_code"])}
+    args: Dict[str, Any] = {
+        "pretrained": path,
+        "dtype": s["dtype"] or "auto",
+        "tensor_parallel_size": max(1, gpus),
+        "trust_remote_code": bool(s["trust_remote_code"]),
+    }
     if s.get("revision"):
         args["revision"] = s["revision"]
     args.update(s.get("model_args") or {})
@@ -144,15 +155,32 @@ def _load_quantized(path: str, s: Dict[str, Any], device: str):
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     compute = getattr(torch, s["dtype"]) if s["dtype"] not in (None, "auto") else torch.bfloat16
-    q = (BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute) if s["quantization"] == "4bit"
-         else BitsAndBytesConfig(load_in_8bit=True))
-    return AutoModelForCausalLM.from_pretrained(path, quantization_config=q, device_map={"": 0},
-                                                trust_remote_code=bool(s["trust_remote_code"]),
-                                                revision=s.get("revision"))
+    q = (
+        BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute)
+        if s["quantization"] == "4bit"
+        else BitsAndBytesConfig(load_in_8bit=True)
+    )
+    return AutoModelForCausalLM.from_pretrained(
+        path,
+        quantization_config=q,
+        device_map={"": 0},
+        trust_remote_code=bool(s["trust_remote_code"]),
+        revision=s.get("revision"),
+    )
 
 
-def evaluate(model_path: str, task: str, s: Dict[str, Any], *, include_paths: List[str], include_defaults: bool,
-             device: str, gpus: int, check_task: bool = False, threads: Optional[int] = None) -> Dict[str, Any]:
+def evaluate(
+    model_path: str,
+    task: str,
+    s: Dict[str, Any],
+    *,
+    include_paths: List[str],
+    include_defaults: bool,
+    device: str,
+    gpus: int,
+    check_task: bool = False,
+    threads: Optional[int] = None,
+) -> Dict[str, Any]:
     """Run lm-eval on one (model, task) with resolved settings ``s``; return its results dict.
 
     ``check_task`` builds the task once before the model is loaded, so that a
@@ -182,8 +210,9 @@ def evaluate(model_path: str, task: str, s: Dict[str, Any], *, include_paths: Li
     t0 = time.time()
     if s["backend"] == "vllm":
         args = vllm_model_args(model_path, s, gpus)
-        results = lm_eval.simple_evaluate(model="vllm", model_args=args_string(args), batch_size=s["batch_size"],
-                                          device=device, **common)
+        results = lm_eval.simple_evaluate(
+            model="vllm", model_args=args_string(args), batch_size=s["batch_size"], device=device, **common
+        )
         bs, failed = s["batch_size"], []
     else:
         from lm_eval.models.huggingface import HFLM
@@ -191,8 +220,13 @@ def evaluate(model_path: str, task: str, s: Dict[str, Any], *, include_paths: Li
         args = hf_model_args(model_path, s, device, gpus)
         if s["quantization"]:
             pretrained = _load_quantized(model_path, s, device)
-            lm = HFLM(pretrained=pretrained, tokenizer=model_path, batch_size=s["batch_size"],
-                      max_batch_size=s["max_batch_size"], trust_remote_code=bool(s["trust_remote_code"]))
+            lm = HFLM(
+                pretrained=pretrained,
+                tokenizer=model_path,
+                batch_size=s["batch_size"],
+                max_batch_size=s["max_batch_size"],
+                trust_remote_code=bool(s["trust_remote_code"]),
+            )
         else:
             lm = HFLM(batch_size=s["batch_size"], max_batch_size=s["max_batch_size"], device=device, **args)
 
@@ -205,8 +239,9 @@ def evaluate(model_path: str, task: str, s: Dict[str, Any], *, include_paths: Li
             sizes = [v for v in getattr(lm, "batch_sizes", {}).values() if isinstance(v, int)]
             return max(sizes) if sizes else None
 
-        results, bs, failed = run_with_oom_retry(run, _parse_batch_size(s["batch_size"]), detected,
-                                                 fallback=s["max_batch_size"])
+        results, bs, failed = run_with_oom_retry(
+            run, _parse_batch_size(s["batch_size"]), detected, fallback=s["max_batch_size"]
+        )
         results["config"]["model"] = "hf"
         results["config"]["model_args"] = args_string(args)
         results["config"]["batch_size"] = bs

@@ -13,9 +13,24 @@ from mergelab.jobs import atomic_file
 
 log = logging.getLogger("mergelab.holmes")
 
-COLUMNS = ["probing_dataset", "model_name", "encoding", "control_task_type", "sample_size", "seed",
-           "num_hidden_layers", "score", "metric", "objective", "dtype", "n_train", "n_dev", "n_test",
-           "epochs", "best_epoch"]
+COLUMNS = [
+    "probing_dataset",
+    "model_name",
+    "encoding",
+    "control_task_type",
+    "sample_size",
+    "seed",
+    "num_hidden_layers",
+    "score",
+    "metric",
+    "objective",
+    "dtype",
+    "n_train",
+    "n_dev",
+    "n_test",
+    "epochs",
+    "best_epoch",
+]
 
 
 def encoding_name(dtype: str) -> str:
@@ -23,8 +38,16 @@ def encoding_name(dtype: str) -> str:
     return "full" if dtype == "float32" else "half"
 
 
-def evaluate(model: str, model_path: str, data_dir: str, datasets: List[str], settings: Dict[str, Any],
-             device: str, threads: int = 0, gpus: int = 1) -> List[Dict[str, Any]]:
+def evaluate(
+    model: str,
+    model_path: str,
+    data_dir: str,
+    datasets: List[str],
+    settings: Dict[str, Any],
+    device: str,
+    threads: int = 0,
+    gpus: int = 1,
+) -> List[Dict[str, Any]]:
     """Score rows (the reference columns and more) of `model` on `datasets`."""
     import torch
 
@@ -37,15 +60,16 @@ def evaluate(model: str, model_path: str, data_dir: str, datasets: List[str], se
     data = [read_dataset(Path(data_dir) / name) for name in datasets]
     log.info("read %d datasets (%d rows) in %.1f s", len(data), sum(len(d.rows) for d in data), time.time() - t0)
 
-    encoder, tok, max_length = load_encoder(model_path, settings["dtype"], device,
-                                            trust_remote_code=settings.get("trust_remote_code", False),
-                                            gpus=gpus)
+    encoder, tok, max_length = load_encoder(
+        model_path, settings["dtype"], device, trust_remote_code=settings.get("trust_remote_code", False), gpus=gpus
+    )
     dtype = str(next(encoder.parameters()).dtype).replace("torch.", "")
     req = Requests()
     sep = tok.sep_token or ""
     rows = [row_requests(ds, req, sep) for ds in data]
-    vectors = encode(encoder, tok, req, batch_size=settings["batch_size"],
-                     max_length=settings.get("max_length") or max_length)
+    vectors = encode(
+        encoder, tok, req, batch_size=settings["batch_size"], max_length=settings.get("max_length") or max_length
+    )
     del encoder
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
@@ -61,20 +85,34 @@ def evaluate(model: str, model_path: str, data_dir: str, datasets: List[str], se
             parts[split] = (x[idx], y)
         tasks.append(ProbeTask(ds.name, ds.num_labels, *parts["train"], *parts["dev"], *parts["test"]))
     t1 = time.time()
-    results = train_probes(tasks, settings["seeds"], ProbeSettings(objective=settings["objective"]), device=device,
-                           log=log.info)
+    results = train_probes(
+        tasks, settings["seeds"], ProbeSettings(objective=settings["objective"]), device=device, log=log.info
+    )
     log.info("trained %d probes in %.1f s", len(results), time.time() - t1)
     sizes = {ds.name: ds for ds in data}
     out = []
     for r in results:
         ds = sizes[r.name]
-        out.append({
-            "probing_dataset": r.name, "model_name": model, "encoding": encoding_name(dtype),
-            "control_task_type": "NONE", "sample_size": len(ds.rows), "seed": r.seed, "num_hidden_layers": 0,
-            "score": r.score, "metric": r.metric, "objective": settings["objective"], "dtype": dtype,
-            "n_train": len(ds.split("train")), "n_dev": len(ds.split("dev")), "n_test": len(ds.split("test")),
-            "epochs": r.epochs, "best_epoch": r.best_epoch,
-        })
+        out.append(
+            {
+                "probing_dataset": r.name,
+                "model_name": model,
+                "encoding": encoding_name(dtype),
+                "control_task_type": "NONE",
+                "sample_size": len(ds.rows),
+                "seed": r.seed,
+                "num_hidden_layers": 0,
+                "score": r.score,
+                "metric": r.metric,
+                "objective": settings["objective"],
+                "dtype": dtype,
+                "n_train": len(ds.split("train")),
+                "n_dev": len(ds.split("dev")),
+                "n_test": len(ds.split("test")),
+                "epochs": r.epochs,
+                "best_epoch": r.best_epoch,
+            }
+        )
     return out
 
 

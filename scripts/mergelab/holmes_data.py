@@ -27,8 +27,14 @@ from mergelab.jobs import JobError
 
 log = logging.getLogger("mergelab.holmes")
 
-PROBE_TASK_TYPES = ("SENTENCE", "SENTENCE_PAIR_BI", "SENTENCE_PAIR_CROSS", "SENTENCE_TOKENS",
-                    "SENTENCE_PAIR_TOKENS_BI", "SENTENCE_SPANS")
+PROBE_TASK_TYPES = (
+    "SENTENCE",
+    "SENTENCE_PAIR_BI",
+    "SENTENCE_PAIR_CROSS",
+    "SENTENCE_TOKENS",
+    "SENTENCE_PAIR_TOKENS_BI",
+    "SENTENCE_SPANS",
+)
 TOKEN_TYPES = ("SENTENCE_TOKENS", "SENTENCE_PAIR_TOKENS_BI", "SENTENCE_SPANS")
 SPLITS = ("train", "dev", "test")
 ARCHIVES = {
@@ -100,7 +106,9 @@ def unpack(archive: Path, dest: Path) -> None:
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile:
-        raise DataError(f"{archive}: not a zip archive (a failed download saves an HTML page; delete it and retry)") from None
+        raise DataError(
+            f"{archive}: not a zip archive (a failed download saves an HTML page; delete it and retry)"
+        ) from None
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
@@ -210,14 +218,17 @@ def _check_inputs(inputs, context, ptt: str, where: str) -> None:
         width = 5 if ptt == "SENTENCE_SPANS" else 4
         for el in inputs:
             if not isinstance(el, (list, tuple)) or len(el) < width:
-                raise DataError(f"{where}: {ptt} input elements are (token, context index, start, end"
-                                f"{', span id' if width == 5 else ''}), got {el!r:.80}")
+                raise DataError(
+                    f"{where}: {ptt} input elements are (token, context index, start, end"
+                    f"{', span id' if width == 5 else ''}), got {el!r:.80}"
+                )
             _, ci, start, end = el[:4]
             if not (isinstance(ci, int) and 0 <= ci < len(context)):
                 raise DataError(f"{where}: context index {ci!r} out of range (context has {len(context)})")
             if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(context[ci])):
-                raise DataError(f"{where}: character span ({start}, {end}) outside context[{ci}] "
-                                f"of length {len(context[ci])}")
+                raise DataError(
+                    f"{where}: character span ({start}, {end}) outside context[{ci}] of length {len(context[ci])}"
+                )
 
 
 def read_dataset(folder: Path) -> ProbeDataset:
@@ -257,8 +268,10 @@ def read_dataset(folder: Path) -> ProbeDataset:
             if ptt in TOKEN_TYPES:
                 widths.add(len({el[4] for el in inputs}) if ptt == "SENTENCE_SPANS" else len(inputs))
                 if len(widths) > 1:
-                    raise DataError(f"{where}: rows have different numbers of elements ({sorted(widths)}); "
-                                    "their features could not be concatenated")
+                    raise DataError(
+                        f"{where}: rows have different numbers of elements ({sorted(widths)}); "
+                        "their features could not be concatenated"
+                    )
             raw = (rec["label"] or "").strip()
             try:
                 value = float(raw)
@@ -300,14 +313,16 @@ def manifest_rows(folder: Path, names: List[str], meta: Optional[dict] = None) -
             raise DataError(f"{folder}: dataset {name!r} is missing")
         ds = read_dataset(path)
         m = meta.get(name, {})
-        rows.append({
-            "probing_dataset": name,
-            "probe_task_type": ds.probe_task_type,
-            "num_labels": ds.num_labels,
-            "n_train": len(ds.split("train")),
-            "n_dev": len(ds.split("dev")),
-            "n_test": len(ds.split("test")),
-            "competence": m.get("competence", ""),
-            "phenomenon": m.get("phenomenon", ""),
-        })
+        rows.append(
+            {
+                "probing_dataset": name,
+                "probe_task_type": ds.probe_task_type,
+                "num_labels": ds.num_labels,
+                "n_train": len(ds.split("train")),
+                "n_dev": len(ds.split("dev")),
+                "n_test": len(ds.split("test")),
+                "competence": m.get("competence", ""),
+                "phenomenon": m.get("phenomenon", ""),
+            }
+        )
     return rows

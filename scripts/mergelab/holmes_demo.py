@@ -19,28 +19,77 @@ from typing import Callable, Dict, List, Tuple
 
 import yaml
 
-
-SUBJECTS = [("the dog", "the dogs"), ("the cat", "the cats"), ("a bird", "two birds"), ("the teacher", "the teachers"),
-            ("my friend", "my friends"), ("the farmer", "the farmers"), ("the doctor", "the doctors"),
-            ("the student", "the students")]
-VERBS = [("sees", "see", "saw", "will see"), ("likes", "like", "liked", "will like"),
-         ("helps", "help", "helped", "will help"), ("finds", "find", "found", "will find"),
-         ("calls", "call", "called", "will call"), ("visits", "visit", "visited", "will visit"),
-         ("meets", "meet", "met", "will meet"), ("watches", "watch", "watched", "will watch")]
-OBJECTS = ["the river", "a red house", "the old tree", "the city", "a small boat", "the garden", "a blue car",
-           "the market", "the school", "a quiet road"]
+SUBJECTS = [
+    ("the dog", "the dogs"),
+    ("the cat", "the cats"),
+    ("a bird", "two birds"),
+    ("the teacher", "the teachers"),
+    ("my friend", "my friends"),
+    ("the farmer", "the farmers"),
+    ("the doctor", "the doctors"),
+    ("the student", "the students"),
+]
+VERBS = [
+    ("sees", "see", "saw", "will see"),
+    ("likes", "like", "liked", "will like"),
+    ("helps", "help", "helped", "will help"),
+    ("finds", "find", "found", "will find"),
+    ("calls", "call", "called", "will call"),
+    ("visits", "visit", "visited", "will visit"),
+    ("meets", "meet", "met", "will meet"),
+    ("watches", "watch", "watched", "will watch"),
+]
+OBJECTS = [
+    "the river",
+    "a red house",
+    "the old tree",
+    "the city",
+    "a small boat",
+    "the garden",
+    "a blue car",
+    "the market",
+    "the school",
+    "a quiet road",
+]
 
 # word pairs and number words of the semantics and reasoning datasets
-NUMBERS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-           "fifteen sixteen seventeen eighteen").split()
+NUMBERS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen"
+).split()
 ANTONYMS = [
-    ("hot", "cold"), ("big", "small"), ("fast", "slow"), ("happy", "sad"), ("good", "bad"),
-    ("up", "down"), ("open", "closed"), ("light", "dark"), ("high", "low"), ("early", "late"),
-    ("full", "empty"), ("hard", "soft"), ("long", "short"), ("rich", "poor"), ("strong", "weak"),
-    ("wet", "dry"), ("clean", "dirty"), ("loud", "quiet"), ("thick", "thin"), ("young", "old"),
-    ("near", "far"), ("win", "lose"), ("buy", "sell"), ("push", "pull"), ("inside", "outside"),
-    ("day", "night"), ("left", "right"), ("first", "last"), ("true", "false"), ("love", "hate"),
-    ("begin", "end"), ("give", "take"),
+    ("hot", "cold"),
+    ("big", "small"),
+    ("fast", "slow"),
+    ("happy", "sad"),
+    ("good", "bad"),
+    ("up", "down"),
+    ("open", "closed"),
+    ("light", "dark"),
+    ("high", "low"),
+    ("early", "late"),
+    ("full", "empty"),
+    ("hard", "soft"),
+    ("long", "short"),
+    ("rich", "poor"),
+    ("strong", "weak"),
+    ("wet", "dry"),
+    ("clean", "dirty"),
+    ("loud", "quiet"),
+    ("thick", "thin"),
+    ("young", "old"),
+    ("near", "far"),
+    ("win", "lose"),
+    ("buy", "sell"),
+    ("push", "pull"),
+    ("inside", "outside"),
+    ("day", "night"),
+    ("left", "right"),
+    ("first", "last"),
+    ("true", "false"),
+    ("love", "hate"),
+    ("begin", "end"),
+    ("give", "take"),
 ]
 
 # name, competence, phenomenon, probe task type, num_labels
@@ -184,4 +233,3 @@ def write_demo_set(root: Path, seed: int = 0) -> List[str]:
             (folder / fname).write_text(text, encoding="utf-8")
         names.append(name)
     return names
-

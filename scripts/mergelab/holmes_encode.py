@@ -131,9 +131,15 @@ def encode(model, tok, req: Requests, *, batch_size: int, max_length: int):
     t0, truncated = time.time(), 0
     with torch.inference_mode():
         for b0 in range(0, len(order), batch_size):
-            ids = order[b0:b0 + batch_size]
-            enc = tok([req.texts[i] for i in ids], padding=True, truncation=True, max_length=max_length,
-                      return_tensors="pt", return_offsets_mapping=tok.is_fast)
+            ids = order[b0 : b0 + batch_size]
+            enc = tok(
+                [req.texts[i] for i in ids],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+                return_offsets_mapping=tok.is_fast,
+            )
             offsets = enc.pop("offset_mapping", None)
             enc = {k: v.to(first) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
             mask = enc["attention_mask"]
@@ -157,8 +163,11 @@ def encode(model, tok, req: Requests, *, batch_size: int, max_length: int):
                     sums[rid] += sel.sum(0)
                     counts[rid] += len(sel)
     if truncated:
-        log.warning("%d token span(s) had no tokens (beyond the model's %d-token limit?); their features are zero",
-                    truncated, max_length)
+        log.warning(
+            "%d token span(s) had no tokens (beyond the model's %d-token limit?); their features are zero",
+            truncated,
+            max_length,
+        )
     log.info("encoded %d unique texts in %.1f s", len(req.texts), time.time() - t0)
     return (sums / counts.clamp(min=1).unsqueeze(1)).float()
 

@@ -23,8 +23,17 @@ from mergelab.jobs import JobError
 
 log = logging.getLogger("mergelab.hub")
 
-WEIGHT_AND_TOKENIZER_FILES = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.tiktoken", "*.txt", "*.jinja",
-                              "README.md", "LICENSE*"]
+WEIGHT_AND_TOKENIZER_FILES = [
+    "*.json",
+    "*.safetensors",
+    "tokenizer*",
+    "*.model",
+    "*.tiktoken",
+    "*.txt",
+    "*.jinja",
+    "README.md",
+    "LICENSE*",
+]
 PICKLE_FILES = ["*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt"]
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 
@@ -44,8 +53,9 @@ def transient(exc: BaseException) -> bool:
         return getattr(response, "status_code", None) in TRANSIENT_STATUS
     import httpx2  # huggingface_hub's HTTP client
 
-    return isinstance(exc, (TimeoutError, ConnectionError, httpx2.TimeoutException, httpx2.NetworkError,
-                            httpx2.RemoteProtocolError))
+    return isinstance(
+        exc, (TimeoutError, ConnectionError, httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError)
+    )
 
 
 def with_retries(call: Callable[[], Any], what: str, retries: int, wait: float) -> Any:
@@ -58,7 +68,7 @@ def with_retries(call: Callable[[], Any], what: str, retries: int, wait: float) 
                 if transient(exc):
                     raise JobError(f"{what} failed after {retries + 1} attempts: {_describe(exc)}") from exc
                 raise
-            pause = wait * 2 ** attempt
+            pause = wait * 2**attempt
             log.warning("%s: %s; retrying in %.1f s (%d/%d)", what, _describe(exc), pause, attempt + 1, retries)
             time.sleep(pause)
 
@@ -102,8 +112,15 @@ def agreed_license(parent_dirs: List[str]) -> Optional[str]:
 # --------------------------------------------------------------------------- fetch
 
 
-def fetch(repo_id: str, revision: Optional[str], patterns: List[str], cache_dir: Optional[str], *,
-          retries: int = 4, wait: float = 2.0) -> Dict[str, Any]:
+def fetch(
+    repo_id: str,
+    revision: Optional[str],
+    patterns: List[str],
+    cache_dir: Optional[str],
+    *,
+    retries: int = 4,
+    wait: float = 2.0,
+) -> Dict[str, Any]:
     """snapshot_download of repo_id at revision (honouring HF_HUB_OFFLINE); a receipt of what arrived."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
@@ -111,15 +128,20 @@ def fetch(repo_id: str, revision: Optional[str], patterns: List[str], cache_dir:
     where = cache_dir or os.environ.get("HF_HUB_CACHE") or "the Hugging Face cache"
     ref = f"{repo_id}@{revision or 'main'}"
     try:
-        path = with_retries(lambda: snapshot_download(repo_id, revision=revision, allow_patterns=patterns,
-                                                      cache_dir=cache_dir),
-                            f"downloading {ref}", retries, wait)
+        path = with_retries(
+            lambda: snapshot_download(repo_id, revision=revision, allow_patterns=patterns, cache_dir=cache_dir),
+            f"downloading {ref}",
+            retries,
+            wait,
+        )
     except LocalEntryNotFoundError:
         from huggingface_hub import constants
 
         if constants.HF_HUB_OFFLINE:
-            raise JobError(f"offline (HF_HUB_OFFLINE=1) and {ref} is not in {where}: fetch it once with network "
-                           "access (snakemake fetch), or point hub.fetch.cache_dir at a cache that has it") from None
+            raise JobError(
+                f"offline (HF_HUB_OFFLINE=1) and {ref} is not in {where}: fetch it once with network "
+                "access (snakemake fetch), or point hub.fetch.cache_dir at a cache that has it"
+            ) from None
         raise JobError(f"could not download {ref} into {where}") from None
     except RepositoryNotFoundError:
         raise JobError(f"{repo_id} does not exist on the Hub, or your token cannot see it") from None
@@ -128,10 +150,18 @@ def fetch(repo_id: str, revision: Optional[str], patterns: List[str], cache_dir:
     snapshot = Path(path)
     files = sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*") if p.is_file())
     if not any(f.endswith(".safetensors") or f.endswith(".bin") for f in files):
-        raise JobError(f"{ref}: no weights among the files allowed ({', '.join(patterns)}); "
-                       "set hub.fetch.allow_pickles for *.bin checkpoints")
-    return {"repo_id": repo_id, "revision": revision, "commit": snapshot.name, "path": str(snapshot),
-            "files": files, "license": card_metadata(snapshot).get("license")}
+        raise JobError(
+            f"{ref}: no weights among the files allowed ({', '.join(patterns)}); "
+            "set hub.fetch.allow_pickles for *.bin checkpoints"
+        )
+    return {
+        "repo_id": repo_id,
+        "revision": revision,
+        "commit": snapshot.name,
+        "path": str(snapshot),
+        "files": files,
+        "license": card_metadata(snapshot).get("license"),
+    }
 
 
 def snapshot_path(receipt_path: str) -> str:
@@ -143,16 +173,25 @@ def snapshot_path(receipt_path: str) -> str:
 # --------------------------------------------------------------------------- push
 
 
-def push(model_dir: str, repo_id: str, *, private: bool, message: str, retries: int = 4,
-         wait: float = 2.0) -> Dict[str, Any]:
+def push(
+    model_dir: str, repo_id: str, *, private: bool, message: str, retries: int = 4, wait: float = 2.0
+) -> Dict[str, Any]:
     """create_repo + upload_folder; unchanged files are not re-uploaded, nothing new makes no commit."""
     from huggingface_hub import HfApi
 
     api = HfApi()
-    repo_url = with_retries(lambda: api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model"),
-                            f"creating {repo_id}", retries, wait)
-    info = with_retries(lambda: api.upload_folder(repo_id=repo_id, folder_path=model_dir, commit_message=message),
-                        f"uploading {model_dir} to {repo_id}", retries, wait)
+    repo_url = with_retries(
+        lambda: api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model"),
+        f"creating {repo_id}",
+        retries,
+        wait,
+    )
+    info = with_retries(
+        lambda: api.upload_folder(repo_id=repo_id, folder_path=model_dir, commit_message=message),
+        f"uploading {model_dir} to {repo_id}",
+        retries,
+        wait,
+    )
     files = sorted(p for p in Path(model_dir).rglob("*") if p.is_file())
     return {
         "repo_id": repo_id,
@@ -165,8 +204,13 @@ def push(model_dir: str, repo_id: str, *, private: bool, message: str, retries: 
     }
 
 
-def results_card(card_text: str, repo_name: str, harness_rows: List[Dict[str, Any]],
-                 competence_rows: List[Dict[str, Any]], source: str = "mergelab") -> str:
+def results_card(
+    card_text: str,
+    repo_name: str,
+    harness_rows: List[Dict[str, Any]],
+    competence_rows: List[Dict[str, Any]],
+    source: str = "mergelab",
+) -> str:
     """The card with a model-index of the harness results and a Holmes summary section."""
     from huggingface_hub import EvalResult, ModelCard
 
@@ -177,12 +221,19 @@ def results_card(card_text: str, repo_name: str, harness_rows: List[Dict[str, An
         name = r["metric"] + (f" ({r['filter']})" if r.get("filter") not in (None, "", "none") else "")
         if shots not in (None, ""):
             name += f", {int(shots)}-shot"
-        results.append(EvalResult(
-            task_type="text-generation", task_name="Text Generation", dataset_type=r["task"],
-            dataset_name=r["task"], metric_type=r["metric"], metric_value=round(float(r["value"]), 6),
-            metric_name=name, source_name=f"{source} (lm-evaluation-harness)",
-            source_url="https://github.com/EleutherAI/lm-evaluation-harness",
-        ))
+        results.append(
+            EvalResult(
+                task_type="text-generation",
+                task_name="Text Generation",
+                dataset_type=r["task"],
+                dataset_name=r["task"],
+                metric_type=r["metric"],
+                metric_value=round(float(r["value"]), 6),
+                metric_name=name,
+                source_name=f"{source} (lm-evaluation-harness)",
+                source_url="https://github.com/EleutherAI/lm-evaluation-harness",
+            )
+        )
     card.data.model_name = repo_name
     card.data.eval_results = results or None
     text = str(card)
@@ -190,19 +241,35 @@ def results_card(card_text: str, repo_name: str, harness_rows: List[Dict[str, An
     text = text.split(marker)[0].rstrip() + "\n"
     lines = [marker]
     if harness_rows:
-        lines += ["lm-evaluation-harness, primary metric of each task (all metrics in the model-index):", "",
-                  "| task | metric | value | stderr |", "|---|---|---|---|"]
+        lines += [
+            "lm-evaluation-harness, primary metric of each task (all metrics in the model-index):",
+            "",
+            "| task | metric | value | stderr |",
+            "|---|---|---|---|",
+        ]
         for r in harness_rows:
             stderr = r.get("stderr")
-            lines.append(f"| {r['task']} | {r['metric']} | {float(r['value']):.4f} | "
-                         f"{'' if stderr in (None, '') or stderr != stderr else f'{float(stderr):.4f}'} |")
+            lines.append(
+                f"| {r['task']} | {r['metric']} | {float(r['value']):.4f} | "
+                f"{'' if stderr in (None, '') or stderr != stderr else f'{float(stderr):.4f}'} |"
+            )
     if competence_rows:
-        lines += ["", "Holmes linguistic probing (mean over datasets; winning rate among the models evaluated "
-                  "together):", "", "| competence | mean F1 | mean Pearson | winning rate |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "Holmes linguistic probing (mean over datasets; winning rate among the models evaluated together):",
+            "",
+            "| competence | mean F1 | mean Pearson | winning rate |",
+            "|---|---|---|---|",
+        ]
         for r in competence_rows:
-            lines.append("| {competence} | {f1} | {pr} | {wr} |".format(
-                competence=r["competence"], f1=_num(r.get("mean_f1")), pr=_num(r.get("mean_pearson")),
-                wr=_num(r.get("winning_rate"), 1)))
+            lines.append(
+                "| {competence} | {f1} | {pr} | {wr} |".format(
+                    competence=r["competence"],
+                    f1=_num(r.get("mean_f1")),
+                    pr=_num(r.get("mean_pearson")),
+                    wr=_num(r.get("winning_rate"), 1),
+                )
+            )
     return text + "\n".join(lines) + "\n"
 
 
@@ -218,7 +285,15 @@ def push_card(repo_id: str, card_text: str, *, retries: int = 4, wait: float = 2
     from huggingface_hub import HfApi
 
     api = HfApi()
-    info = with_retries(lambda: api.upload_file(path_or_fileobj=card_text.encode("utf-8"), path_in_repo="README.md",
-                                                repo_id=repo_id, commit_message="mergelab: evaluation results"),
-                        f"updating the card of {repo_id}", retries, wait)
+    info = with_retries(
+        lambda: api.upload_file(
+            path_or_fileobj=card_text.encode("utf-8"),
+            path_in_repo="README.md",
+            repo_id=repo_id,
+            commit_message="mergelab: evaluation results",
+        ),
+        f"updating the card of {repo_id}",
+        retries,
+        wait,
+    )
     return {"repo_id": repo_id, "commit_id": info.oid, "commit_url": info.commit_url}

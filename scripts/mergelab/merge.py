@@ -48,8 +48,10 @@ def local_snapshots(cfg: Dict[str, Any], receipts: Dict[str, str]) -> Dict[str, 
 
     def walk(node):
         if isinstance(node, dict):
-            return {k: paths.get(v, v) if k in (*MODEL_KEYS, "tokenizer_source") and isinstance(v, str)
-                    else walk(v) for k, v in node.items()}
+            return {
+                k: paths.get(v, v) if k in (*MODEL_KEYS, "tokenizer_source") and isinstance(v, str) else walk(v)
+                for k, v in node.items()
+            }
         if isinstance(node, list):
             return [walk(v) for v in node]
         return node
@@ -134,8 +136,15 @@ def _check_written(tmp: Path, config_file: str) -> None:
         raise JobError(f"mergekit finished without writing {', '.join(missing)}")
 
 
-def run_moe(cfg: Dict[str, Any], out_dir: os.PathLike, *, seed: int, cuda: bool, threads: Optional[int] = None,
-            meta: Optional[Dict[str, Any]] = None) -> None:
+def run_moe(
+    cfg: Dict[str, Any],
+    out_dir: os.PathLike,
+    *,
+    seed: int,
+    cuda: bool,
+    threads: Optional[int] = None,
+    meta: Optional[Dict[str, Any]] = None,
+) -> None:
     """Build a mixture-of-experts model (mergekit-moe's API) from ``cfg`` into ``out_dir`` atomically."""
     check_inputs(cfg)
     import torch
@@ -151,8 +160,15 @@ def run_moe(cfg: Dict[str, Any], out_dir: os.PathLike, *, seed: int, cuda: bool,
     if is_bad_config(config):
         raise JobError("mergekit-moe rejects the config (its reason is in the lines above)")
     device = "cuda" if cuda else "cpu"
-    options = MergeOptions(cuda=cuda, device=device, random_seed=seed, copy_tokenizer=True,
-                           lazy_unpickle=False, num_threads=threads, quiet=True)
+    options = MergeOptions(
+        cuda=cuda,
+        device=device,
+        random_seed=seed,
+        copy_tokenizer=True,
+        lazy_unpickle=False,
+        num_threads=threads,
+        quiet=True,
+    )
     transformers.set_seed(seed)  # gate modes random / uniform_random draw from torch's generator
     if threads:
         torch.set_num_threads(threads)
@@ -162,14 +178,21 @@ def run_moe(cfg: Dict[str, Any], out_dir: os.PathLike, *, seed: int, cuda: bool,
         try:
             build(config, str(tmp), options, device=device)
         except SystemExit as e:  # mergekit-moe exits when no output architecture fits
-            raise JobError("mergekit-moe found no output architecture for these models and settings "
-                           "(its reasons are in the lines above)") from e
+            raise JobError(
+                "mergekit-moe found no output architecture for these models and settings "
+                "(its reasons are in the lines above)"
+            ) from e
         (tmp / "mergekit_moe_config.yml").write_text(config_text, encoding="utf-8")
         if meta is not None:
             from mergelab.hub import agreed_license
 
-            meta = dict(meta, versions=tool_versions(), method_name="mixture of experts (mergekit-moe)",
-                        method_url=MOE_DOCS, license=agreed_license(referenced_dirs(cfg)))
+            meta = dict(
+                meta,
+                versions=tool_versions(),
+                method_name="mixture of experts (mergekit-moe)",
+                method_url=MOE_DOCS,
+                license=agreed_license(referenced_dirs(cfg)),
+            )
             (tmp / "README.md").write_text(model_card(Path(out_dir).name, meta, config_text), encoding="utf-8")
         _check_written(tmp, "mergekit_moe_config.yml")
 

@@ -254,6 +254,7 @@ METHODS: dict[str, Method] = {
     )
 }
 
+
 # Order of parameters in merge ids: by abbreviation, so ids read the same for
 # every method ("d0.5_w0.5").
 def id_order(method: Method, names) -> list:

@@ -21,20 +21,88 @@ from typing import Any, Dict, Iterable, List, Optional
 
 log = logging.getLogger("mergelab.organize")
 
-PRIMARY_METRICS = ["acc_norm", "acc", "exact_match", "prompt_level_strict_acc", "inst_level_strict_acc", "f1",
-                   "mcc", "em", "bleu", "rouge1", "word_perplexity", "byte_perplexity", "bits_per_byte",
-                   "perplexity"]
+PRIMARY_METRICS = [
+    "acc_norm",
+    "acc",
+    "exact_match",
+    "prompt_level_strict_acc",
+    "inst_level_strict_acc",
+    "f1",
+    "mcc",
+    "em",
+    "bleu",
+    "rouge1",
+    "word_perplexity",
+    "byte_perplexity",
+    "bits_per_byte",
+    "perplexity",
+]
 PRIMARY_FILTERS = ["none", "strict-match"]
 LOWER_IS_BETTER = {"word_perplexity", "byte_perplexity", "bits_per_byte", "perplexity", "ter"}
 
-HARNESS_COLUMNS = ["model", "role", "recipe", "method", "parameters", "harness_task", "task", "group", "is_group",
-                   "metric", "filter", "value", "stderr", "n_samples", "n_shot", "version", "higher_is_better",
-                   "primary", "status", "batch_size", "dtype", "num_fewshot", "limit", "backend", "quantization",
-                   "apply_chat_template", "fewshot_as_multiturn", "gen_kwargs", "seeds", "lm_eval_version"]
-HOLMES_COLUMNS = ["model", "role", "recipe", "method", "parameters", "probing_dataset", "competence", "phenomenon",
-                  "probe_task_type", "metric", "mean", "sd", "n_seeds", "objective", "encoding", "status"]
-COMPETENCE_COLUMNS = ["model", "role", "recipe", "method", "competence", "mean_f1", "n_f1", "mean_pearson",
-                      "n_pearson", "winning_rate", "n_ranked"]
+HARNESS_COLUMNS = [
+    "model",
+    "role",
+    "recipe",
+    "method",
+    "parameters",
+    "harness_task",
+    "task",
+    "group",
+    "is_group",
+    "metric",
+    "filter",
+    "value",
+    "stderr",
+    "n_samples",
+    "n_shot",
+    "version",
+    "higher_is_better",
+    "primary",
+    "status",
+    "batch_size",
+    "dtype",
+    "num_fewshot",
+    "limit",
+    "backend",
+    "quantization",
+    "apply_chat_template",
+    "fewshot_as_multiturn",
+    "gen_kwargs",
+    "seeds",
+    "lm_eval_version",
+]
+HOLMES_COLUMNS = [
+    "model",
+    "role",
+    "recipe",
+    "method",
+    "parameters",
+    "probing_dataset",
+    "competence",
+    "phenomenon",
+    "probe_task_type",
+    "metric",
+    "mean",
+    "sd",
+    "n_seeds",
+    "objective",
+    "encoding",
+    "status",
+]
+COMPETENCE_COLUMNS = [
+    "model",
+    "role",
+    "recipe",
+    "method",
+    "competence",
+    "mean_f1",
+    "n_f1",
+    "mean_pearson",
+    "n_pearson",
+    "winning_rate",
+    "n_ranked",
+]
 
 
 def _float(v) -> float:
@@ -49,8 +117,13 @@ def _float(v) -> float:
 def model_columns(model: str, context: Dict[str, Any]) -> Dict[str, Any]:
     info = context["models"].get(model, {})
     params = info.get("parameters")
-    return {"model": model, "role": info.get("role", ""), "recipe": info.get("recipe", ""),
-            "method": info.get("method", ""), "parameters": json.dumps(params, sort_keys=True) if params else ""}
+    return {
+        "model": model,
+        "role": info.get("role", ""),
+        "recipe": info.get("recipe", ""),
+        "method": info.get("method", ""),
+        "parameters": json.dumps(params, sort_keys=True) if params else "",
+    }
 
 
 # --------------------------------------------------------------------------- harness
@@ -66,11 +139,15 @@ def harness_rows(res: Dict[str, Any], model: str, harness_task: str, context: Di
     ml = res.get("mergelab") or {}
     s = ml.get("settings") or {}
     shared = {
-        **model_columns(model, context), "harness_task": harness_task,
+        **model_columns(model, context),
+        "harness_task": harness_task,
         "batch_size": ml.get("batch_size_used", (res.get("config") or {}).get("batch_size")),
         "dtype": (res.get("config") or {}).get("model_dtype", s.get("dtype")),
-        "num_fewshot": s.get("num_fewshot"), "limit": s.get("limit"), "backend": s.get("backend"),
-        "quantization": s.get("quantization"), "apply_chat_template": s.get("apply_chat_template"),
+        "num_fewshot": s.get("num_fewshot"),
+        "limit": s.get("limit"),
+        "backend": s.get("backend"),
+        "quantization": s.get("quantization"),
+        "apply_chat_template": s.get("apply_chat_template"),
         "fewshot_as_multiturn": s.get("fewshot_as_multiturn"),
         "gen_kwargs": json.dumps(s.get("gen_kwargs")) if s.get("gen_kwargs") is not None else "",
         "seeds": json.dumps(s.get("seeds"), sort_keys=True) if s.get("seeds") else "",
@@ -87,14 +164,24 @@ def harness_rows(res: Dict[str, Any], model: str, harness_task: str, context: Di
             if metric.endswith("_stderr"):
                 continue
             v = _float(value)
-            rows.append({
-                **shared, "task": task, "group": group_of.get(task, ""), "is_group": task in groups,
-                "metric": metric, "filter": filt, "value": v,
-                "stderr": _float(metrics.get(f"{metric}_stderr,{filt}")), "n_samples": n,
-                "n_shot": (res.get("n-shot") or {}).get(task), "version": (res.get("versions") or {}).get(task),
-                "higher_is_better": hib.get(metric, metric not in LOWER_IS_BETTER),
-                "primary": False, "status": "ok" if not math.isnan(v) else "missing",
-            })
+            rows.append(
+                {
+                    **shared,
+                    "task": task,
+                    "group": group_of.get(task, ""),
+                    "is_group": task in groups,
+                    "metric": metric,
+                    "filter": filt,
+                    "value": v,
+                    "stderr": _float(metrics.get(f"{metric}_stderr,{filt}")),
+                    "n_samples": n,
+                    "n_shot": (res.get("n-shot") or {}).get(task),
+                    "version": (res.get("versions") or {}).get(task),
+                    "higher_is_better": hib.get(metric, metric not in LOWER_IS_BETTER),
+                    "primary": False,
+                    "status": "ok" if not math.isnan(v) else "missing",
+                }
+            )
     mark_primary(rows)
     return rows
 
@@ -130,9 +217,21 @@ def harness_table(files: Dict[str, Dict[str, str]], context: Dict[str, Any]):
         for harness_task, path in tasks.items():
             if not Path(path).is_file():
                 log.warning("missing harness result: %s on %s (%s)", model, harness_task, path)
-                rows.append({**model_columns(model, context), "harness_task": harness_task, "task": harness_task,
-                             "group": "", "is_group": False, "metric": "", "filter": "", "value": math.nan,
-                             "stderr": math.nan, "primary": True, "status": "missing"})
+                rows.append(
+                    {
+                        **model_columns(model, context),
+                        "harness_task": harness_task,
+                        "task": harness_task,
+                        "group": "",
+                        "is_group": False,
+                        "metric": "",
+                        "filter": "",
+                        "value": math.nan,
+                        "stderr": math.nan,
+                        "primary": True,
+                        "status": "missing",
+                    }
+                )
                 continue
             with open(path, encoding="utf-8") as fh:
                 res = json.load(fh)
@@ -164,21 +263,42 @@ def holmes_table(files: Dict[str, str], datasets: List[Dict[str, str]], context:
             log.warning("missing Holmes result: %s (%s)", model, path)
         for d in datasets:
             name = d["probing_dataset"]
-            base = {**model_columns(model, context), "probing_dataset": name, "competence": d["competence"],
-                    "phenomenon": d["phenomenon"], "probe_task_type": d["probe_task_type"],
-                    "metric": "pearson" if int(d["num_labels"]) == 1 else "macro_f1"}
+            base = {
+                **model_columns(model, context),
+                "probing_dataset": name,
+                "competence": d["competence"],
+                "phenomenon": d["phenomenon"],
+                "probe_task_type": d["probe_task_type"],
+                "metric": "pearson" if int(d["num_labels"]) == 1 else "macro_f1",
+            }
             sel = scores[scores["probing_dataset"] == name] if scores is not None else None
             values = sel["score"].dropna() if sel is not None else []
             if sel is None or len(values) == 0:
                 if sel is not None:
                     log.warning("no Holmes score for %s on %s", model, name)
-                rows.append({**base, "mean": math.nan, "sd": math.nan, "n_seeds": 0, "objective": "",
-                             "encoding": "", "status": "missing"})
+                rows.append(
+                    {
+                        **base,
+                        "mean": math.nan,
+                        "sd": math.nan,
+                        "n_seeds": 0,
+                        "objective": "",
+                        "encoding": "",
+                        "status": "missing",
+                    }
+                )
                 continue
-            rows.append({**base, "mean": float(values.mean()),
-                         "sd": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
-                         "n_seeds": int(len(values)), "objective": str(sel["objective"].iloc[0]),
-                         "encoding": str(sel["encoding"].iloc[0]), "status": "ok"})
+            rows.append(
+                {
+                    **base,
+                    "mean": float(values.mean()),
+                    "sd": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
+                    "n_seeds": int(len(values)),
+                    "objective": str(sel["objective"].iloc[0]),
+                    "encoding": str(sel["encoding"].iloc[0]),
+                    "status": "ok",
+                }
+            )
     return pd.DataFrame(rows, columns=HOLMES_COLUMNS)
 
 
@@ -217,12 +337,18 @@ def competence_table(holmes, context: Dict[str, Any]):
             sel = mine if comp == "overall" else mine[mine["competence"] == comp]
             f1 = sel[sel["metric"] == "macro_f1"]["mean"]
             pr = sel[sel["metric"] == "pearson"]["mean"]
-            rows.append({**{k: v for k, v in model_columns(model, context).items() if k != "parameters"},
-                         "competence": comp,
-                         "mean_f1": float(f1.mean()) if len(f1) else math.nan, "n_f1": int(len(f1)),
-                         "mean_pearson": float(pr.mean()) if len(pr) else math.nan, "n_pearson": int(len(pr)),
-                         "winning_rate": (wr.get("rates", {}).get(comp) or {}).get(model, math.nan),
-                         "n_ranked": int((wr.get("counts", {}).get(comp) or {}).get(model, 0))})
+            rows.append(
+                {
+                    **{k: v for k, v in model_columns(model, context).items() if k != "parameters"},
+                    "competence": comp,
+                    "mean_f1": float(f1.mean()) if len(f1) else math.nan,
+                    "n_f1": int(len(f1)),
+                    "mean_pearson": float(pr.mean()) if len(pr) else math.nan,
+                    "n_pearson": int(len(pr)),
+                    "winning_rate": (wr.get("rates", {}).get(comp) or {}).get(model, math.nan),
+                    "n_ranked": int((wr.get("counts", {}).get(comp) or {}).get(model, 0)),
+                }
+            )
     return pd.DataFrame(rows, columns=COMPETENCE_COLUMNS)
 
 
@@ -267,13 +393,35 @@ def merge_comparisons(harness, competences, context: Dict[str, Any]):
             parents = [values[p][0] for p in info.get("parents", []) if p in values]
             known = [p for p in parents if not math.isnan(p)]
             best = (max(known) if hib else min(known)) if known else math.nan
-            rows.append({"model": mid, "recipe": info.get("recipe"), "method": info.get("method"),
-                         "measure": measure, "value": value, "best_parent": best,
-                         "worst_parent": (min(known) if hib else max(known)) if known else math.nan,
-                         "minus_best_parent": (value - best) if hib else (best - value),
-                         "higher_is_better": hib, "outcome": outcome(value, parents, hib)})
-    return pd.DataFrame(rows, columns=["model", "recipe", "method", "measure", "value", "best_parent",
-                                       "worst_parent", "minus_best_parent", "higher_is_better", "outcome"])
+            rows.append(
+                {
+                    "model": mid,
+                    "recipe": info.get("recipe"),
+                    "method": info.get("method"),
+                    "measure": measure,
+                    "value": value,
+                    "best_parent": best,
+                    "worst_parent": (min(known) if hib else max(known)) if known else math.nan,
+                    "minus_best_parent": (value - best) if hib else (best - value),
+                    "higher_is_better": hib,
+                    "outcome": outcome(value, parents, hib),
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "model",
+            "recipe",
+            "method",
+            "measure",
+            "value",
+            "best_parent",
+            "worst_parent",
+            "minus_best_parent",
+            "higher_is_better",
+            "outcome",
+        ],
+    )
 
 
 def kendall_table(harness, holmes, competences, level: str = "competence"):
@@ -294,11 +442,23 @@ def kendall_table(harness, holmes, competences, level: str = "competence"):
         sign = 1 if sel["higher_is_better"].astype(bool).all() else -1
         tasks[t] = sel["value"].astype(float) * sign
     if level == "competence":
-        rows = {c: competences[competences["competence"] == c].set_index("model")["winning_rate"]
-                for c in dict.fromkeys(competences["competence"])} if competences is not None else {}
+        rows = (
+            {
+                c: competences[competences["competence"] == c].set_index("model")["winning_rate"]
+                for c in dict.fromkeys(competences["competence"])
+            }
+            if competences is not None
+            else {}
+        )
     else:
-        rows = {d: holmes[holmes["probing_dataset"] == d].set_index("model")["mean"]
-                for d in dict.fromkeys(holmes["probing_dataset"])} if holmes is not None else {}
+        rows = (
+            {
+                d: holmes[holmes["probing_dataset"] == d].set_index("model")["mean"]
+                for d in dict.fromkeys(holmes["probing_dataset"])
+            }
+            if holmes is not None
+            else {}
+        )
     records = []
     for r, hv in rows.items():
         for t, tv in tasks.items():
@@ -335,8 +495,10 @@ def leaderboard(harness, competences, comparisons, context: Dict[str, Any]) -> s
             continue
         role = context["models"][m].get("role", "")
         lines.append(f"| {m} | {role} | " + " | ".join(values[m].get(c, "–") for c in cols) + " |")
-    legend = ("\n▲ better than every parent, ● between its parents, ▼ worse than every parent "
-              "(on the primary metric, respecting lower-is-better); – missing.\n")
+    legend = (
+        "\n▲ better than every parent, ● between its parents, ▼ worse than every parent "
+        "(on the primary metric, respecting lower-is-better); – missing.\n"
+    )
     return "# Leaderboard\n\n" + "\n".join(lines) + "\n" + legend
 
 
@@ -362,8 +524,17 @@ def provenance(context: Dict[str, Any]) -> Dict[str, Any]:
     import mergelab
 
     versions = {"mergelab": mergelab.__version__}
-    for pkg in ("mergekit", "lm_eval", "transformers", "torch", "snakemake", "huggingface_hub",
-                "datasets", "pandas", "seaborn"):
+    for pkg in (
+        "mergekit",
+        "lm_eval",
+        "transformers",
+        "torch",
+        "snakemake",
+        "huggingface_hub",
+        "datasets",
+        "pandas",
+        "seaborn",
+    ):
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:

@@ -46,33 +46,54 @@ def _evaluated_on_harness(exp) -> bool:
 
 FIGURES: Dict[str, Figure] = {
     "harness": Figure(
-        "results/plots/harness/{task}", "harness_task", "Harness",
+        "results/plots/harness/{task}",
+        "harness_task",
+        "Harness",
         lambda e: [{"task": t} for t in e.harness.tasks] if _evaluated_on_harness(e) else [],
-        lambda t, cat, stem, task: plots.harness_task(t["harness"], cat, task, stem)),
+        lambda t, cat, stem, task: plots.harness_task(t["harness"], cat, task, stem),
+    ),
     "holmes_competences": Figure(
-        "results/plots/holmes_competences", "holmes_competences", "Holmes",
+        "results/plots/holmes_competences",
+        "holmes_competences",
+        "Holmes",
         lambda e: [{}] if e.holmes.models else [],
-        lambda t, cat, stem: plots.holmes_competences(t["competences"], cat, stem)),
+        lambda t, cat, stem: plots.holmes_competences(t["competences"], cat, stem),
+    ),
     "kendall_competences": Figure(
-        "results/plots/kendall_tau_competences", "kendall", "Holmes vs harness",
+        "results/plots/kendall_tau_competences",
+        "kendall",
+        "Holmes vs harness",
         lambda e: [{}] if _evaluated_on_harness(e) and e.holmes.models else [],
-        lambda t, cat, stem: plots.kendall(t["harness"], t["holmes"], t["competences"], stem, level="competence")),
+        lambda t, cat, stem: plots.kendall(t["harness"], t["holmes"], t["competences"], stem, level="competence"),
+    ),
     "kendall_datasets": Figure(
-        "results/plots/kendall_tau_datasets", "kendall", "Holmes vs harness",
+        "results/plots/kendall_tau_datasets",
+        "kendall",
+        "Holmes vs harness",
         lambda e: [{}] if _evaluated_on_harness(e) and e.holmes.models else [],
-        lambda t, cat, stem: plots.kendall(t["harness"], t["holmes"], t["competences"], stem, level="dataset")),
+        lambda t, cat, stem: plots.kendall(t["harness"], t["holmes"], t["competences"], stem, level="dataset"),
+    ),
     "merge_vs_parents": Figure(
-        "results/plots/merge_vs_parents", "merges", "Merges",
+        "results/plots/merge_vs_parents",
+        "merges",
+        "Merges",
         lambda e: [{}] if e.merges and e.evaluated else [],
-        lambda t, cat, stem: plots.merge_vs_parents(t["comparisons"], stem)),
+        lambda t, cat, stem: plots.merge_vs_parents(t["comparisons"], stem),
+    ),
     "merge_outcomes": Figure(
-        "results/plots/merge_outcomes", "merges", "Merges",
+        "results/plots/merge_outcomes",
+        "merges",
+        "Merges",
         lambda e: [{}] if e.merges and e.evaluated else [],
-        lambda t, cat, stem: plots.outcomes(t["comparisons"], stem)),
+        lambda t, cat, stem: plots.outcomes(t["comparisons"], stem),
+    ),
     "sweep": Figure(  # a recipe that sweeps a parameter (the expansion records which)
-        "results/plots/sweep/{recipe}", "sweep", "Sweeps",
+        "results/plots/sweep/{recipe}",
+        "sweep",
+        "Sweeps",
         lambda e: [{"recipe": r, "param": p} for r, p in e.sweeps.items()] if e.merges and e.evaluated else [],
-        lambda t, cat, stem, recipe, param: plots.sweep(t["harness"], t["competences"], cat, recipe, param, stem)),
+        lambda t, cat, stem, recipe, param: plots.sweep(t["harness"], t["competences"], cat, recipe, param, stem),
+    ),
 }
 
 
@@ -114,11 +135,9 @@ def build_tables(catalogue: Dict[str, Any], files: Dict[str, Any], out: Dict[str
 
     harness = org.harness_table(files["harness"], catalogue)
     holmes = org.holmes_table(files["holmes"], read_manifest(files.get("holmes_manifest")), catalogue)
-    comp = org.competence_table(holmes, catalogue) if not holmes.empty else pd.DataFrame(
-        columns=org.COMPETENCE_COLUMNS)
+    comp = org.competence_table(holmes, catalogue) if not holmes.empty else pd.DataFrame(columns=org.COMPETENCE_COLUMNS)
     comparisons = org.merge_comparisons(harness, comp, catalogue)
-    for key, frame in (("harness", harness), ("holmes", holmes), ("competences", comp),
-                       ("comparisons", comparisons)):
+    for key, frame in (("harness", harness), ("holmes", holmes), ("competences", comp), ("comparisons", comparisons)):
         with atomic_file(out[key], newline="") as fh:
             frame.to_csv(fh, index=False)
     tmp = Path(out["harness_parquet"]).with_name(".harness.parquet.partial")

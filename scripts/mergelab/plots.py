@@ -62,8 +62,14 @@ def model_order(context: Dict[str, Any], models) -> List[str]:
     return parents + [m for r in recipes for m in merges if context["models"][m].get("recipe") == r]
 
 
-def bars(ax, data, context: Dict[str, Any], value: str = "value", err: Optional[str] = "stderr",
-         higher_is_better: bool = True) -> None:
+def bars(
+    ax,
+    data,
+    context: Dict[str, Any],
+    value: str = "value",
+    err: Optional[str] = "stderr",
+    higher_is_better: bool = True,
+) -> None:
     """Horizontal bars, one per model, coloured by role; per recipe, the band between its parents."""
     order = model_order(context, data["model"])
     d = data.set_index("model").loc[order].reset_index()
@@ -72,8 +78,15 @@ def bars(ax, data, context: Dict[str, Any], value: str = "value", err: Optional[
     ax.barh(y, d[value].fillna(0), color=colors, height=0.72)
     if err and err in d and d[err].notna().any():
         ok = d[err].notna() & d[value].notna()
-        ax.errorbar(d[value][ok], [yi for yi, k in zip(y, ok) if k], xerr=d[err][ok], fmt="none", ecolor="#333333",
-                    capsize=2, lw=0.8)
+        ax.errorbar(
+            d[value][ok],
+            [yi for yi, k in zip(y, ok) if k],
+            xerr=d[err][ok],
+            fmt="none",
+            ecolor="#333333",
+            capsize=2,
+            lw=0.8,
+        )
     top = float(d[value].abs().max()) if d[value].notna().any() else 1.0
     for yi, v, e in zip(y, d[value], d[err] if err and err in d else [math.nan] * len(d)):
         if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -85,10 +98,14 @@ def bars(ax, data, context: Dict[str, Any], value: str = "value", err: Optional[
     ax.invert_yaxis()
     ax.set_ylabel("")
     values = d.set_index("model")[value]
-    for recipe in dict.fromkeys(context["models"][m].get("recipe") for m in d["model"]
-                                if context["models"].get(m, {}).get("role") == "merge"):
-        rows = [i for i, m in enumerate(d["model"]) if context["models"][m].get("recipe") == recipe
-                and context["models"][m].get("role") == "merge"]
+    for recipe in dict.fromkeys(
+        context["models"][m].get("recipe") for m in d["model"] if context["models"].get(m, {}).get("role") == "merge"
+    ):
+        rows = [
+            i
+            for i, m in enumerate(d["model"])
+            if context["models"][m].get("recipe") == recipe and context["models"][m].get("role") == "merge"
+        ]
         parents = context["models"][d["model"][rows[0]]].get("parents", [])
         pv = [values[p] for p in parents if p in values.index and not math.isnan(values[p])]
         if rows and pv:  # on top of the bars, so it shows where they end inside or outside it
@@ -142,8 +159,7 @@ def holmes_competences(comp, context: Dict[str, Any], stem: Path) -> None:
     cols = min(3, len(comps))
     rows = math.ceil(len(comps) / cols)
     n_models = d["model"].nunique()
-    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, rows * _height(n_models) * 0.9), sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, rows * _height(n_models) * 0.9), sharey=True, squeeze=False)
     for ax, c in zip(axes.flat, comps):
         sel = d[d["competence"] == c].rename(columns={"mean_f1": "value"})
         ax.set_xlabel("mean macro-F1")
@@ -151,7 +167,7 @@ def holmes_competences(comp, context: Dict[str, Any], stem: Path) -> None:
         n = int(sel["n_f1"].max())
         ax.set_title(f"{c} ({n} dataset{'s' if n != 1 else ''})", fontsize=9)
         ax.get_legend().remove()
-    for ax in list(axes.flat)[len(comps):]:
+    for ax in list(axes.flat)[len(comps) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     from matplotlib.patches import Patch
@@ -162,8 +178,7 @@ def holmes_competences(comp, context: Dict[str, Any], stem: Path) -> None:
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
     fig.suptitle("Holmes: mean score per competence (F1 datasets; Pearson datasets in the table)", fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    save(fig, d[["model", "role", "competence", "mean_f1", "n_f1", "mean_pearson", "n_pearson", "winning_rate"]],
-         stem)
+    save(fig, d[["model", "role", "competence", "mean_f1", "n_f1", "mean_pearson", "n_pearson", "winning_rate"]], stem)
 
 
 def kendall(harness, holmes, comp, stem: Path, level: str = "competence") -> None:
@@ -173,10 +188,14 @@ def kendall(harness, holmes, comp, stem: Path, level: str = "competence") -> Non
     data = kendall_table(harness, holmes, comp, level)
     rows = list(dict.fromkeys(data["holmes"]))
     tasks = list(dict.fromkeys(data["harness_task"]))
-    title = f"Kendall τ: Holmes {'winning rate per competence' if level == 'competence' else 'score per dataset'}" \
-            " vs harness tasks"
+    title = (
+        f"Kendall τ: Holmes {'winning rate per competence' if level == 'competence' else 'score per dataset'}"
+        " vs harness tasks"
+    )
     if data.empty or data["n"].max() < 3:
-        note(stem, title, f"needs at least 3 models evaluated by both (have {int(data['n'].max()) if len(data) else 0})")
+        note(
+            stem, title, f"needs at least 3 models evaluated by both (have {int(data['n'].max()) if len(data) else 0})"
+        )
         return
     plt, sns = _mpl()
     tau = data.pivot(index="holmes", columns="harness_task", values="tau").loc[list(rows), tasks]
@@ -197,8 +216,15 @@ def kendall(harness, holmes, comp, stem: Path, level: str = "competence") -> Non
     sns.heatmap(tau.astype(float), vmin=-1, vmax=1, cmap="RdBu_r", center=0, ax=ax, cbar_kws={"label": "Kendall τ"})
     for yi, i in enumerate(tau.index):
         for xi, j in enumerate(tau.columns):
-            ax.text(xi + 0.5, yi + 0.5, labels.loc[i, j], ha="center", va="center", fontsize=7,
-                    color="white" if abs(tau.loc[i, j]) > 0.6 else "#222222")
+            ax.text(
+                xi + 0.5,
+                yi + 0.5,
+                labels.loc[i, j],
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if abs(tau.loc[i, j]) > 0.6 else "#222222",
+            )
     lo, hi = int(nn.min().min()), int(nn.max().max())
     n_text = f"n = {hi} models" if lo == hi else f"n = {lo}–{hi} models"
     ax.set_title(f"{title}\n({n_text}; p: two-sided, scipy kendalltau)", fontsize=9)
@@ -218,9 +244,18 @@ def merge_vs_parents(comparisons, stem: Path) -> None:
     # colours scaled per column (measures have different units); the numbers are the raw differences
     scaled = wide / wide.abs().max().replace(0, 1)
     fig, ax = plt.subplots(figsize=(min(WIDTH, 2.6 + 0.85 * wide.shape[1]), max(2.0, 0.9 + 0.24 * len(wide))))
-    sns.heatmap(scaled, annot=wide.map(lambda v: "" if math.isnan(v) else f"{v:.3g}"), fmt="", cmap="RdBu",
-                center=0, vmin=-1, vmax=1, ax=ax, annot_kws={"fontsize": 6},
-                cbar_kws={"label": "difference / largest in its column"})
+    sns.heatmap(
+        scaled,
+        annot=wide.map(lambda v: "" if math.isnan(v) else f"{v:.3g}"),
+        fmt="",
+        cmap="RdBu",
+        center=0,
+        vmin=-1,
+        vmax=1,
+        ax=ax,
+        annot_kws={"fontsize": 6},
+        cbar_kws={"label": "difference / largest in its column"},
+    )
     ax.set_title("Each merge minus its best parent (positive = better)", fontsize=10)
     ax.set_xlabel("")
     ax.set_ylabel("")
@@ -238,8 +273,13 @@ def outcomes(comparisons, stem: Path) -> None:
     if comparisons is None or comparisons.empty or (comparisons["outcome"] != "").sum() == 0:
         return note(stem, "Merge outcomes", "no merge with evaluated parents")
     plt, _ = _mpl()
-    counts = (comparisons[comparisons["outcome"] != ""].groupby(["measure", "outcome"]).size()
-              .unstack(fill_value=0).reindex(columns=["better", "between", "worse"], fill_value=0))
+    counts = (
+        comparisons[comparisons["outcome"] != ""]
+        .groupby(["measure", "outcome"])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(columns=["better", "between", "worse"], fill_value=0)
+    )
     fig, ax = plt.subplots(figsize=(WIDTH, max(1.8, 0.7 + 0.3 * len(counts))))
     counts.plot.barh(stacked=True, ax=ax, color=["#2f855a", "#a0aec0", "#c53030"], width=0.7)
     ax.set_xlabel("merges")
@@ -274,8 +314,17 @@ def sweep(harness, comp, context: Dict[str, Any], recipe: str, param: str, stem:
             x = json.dumps(x, sort_keys=True)
         for measure, series in measures.items():
             if mid in series.index:
-                rows.append({"recipe": recipe, "parameter": param, "x": x, "method": info["method"], "model": mid,
-                             "measure": measure, "value": series[mid]})
+                rows.append(
+                    {
+                        "recipe": recipe,
+                        "parameter": param,
+                        "x": x,
+                        "method": info["method"],
+                        "model": mid,
+                        "measure": measure,
+                        "value": series[mid],
+                    }
+                )
     data = pd.DataFrame(rows, columns=["recipe", "parameter", "x", "method", "model", "measure", "value"])
     if data.empty:
         return note(stem, f"{recipe}: sweep of {param}", "no evaluated merge of this sweep")
@@ -288,21 +337,35 @@ def sweep(harness, comp, context: Dict[str, Any], recipe: str, param: str, stem:
     for ax, m in zip(axes.flat, ms):
         sel = data[data["measure"] == m]
         numeric = pd.to_numeric(sel["x"], errors="coerce").notna().all()
-        sns.lineplot(data=sel.assign(x=pd.to_numeric(sel["x"]) if numeric else sel["x"]), x="x", y="value",
-                     hue="method", marker="o", ax=ax, legend=ax is axes.flat[0])
+        sns.lineplot(
+            data=sel.assign(x=pd.to_numeric(sel["x"]) if numeric else sel["x"]),
+            x="x",
+            y="value",
+            hue="method",
+            marker="o",
+            ax=ax,
+            legend=ax is axes.flat[0],
+        )
         for p, style in zip(parents, ["--", ":", "-."]):
             if p in measures[m].index and not math.isnan(measures[m][p]):
                 ax.axhline(measures[m][p], color=ROLE_COLORS["parent"], ls=style, lw=1, label=f"parent {p}")
         ax.set_title(m, fontsize=9)
         ax.set_xlabel(param)
         ax.set_ylabel("")
-    for ax in list(axes.flat)[len(ms):]:
+    for ax in list(axes.flat)[len(ms) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if axes.flat[0].get_legend():
         axes.flat[0].get_legend().remove()
-    fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=7, frameon=False,
-               bbox_to_anchor=(0.5, -0.02))
+    fig.legend(
+        handles,
+        labels,
+        loc="lower center",
+        ncol=min(5, len(labels)),
+        fontsize=7,
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.02),
+    )
     fig.suptitle(f"{recipe}: score against {param}", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     save(fig, data, stem)

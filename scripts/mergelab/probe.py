@@ -144,8 +144,13 @@ def _key(name: str, seed: int) -> int:
 # --------------------------------------------------------------------------- batched trainer
 
 
-def train_probes(tasks: Sequence[ProbeTask], seeds: Sequence[int], settings: ProbeSettings = ProbeSettings(),
-                 device: str = "cpu", log=None) -> List[ProbeResult]:
+def train_probes(
+    tasks: Sequence[ProbeTask],
+    seeds: Sequence[int],
+    settings: ProbeSettings = ProbeSettings(),
+    device: str = "cpu",
+    log=None,
+) -> List[ProbeResult]:
     """Train a probe for every task and seed; tasks are grouped into buckets trained as one."""
     import torch
 
@@ -222,11 +227,13 @@ class _Masks:
 
         n = math.prod(shape)
         if self.cpu:
-            words = torch.from_numpy(self.rng.integers(-2**63, 2**63 - 1, (n + 3) // 4, dtype=np.int64,
-                                                       endpoint=True))
+            words = torch.from_numpy(
+                self.rng.integers(-(2**63), 2**63 - 1, (n + 3) // 4, dtype=np.int64, endpoint=True)
+            )
         else:
-            words = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, generator=self.gen,
-                                  device=self.buffer.device)
+            words = torch.randint(
+                -(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, generator=self.gen, device=self.buffer.device
+            )
         out = self.buffer[:n]
         torch.ge(words.view(torch.int16)[:n], self.below, out=out)
         return out.view(shape)
@@ -249,8 +256,9 @@ def _train_bucket(tasks: List[ProbeTask], seeds: List[int], s: ProbeSettings, de
     K = 1 if regression else max(t.num_labels for t in tasks)
     bs = s.batch_size
     beta1, beta2 = s.betas
-    masks = _Masks(zlib.crc32(",".join(f"{tasks[ti].name}:{seed}" for ti, seed in members).encode()),
-                   s.dropout, M * bs * D, device)
+    masks = _Masks(
+        zlib.crc32(",".join(f"{tasks[ti].name}:{seed}" for ti, seed in members).encode()), s.dropout, M * bs * D, device
+    )
 
     x_train = torch.cat([t.x_train for t in tasks]).to(device, torch.float32)
     xa = torch.empty(len(x_train), D + 1, device=device)
@@ -273,10 +281,11 @@ def _train_bucket(tasks: List[ProbeTask], seeds: List[int], s: ProbeSettings, de
     total = nb * s.epochs
     warmup = total * s.warmup_rate
     steps = np.arange(int(total.max()))[:, None]
-    factor = np.where(steps < warmup, steps / np.maximum(1, warmup),
-                      np.maximum(0.0, (total - steps) / np.maximum(1, total - warmup)))
+    factor = np.where(
+        steps < warmup, steps / np.maximum(1, warmup), np.maximum(0.0, (total - steps) / np.maximum(1, total - warmup))
+    )
     t = steps + 1.0
-    step_size = s.lr * factor * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+    step_size = s.lr * factor * np.sqrt(1 - beta2**t) / (1 - beta1**t)
 
     st = _Bucket()
     st.ids = torch.arange(M, device=device)
@@ -388,8 +397,9 @@ def _dev_losses(tasks, members, st, ending, s, regression, device, dev_x) -> Dic
         R, K, D = W.shape[0], W.shape[1], W.shape[2] - 1
         logits = torch.addmm(W[:, :, D].reshape(-1), x, W[:, :, :D].reshape(R * K, D).T)
         logits = logits.view(len(x), R, K).transpose(0, 1)
-        per = losses(logits, y.expand(R, -1), s.objective, regression,
-                     None if regression else st.valid[rs].transpose(1, 2))
+        per = losses(
+            logits, y.expand(R, -1), s.objective, regression, None if regression else st.valid[rs].transpose(1, 2)
+        )
         for r, value in zip(rs, per.mean(1).tolist()):
             out[r] = value
     return out
@@ -398,8 +408,9 @@ def _dev_losses(tasks, members, st, ending, s, regression, device, dev_x) -> Dic
 # --------------------------------------------------------------------------- plain loop
 
 
-def train_probe_plain(task: ProbeTask, seed: int, settings: ProbeSettings = ProbeSettings(),
-                      device: str = "cpu") -> ProbeResult:
+def train_probe_plain(
+    task: ProbeTask, seed: int, settings: ProbeSettings = ProbeSettings(), device: str = "cpu"
+) -> ProbeResult:
     """The same method as a plain PyTorch loop, one seed at a time (reference and benchmark)."""
     import torch
     from torch.utils.data import DataLoader, TensorDataset

@@ -27,9 +27,22 @@ GIB = 1024**3
 
 # Bytes per parameter of a safetensors dtype, and of the dtypes the config names.
 DTYPE_BYTES = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1,
-    "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
-    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2,
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "float64": 8,
+    "float32": 4,
+    "float16": 2,
+    "bfloat16": 2,
 }
 QUANTIZED_BYTES = {"8bit": 1.0, "4bit": 0.5}
 
@@ -117,9 +130,15 @@ def weights_gib(size: Size, dtype: Optional[str] = None, quantization: Optional[
     return size.params * bpp / GIB
 
 
-def estimate(rule: str, sizes: Iterable[Optional[Size]], *, dtype: Optional[str] = None,
-             quantization: Optional[str] = None, gpu_memory_gb: float = 80.0,
-             passthrough: bool = False) -> Dict[str, int]:
+def estimate(
+    rule: str,
+    sizes: Iterable[Optional[Size]],
+    *,
+    dtype: Optional[str] = None,
+    quantization: Optional[str] = None,
+    gpu_memory_gb: float = 80.0,
+    passthrough: bool = False,
+) -> Dict[str, int]:
     """``gpu``, ``mem_mb`` and ``runtime`` (minutes) of one job of ``rule``.
 
     merge: ``sizes`` are the models it reads. mergekit streams tensor by tensor,
@@ -152,8 +171,9 @@ def estimate(rule: str, sizes: Iterable[Optional[Size]], *, dtype: Optional[str]
     }
 
 
-def resolve(rule: str, estimated: Mapping[str, int], gpus: Optional[int],
-            overrides: Optional[Mapping[str, Mapping[str, int]]]) -> Dict[str, int]:
+def resolve(
+    rule: str, estimated: Mapping[str, int], gpus: Optional[int], overrides: Optional[Mapping[str, Mapping[str, int]]]
+) -> Dict[str, int]:
     """The estimate, then the model's ``gpus``, then its ``resources.<rule>`` values."""
     out = dict(estimated)
     if gpus is not None:
@@ -179,6 +199,7 @@ def job_resources(exp, rule: str, model: str, task: Optional[str] = None) -> Dic
     else:
         dtype, quantization = exp.holmes.settings_for(model)["dtype"], None
     sizes = [size_of(p) for p in exp.model_input(model)]
-    est = estimate(rule, sizes, dtype=dtype, quantization=quantization,
-                   gpu_memory_gb=exp.config["compute"]["gpu_memory_gb"])
+    est = estimate(
+        rule, sizes, dtype=dtype, quantization=quantization, gpu_memory_gb=exp.config["compute"]["gpu_memory_gb"]
+    )
     return resolve(rule, est, exp.gpus(model), exp.resource_overrides(model))

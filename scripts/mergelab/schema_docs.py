@@ -213,8 +213,7 @@ def table(rows_: list[Row]) -> str:
 # -- the page -----------------------------------------------------------------------------------------
 
 
-def render(schema: dict, *, source: str = SCHEMA, command: str = COMMAND,
-           source_link: str = "../" + SCHEMA) -> str:
+def render(schema: dict, *, source: str = SCHEMA, command: str = COMMAND, source_link: str = "../" + SCHEMA) -> str:
     """The Markdown page: a generated-file header, then per top-level key a section with its table."""
     top, _ = resolve(schema, schema)
     sections = list((top.get("properties") or {}).items())

@@ -138,8 +138,9 @@ HARNESS_PLAIN_TASKS = _task_regex([t for t in EXP.harness.tasks if t not in EXP.
 def table_outputs():
     """The tables; the leaderboard is in the report."""
     caption = "../report/tables.rst"
-    return {k: report(v, category="Tables", caption=caption) if k == "leaderboard" else v
-            for k, v in paths.TABLES.items()}
+    return {
+        k: report(v, category="Tables", caption=caption) if k == "leaderboard" else v for k, v in paths.TABLES.items()
+    }
 
 
 def plot_outputs():
@@ -180,5 +181,8 @@ def build_partial_outputs(log_path="logs/organize/partial.log"):
     proc = subprocess.run([sys.executable, "-m", "mergelab.outputs", fh.name], env=env)
     os.unlink(fh.name)
     if proc.returncode == 0:
-        print(f"mergelab: a job failed; tables and figures were built from the results that exist "
-              f"(gaps marked missing, listed in {log_path})", file=sys.stderr)
+        print(
+            f"mergelab: a job failed; tables and figures were built from the results that exist "
+            f"(gaps marked missing, listed in {log_path})",
+            file=sys.stderr,
+        )

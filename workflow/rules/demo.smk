@@ -11,12 +11,12 @@ rule demo_models:
         "logs/demo_models/demo_models.log",
     benchmark:
         "benchmarks/demo_models/demo_models.tsv"
-    params:
-        seed=0,
-        size="demo",
-    threads: 2
     localrule: LIGHT_LOCAL
     conda:
         "../../envs/mergekit.yaml"
+    threads: 2
+    params:
+        seed=0,
+        size="demo",
     script:
         "../../scripts/run_demo_models.py"

@@ -12,6 +12,15 @@ rule harness_eval:
         "logs/harness_eval/{model}/{task}.log",
     benchmark:
         "benchmarks/harness_eval/{model}/{task}.tsv"
+    wildcard_constraints:
+        task=HARNESS_PLAIN_TASKS,
+    conda:
+        "../../envs/lm-eval.yaml"
+    threads: get_gpu_job_threads
+    resources:
+        gpu=job_resource("harness_eval", "gpu"),
+        mem_mb=job_resource("harness_eval", "mem_mb"),
+        runtime=job_resource("harness_eval", "runtime"),
     params:
         model=job_param("harness_eval", "model"),
         model_path=job_param("harness_eval", "model_path"),
@@ -20,15 +29,6 @@ rule harness_eval:
         settings=job_param("harness_eval", "settings"),
         include_paths=job_param("harness_eval", "include_paths"),
         include_defaults=job_param("harness_eval", "include_defaults"),
-    threads: get_gpu_job_threads
-    resources:
-        gpu=job_resource("harness_eval", "gpu"),
-        mem_mb=job_resource("harness_eval", "mem_mb"),
-        runtime=job_resource("harness_eval", "runtime"),
-    wildcard_constraints:
-        task=HARNESS_PLAIN_TASKS,
-    conda:
-        "../../envs/lm-eval.yaml"
     script:
         "../../scripts/run_harness.py"
 

@@ -7,15 +7,15 @@ rule holmes_data:
         EXP.holmes.manifest,
     log:
         f"logs/holmes_data/{EXP.holmes.version}.log",
+    localrule: LIGHT_LOCAL
+    conda:
+        "../../envs/holmes.yaml"
     params:
         version=job_param("holmes_data", "version"),
         root=job_param("holmes_data", "root"),
         archive=job_param("holmes_data", "archive"),
         url=job_param("holmes_data", "url"),
         datasets=job_param("holmes_data", "datasets"),
-    localrule: LIGHT_LOCAL
-    conda:
-        "../../envs/holmes.yaml"
     script:
         "../../scripts/run_holmes_data.py"
 
@@ -29,6 +29,13 @@ rule holmes_eval:
         "logs/holmes_eval/{model}.log",
     benchmark:
         "benchmarks/holmes_eval/{model}.tsv"
+    conda:
+        "../../envs/holmes.yaml"
+    threads: get_gpu_job_threads
+    resources:
+        gpu=job_resource("holmes_eval", "gpu"),
+        mem_mb=job_resource("holmes_eval", "mem_mb"),
+        runtime=job_resource("holmes_eval", "runtime"),
     params:
         model=job_param("holmes_eval", "model"),
         model_path=job_param("holmes_eval", "model_path"),
@@ -36,12 +43,5 @@ rule holmes_eval:
         data_dir=job_param("holmes_eval", "data_dir"),
         datasets=job_param("holmes_eval", "datasets"),
         settings=job_param("holmes_eval", "settings"),
-    threads: get_gpu_job_threads
-    resources:
-        gpu=job_resource("holmes_eval", "gpu"),
-        mem_mb=job_resource("holmes_eval", "mem_mb"),
-        runtime=job_resource("holmes_eval", "runtime"),
-    conda:
-        "../../envs/holmes.yaml"
     script:
         "../../scripts/run_holmes.py"

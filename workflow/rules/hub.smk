@@ -7,6 +7,9 @@ rule fetch:
         paths.FETCH_RECEIPT,
     log:
         "logs/fetch/{model}.log",
+    localrule: LIGHT_LOCAL
+    conda:
+        "../../envs/hub.yaml"
     params:
         repo_id=job_param("fetch", "repo_id"),
         revision=job_param("fetch", "revision"),
@@ -14,9 +17,6 @@ rule fetch:
         cache_dir=job_param("fetch", "cache_dir"),
         retries=job_param("fetch", "retries"),
         retry_wait=job_param("fetch", "retry_wait"),
-    localrule: LIGHT_LOCAL
-    conda:
-        "../../envs/hub.yaml"
     script:
         "../../scripts/run_fetch.py"
 
@@ -28,15 +28,15 @@ rule push:
         paths.PUSH_RECEIPT,
     log:
         "logs/push/{model}.log",
+    localrule: LIGHT_LOCAL
+    conda:
+        "../../envs/hub.yaml"
     params:
         repo_id=job_param("push", "repo_id"),
         private=job_param("push", "private"),
         message=job_param("push", "message"),
         retries=job_param("push", "retries"),
         retry_wait=job_param("push", "retry_wait"),
-    localrule: LIGHT_LOCAL
-    conda:
-        "../../envs/hub.yaml"
     script:
         "../../scripts/run_push.py"
 
@@ -51,13 +51,13 @@ rule push_results:
         paths.PUSH_RESULTS_RECEIPT,
     log:
         "logs/push_results/{model}.log",
+    localrule: LIGHT_LOCAL
+    conda:
+        "../../envs/hub.yaml"
     params:
         repo_id=job_param("push_results", "repo_id"),
         model=job_param("push_results", "model"),
         retries=job_param("push_results", "retries"),
         retry_wait=job_param("push_results", "retry_wait"),
-    localrule: LIGHT_LOCAL
-    conda:
-        "../../envs/hub.yaml"
     script:
         "../../scripts/run_push_results.py"

@@ -10,18 +10,18 @@ rule merge:
         "logs/merge/{model}.log",
     benchmark:
         "benchmarks/merge/{model}.tsv"
-    params:
-        mergekit_config=job_param("merge", "mergekit_config"),
-        seed=job_param("merge", "seed"),
-        card=job_param("merge", "card"),
-        hub_receipts=job_param("merge", "hub_receipts"),
+    conda:
+        "../../envs/mergekit.yaml"
     threads: get_gpu_job_threads
     resources:
         gpu=job_resource("merge", "gpu"),
         mem_mb=job_resource("merge", "mem_mb"),
         runtime=job_resource("merge", "runtime"),
-    conda:
-        "../../envs/mergekit.yaml"
+    params:
+        mergekit_config=job_param("merge", "mergekit_config"),
+        seed=job_param("merge", "seed"),
+        card=job_param("merge", "card"),
+        hub_receipts=job_param("merge", "hub_receipts"),
     script:
         "../../scripts/run_merge.py"
 
@@ -31,10 +31,10 @@ rule merges_table:
         paths.MERGES_TABLE,
     log:
         "logs/merges_table/merges_table.log",
-    params:
-        merges=job_param("merges_table", "merges"),
     localrule: LIGHT_LOCAL
     conda:
         "../../envs/analysis.yaml"
+    params:
+        merges=job_param("merges_table", "merges"),
     script:
         "../../scripts/write_merges_table.py"

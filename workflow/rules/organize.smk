@@ -9,12 +9,12 @@ rule organize:
         **table_outputs(),
     log:
         "logs/organize/organize.log",
-    params:
-        catalogue=job_param("organize", "catalogue"),
-        files=job_param("organize", "files"),
     localrule: LIGHT_LOCAL
     conda:
         "../../envs/analysis.yaml"
+    params:
+        catalogue=job_param("organize", "catalogue"),
+        files=job_param("organize", "files"),
     script:
         "../../scripts/run_organize.py"
 
@@ -26,11 +26,11 @@ rule plot:
         plot_outputs(),
     log:
         "logs/plot/plot.log",
-    params:
-        catalogue=job_param("plot", "catalogue"),
-        figures=job_param("plot", "figures"),
     localrule: LIGHT_LOCAL
     conda:
         "../../envs/analysis.yaml"
+    params:
+        catalogue=job_param("plot", "catalogue"),
+        figures=job_param("plot", "figures"),
     script:
         "../../scripts/run_plot.py"

@@ -51,6 +51,8 @@ def rule_typed_as_target(argv: Optional[List[str]] = None) -> Optional[str]:
         return None
     for target in args.targets or ():
         if target in TARGET_OF_RULE:
-            return (f"`{target}` is the rule that makes one file per model; the target that makes them all is "
-                    f"`{TARGET_OF_RULE[target]}` (snakemake {TARGET_OF_RULE[target].split()[0]})")
+            return (
+                f"`{target}` is the rule that makes one file per model; the target that makes them all is "
+                f"`{TARGET_OF_RULE[target]}` (snakemake {TARGET_OF_RULE[target].split()[0]})"
+            )
     return None

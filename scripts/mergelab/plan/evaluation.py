@@ -98,9 +98,17 @@ def check_settings(s: Dict[str, Any], key: str, fail, allow_log_samples: bool = 
         fail(f"{key}.log_samples", "set log_samples for every task (harness.settings) or per task (task_settings)")
 
 
-def build_harness_plan(cfg: dict, schema: dict, evaluated: List[str], names: List[str], dtypes: Dict[str, str],
-                       revisions: Dict[str, Optional[str]], workdir: Path, fail,
-                       lm_eval_tasks: Callable[[], Optional[Dict[str, str]]]) -> HarnessPlan:
+def build_harness_plan(
+    cfg: dict,
+    schema: dict,
+    evaluated: List[str],
+    names: List[str],
+    dtypes: Dict[str, str],
+    revisions: Dict[str, Optional[str]],
+    workdir: Path,
+    fail,
+    lm_eval_tasks: Callable[[], Optional[Dict[str, str]]],
+) -> HarnessPlan:
     """``evaluated``: the models evaluation.models selects; ``names``: every model and merge."""
     h = cfg["harness"]
     include = []
@@ -120,8 +128,11 @@ def build_harness_plan(cfg: dict, schema: dict, evaluated: List[str], names: Lis
             if t not in index:
                 i = h["tasks"].index(t)
                 near = close_matches(t, list(local) + list(index))
-                fail(f"harness.tasks[{i}]", f"unknown lm-eval task {t!r}"
-                     + (f"; did you mean {', '.join(near)}?" if near else " (not a task, group or tag lm-eval knows)"))
+                fail(
+                    f"harness.tasks[{i}]",
+                    f"unknown lm-eval task {t!r}"
+                    + (f"; did you mean {', '.join(near)}?" if near else " (not a task, group or tag lm-eval knows)"),
+                )
 
     check_settings(h["settings"], "harness.settings", fail)
     for pat, over in h["model_settings"].items():
@@ -136,9 +147,16 @@ def build_harness_plan(cfg: dict, schema: dict, evaluated: List[str], names: Lis
             fail(f"harness.model_settings.{pat}", f"{pat!r} matches no model or merge")
 
     plan = HarnessPlan(
-        tasks=list(h["tasks"]), models=list(evaluated) if h["tasks"] else [], include_paths=include, local_tasks=local,
-        defaults=settings_defaults(schema), settings=h["settings"], model_settings=h["model_settings"],
-        task_settings=h["task_settings"], model_dtypes=dtypes, model_revisions=revisions,
+        tasks=list(h["tasks"]),
+        models=list(evaluated) if h["tasks"] else [],
+        include_paths=include,
+        local_tasks=local,
+        defaults=settings_defaults(schema),
+        settings=h["settings"],
+        model_settings=h["model_settings"],
+        task_settings=h["task_settings"],
+        model_dtypes=dtypes,
+        model_revisions=revisions,
     )
     s = merge_settings(plan.defaults, plan.settings)
     check_settings(s, "harness.settings", fail)
@@ -187,9 +205,19 @@ def build_holmes_plan(cfg: dict, evaluated: List[str], dtypes: Dict[str, str], w
             fail("holmes.data.archive", f"file not found: {h['data']['archive']}")
     models = list(evaluated) if h["activate"] else []
     return HolmesPlan(
-        active=h["activate"], version=h["version"], root=str((workdir / h["data"]["root"]).resolve()),
-        archive=archive, url=h["data"]["url"], datasets=names, models=models,
-        settings={"seeds": h["seeds"], "objective": h["objective"], "batch_size": h["batch_size"],
-                  "dtype": h["dtype"], "max_length": h["max_length"]},
+        active=h["activate"],
+        version=h["version"],
+        root=str((workdir / h["data"]["root"]).resolve()),
+        archive=archive,
+        url=h["data"]["url"],
+        datasets=names,
+        models=models,
+        settings={
+            "seeds": h["seeds"],
+            "objective": h["objective"],
+            "batch_size": h["batch_size"],
+            "dtype": h["dtype"],
+            "max_length": h["max_length"],
+        },
         model_dtypes={name: dtypes[name] for name in models},
     )

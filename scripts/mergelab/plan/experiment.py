@@ -16,8 +16,18 @@ from mergelab.plan import paths
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.evaluation import HarnessPlan, HolmesPlan, build_harness_plan, build_holmes_plan, select_models
 from mergelab.plan.hub import HubPlan, build_hub_plan
-from mergelab.plan.jobs import (FetchJob, HarnessJob, HolmesDataJob, HolmesJob, JobSpec, MergeJob, MergesTableJob,
-                                OrganizeJob, PushJob, PushResultsJob)
+from mergelab.plan.jobs import (
+    FetchJob,
+    HarnessJob,
+    HolmesDataJob,
+    HolmesJob,
+    JobSpec,
+    MergeJob,
+    MergesTableJob,
+    OrganizeJob,
+    PushJob,
+    PushResultsJob,
+)
 from mergelab.plan.load import fill_defaults, load_schema, validate_schema
 from mergelab.plan.models import MergeSpec, ModelSpec, merges_tsv, resolve_models
 from mergelab.plan.recipes import expand_recipes
@@ -101,16 +111,22 @@ class Experiment:
         return {
             "model_order": list(models),
             "models": models,
-            "harness": {"tasks": h.tasks, "settings": h.settings, "model_settings": h.model_settings,
-                        "task_settings": h.task_settings},
+            "harness": {
+                "tasks": h.tasks,
+                "settings": h.settings,
+                "model_settings": h.model_settings,
+                "task_settings": h.task_settings,
+            },
             "holmes": {"active": ho.active, "version": ho.version, "datasets": ho.datasets, "settings": ho.settings},
         }
 
     def result_files(self) -> Dict[str, Any]:
         """The evaluation results the tables read."""
         return {
-            "harness": {m: {t: paths.HARNESS_JSON.format(model=m, task=t) for t in self.harness.tasks}
-                        for m in self.harness.models},
+            "harness": {
+                m: {t: paths.HARNESS_JSON.format(model=m, task=t) for t in self.harness.tasks}
+                for m in self.harness.models
+            },
             "holmes": {m: paths.HOLMES_SCORES.format(model=m) for m in self.holmes.models},
             "holmes_manifest": self.holmes.manifest if self.holmes.models else "",
         }
@@ -153,10 +169,20 @@ class Experiment:
     def merge_job(self, model: str) -> MergeJob:
         spec = self._merge(model)
         parents = [self.models[m] for m in spec.inputs]
-        card = {"recipe": spec.recipe, "method": spec.method, "seed": spec.seed, "inputs": spec.inputs,
-                "parameters": spec.params, "hub_parents": [m.location for m in parents if m.kind == "hub"]}
-        return MergeJob(mergekit_config=spec.mergekit_config, seed=spec.seed, card=card,
-                        hub_receipts={m.mergekit_ref: m.receipt for m in parents if m.receipt})
+        card = {
+            "recipe": spec.recipe,
+            "method": spec.method,
+            "seed": spec.seed,
+            "inputs": spec.inputs,
+            "parameters": spec.params,
+            "hub_parents": [m.location for m in parents if m.kind == "hub"],
+        }
+        return MergeJob(
+            mergekit_config=spec.mergekit_config,
+            seed=spec.seed,
+            card=card,
+            hub_receipts={m.mergekit_ref: m.receipt for m in parents if m.receipt},
+        )
 
     def merges_table_job(self) -> MergesTableJob:
         return MergesTableJob(merges=[spec.record() for spec in self.merges.values()])
@@ -164,16 +190,28 @@ class Experiment:
     def harness_job(self, model: str, task: str) -> HarnessJob:
         if model not in self.harness.models or task not in self.harness.tasks:
             raise ValueError(f"({model}, {task}) is not an evaluation of this config")
-        return HarnessJob(model=model, model_path=self.model_path(model), receipt=self.receipt(model), task=task,
-                          settings=self.harness.settings_for(model, task), include_paths=self.harness.include_paths,
-                          include_defaults=not self.harness.is_local(task))
+        return HarnessJob(
+            model=model,
+            model_path=self.model_path(model),
+            receipt=self.receipt(model),
+            task=task,
+            settings=self.harness.settings_for(model, task),
+            include_paths=self.harness.include_paths,
+            include_defaults=not self.harness.is_local(task),
+        )
 
     def holmes_job(self, model: str) -> HolmesJob:
         if model not in self.holmes.models:
             raise ValueError(f"{model!r} is not probed by this config")
         ho = self.holmes
-        return HolmesJob(model=model, model_path=self.model_path(model), receipt=self.receipt(model),
-                         data_dir=ho.data_dir, datasets=ho.datasets, settings=ho.settings_for(model))
+        return HolmesJob(
+            model=model,
+            model_path=self.model_path(model),
+            receipt=self.receipt(model),
+            data_dir=ho.data_dir,
+            datasets=ho.datasets,
+            settings=ho.settings_for(model),
+        )
 
     def holmes_data_job(self) -> HolmesDataJob:
         ho = self.holmes
@@ -186,18 +224,28 @@ class Experiment:
         if m is None or m.kind != "hub":
             raise ValueError(f"{model!r} is not a hub model of this config")
         fetch, cache = self.hub.fetch, self.hub.fetch["cache_dir"]
-        return FetchJob(repo_id=m.location, revision=m.revision,
-                        patterns=allow_patterns(fetch["allow_patterns"], fetch["allow_pickles"]),
-                        cache_dir=str((self.workdir / os.path.expanduser(cache)).resolve()) if cache else None,
-                        retries=self.hub.retries, retry_wait=self.hub.retry_wait)
+        return FetchJob(
+            repo_id=m.location,
+            revision=m.revision,
+            patterns=allow_patterns(fetch["allow_patterns"], fetch["allow_pickles"]),
+            cache_dir=str((self.workdir / os.path.expanduser(cache)).resolve()) if cache else None,
+            retries=self.hub.retries,
+            retry_wait=self.hub.retry_wait,
+        )
 
     def push_job(self, model: str) -> PushJob:
-        return PushJob(repo_id=self._repo(model), private=self.hub.push["private"], message=f"mergelab: {model}",
-                       retries=self.hub.retries, retry_wait=self.hub.retry_wait)
+        return PushJob(
+            repo_id=self._repo(model),
+            private=self.hub.push["private"],
+            message=f"mergelab: {model}",
+            retries=self.hub.retries,
+            retry_wait=self.hub.retry_wait,
+        )
 
     def push_results_job(self, model: str) -> PushResultsJob:
-        return PushResultsJob(repo_id=self._repo(model), model=model, retries=self.hub.retries,
-                              retry_wait=self.hub.retry_wait)
+        return PushResultsJob(
+            repo_id=self._repo(model), model=model, retries=self.hub.retries, retry_wait=self.hub.retry_wait
+        )
 
     def organize_job(self) -> OrganizeJob:
         return OrganizeJob(catalogue=self.catalogue(), files=self.result_files())
@@ -243,8 +291,12 @@ def _job_params(exp: Experiment, rule: str, wildcards: tuple) -> Dict[str, Any]:
     return _job(exp, rule, wildcards).params(exp.workdir)
 
 
-def load_experiment(cfg: Optional[dict], source: str, workdir: Optional[os.PathLike] = None,
-                    lm_eval_tasks: Optional[Callable[[], Optional[Dict[str, str]]]] = None) -> Experiment:
+def load_experiment(
+    cfg: Optional[dict],
+    source: str,
+    workdir: Optional[os.PathLike] = None,
+    lm_eval_tasks: Optional[Callable[[], Optional[Dict[str, str]]]] = None,
+) -> Experiment:
     """Validate ``cfg`` (as loaded from ``source``) and expand it into models, merges and evaluations.
 
     ``lm_eval_tasks`` returns lm-eval's task names (see tasks.lm_eval_index); it
@@ -271,8 +323,17 @@ def load_experiment(cfg: Optional[dict], source: str, workdir: Optional[os.PathL
     dtypes = {name: merges[name].dtype if name in merges else models[name].dtype for name in names}
     evaluate = cfg["harness"]["tasks"] or cfg["holmes"]["activate"]
     evaluated = select_models(cfg["evaluation"]["models"], list(models), merges, fail) if evaluate else []
-    harness = build_harness_plan(cfg, schema, evaluated, names, dtypes, {n: m.revision for n, m in models.items()},
-                                 workdir, fail, lm_eval_tasks or lm_eval_index)
+    harness = build_harness_plan(
+        cfg,
+        schema,
+        evaluated,
+        names,
+        dtypes,
+        {n: m.revision for n, m in models.items()},
+        workdir,
+        fail,
+        lm_eval_tasks or lm_eval_index,
+    )
     holmes = build_holmes_plan(cfg, evaluated, dtypes, workdir, fail)
     hub = build_hub_plan(cfg, merges, fail)
     return Experiment(source, cfg, models, merges, harness, holmes, hub, workdir=workdir)

@@ -41,8 +41,10 @@ def build_hub_plan(cfg: dict, merges: Dict[str, MergeSpec], fail) -> HubPlan:
         except (KeyError, IndexError, ValueError) as e:
             fail("hub.push.repo_name", f"{plan.push['repo_name']!r}: use only {{model}}, {{recipe}}, {{method}} ({e})")
         if not REPO_NAME.match(name):
-            fail("hub.push.repo_name", f"{name!r} (for {mid}) is not a valid Hub repository name "
-                 "(letters, digits, '.', '_', '-'; at most 96)")
+            fail(
+                "hub.push.repo_name",
+                f"{name!r} (for {mid}) is not a valid Hub repository name (letters, digits, '.', '_', '-'; at most 96)",
+            )
         if name in seen:
             fail("hub.push.repo_name", f"{mid} and {seen[name]} would both be pushed to {ns}/{name}")
         seen[name] = mid
@@ -50,6 +52,9 @@ def build_hub_plan(cfg: dict, merges: Dict[str, MergeSpec], fail) -> HubPlan:
     from mergelab.hub import token
 
     if not token():
-        fail("hub.push.activate", "pushing needs a Hugging Face token with write access: set HF_TOKEN or run "
-             "`hf auth login` (mergelab never reads it from the config)")
+        fail(
+            "hub.push.activate",
+            "pushing needs a Hugging Face token with write access: set HF_TOKEN or run "
+            "`hf auth login` (mergelab never reads it from the config)",
+        )
     return plan

@@ -63,8 +63,10 @@ def _schema_message(err):
         return f"lists the same value twice: {err.instance!r}", []
     if v == "pattern":
         if list(err.absolute_path)[-1:] == ["name"]:
-            return (f"{err.instance!r}: a recipe name uses letters, digits, '.' and '-' "
-                    "('_' separates the parts of merge ids)"), []
+            return (
+                f"{err.instance!r}: a recipe name uses letters, digits, '.' and '-' "
+                "('_' separates the parts of merge ids)"
+            ), []
         return f"{err.instance!r} does not match {err.validator_value}", []
     if v == "minimum":
         return f"must be >= {err.validator_value}, got {err.instance!r}", []
@@ -128,6 +130,8 @@ def read_config_file(path: os.PathLike) -> Any:
         with open(path, encoding="utf-8") as fh:
             return yaml.safe_load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found (run from the workflow's directory, or give --configfile)") from None
+        raise ConfigError(
+            f"{path}: config file not found (run from the workflow's directory, or give --configfile)"
+        ) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML{yaml_error_text(e)}") from None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -39,8 +39,13 @@ class ModelSpec:
 
     def describe(self, role: str) -> Dict[str, Any]:
         """What the tables and the provenance record of this model."""
-        return {"role": role, "kind": self.kind, "location": self.location, "revision": self.revision,
-                "dtype": self.dtype}
+        return {
+            "role": role,
+            "kind": self.kind,
+            "location": self.location,
+            "revision": self.revision,
+            "dtype": self.dtype,
+        }
 
 
 @dataclass
@@ -67,14 +72,29 @@ class MergeSpec:
 
     def describe(self) -> Dict[str, Any]:
         """What the tables and the provenance record of this merge."""
-        return {"role": "merge", "recipe": self.recipe, "method": self.method, "parameters": self.params,
-                "seed": self.seed, "parents": self.parents, "base": self.base, "dtype": self.dtype,
-                "mergekit_config": self.mergekit_config}
+        return {
+            "role": "merge",
+            "recipe": self.recipe,
+            "method": self.method,
+            "parameters": self.params,
+            "seed": self.seed,
+            "parents": self.parents,
+            "base": self.base,
+            "dtype": self.dtype,
+            "mergekit_config": self.mergekit_config,
+        }
 
     def record(self) -> Dict[str, Any]:
         """Its row of results/merges.tsv."""
-        return {"model": self.id, "recipe": self.recipe, "method": self.method, "seed": self.seed,
-                "inputs": list(self.inputs), "parameters": self.params, "mergekit_config": self.mergekit_config}
+        return {
+            "model": self.id,
+            "recipe": self.recipe,
+            "method": self.method,
+            "seed": self.seed,
+            "inputs": list(self.inputs),
+            "parameters": self.params,
+            "mergekit_config": self.mergekit_config,
+        }
 
 
 TABLE_COLUMNS = ["model", "recipe", "method", "seed", "inputs", "parameters", "mergekit_config"]
@@ -84,9 +104,13 @@ def merges_tsv(records: List[Dict[str, Any]]) -> str:
     """results/merges.tsv: merge id -> recipe, method, seed, inputs, parameters, mergekit config."""
     lines = ["\t".join(TABLE_COLUMNS)]
     for r in records:
-        cells = dict(r, seed=str(r["seed"]), inputs=",".join(r["inputs"]),
-                     parameters=json.dumps(r["parameters"], sort_keys=True),
-                     mergekit_config=json.dumps(r["mergekit_config"], sort_keys=True))
+        cells = dict(
+            r,
+            seed=str(r["seed"]),
+            inputs=",".join(r["inputs"]),
+            parameters=json.dumps(r["parameters"], sort_keys=True),
+            mergekit_config=json.dumps(r["mergekit_config"], sort_keys=True),
+        )
         lines.append("\t".join(cells[c] for c in TABLE_COLUMNS))
     return "\n".join(lines) + "\n"
 
@@ -99,8 +123,7 @@ def resolve_models(models_cfg: Mapping[str, dict], source: str, workdir: Path) -
         given = [k for k in ("path", "hub", "demo") if m.get(k) is not None]
         if len(given) != 1:
             raise ConfigError(
-                f"{where}: give exactly one of path, hub, demo"
-                + (f" (got {', '.join(given)})" if given else "")
+                f"{where}: give exactly one of path, hub, demo" + (f" (got {', '.join(given)})" if given else "")
             )
         kind = given[0]
         if m.get("revision") is not None and kind != "hub":
@@ -110,8 +133,9 @@ def resolve_models(models_cfg: Mapping[str, dict], source: str, workdir: Path) -
             hub_id = m["hub"]
             if not HUB_ID.match(hub_id):
                 raise ConfigError(f"{where}.hub: {hub_id!r} is not a Hub model id (expected owner/name)")
-            out[name] = ModelSpec(name, "hub", hub_id, m.get("revision"),
-                                  input_path=paths.FETCH_RECEIPT.format(model=name), **common)
+            out[name] = ModelSpec(
+                name, "hub", hub_id, m.get("revision"), input_path=paths.FETCH_RECEIPT.format(model=name), **common
+            )
         elif kind == "demo":
             rel = paths.DEMO_MODEL.format(name=m["demo"])
             out[name] = ModelSpec(name, "demo", str((workdir / rel).resolve()), input_path=rel, **common)

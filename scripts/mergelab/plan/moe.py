@@ -31,15 +31,21 @@ def expand_moe(recipe, names: List[str], base: Optional[str]) -> List[MergeSpec]
     the recipe's models are the experts, over its base."""
     s, r = recipe.r["moe"], recipe.r
     if base is None:
-        recipe.fail("base", f"moe builds the experts into a copy of a base model: set base to one of {', '.join(recipe.models)}")
+        recipe.fail(
+            "base", f"moe builds the experts into a copy of a base model: set base to one of {', '.join(recipe.models)}"
+        )
     if len(names) < 2:
-        recipe.fail("models", f"moe needs at least 2 experts (the recipe's models); this recipe gives {len(names)}: "
-                            f"{', '.join(names)}")
+        recipe.fail(
+            "models",
+            f"moe needs at least 2 experts (the recipe's models); this recipe gives {len(names)}: {', '.join(names)}",
+        )
     gates = _sweep(recipe, "moe.gate_mode", s["gate_mode"])
     for g in gates:
         if g not in MOE_GATE_MODES:
-            recipe.fail("moe.gate_mode", f"unknown gate mode {g!r}{did_you_mean(g, MOE_GATE_MODES)} "
-                                       f"(gate modes: {', '.join(MOE_GATE_MODES)})")
+            recipe.fail(
+                "moe.gate_mode",
+                f"unknown gate mode {g!r}{did_you_mean(g, MOE_GATE_MODES)} (gate modes: {', '.join(MOE_GATE_MODES)})",
+            )
     ks = _sweep(recipe, "moe.experts_per_token", s["experts_per_token"])
     for k in ks:
         if k > len(names):
@@ -52,8 +58,10 @@ def expand_moe(recipe, names: List[str], base: Optional[str]) -> List[MergeSpec]
     if routed:
         for n in names:
             if not (prompts.get(n) or {}).get("positive"):
-                recipe.fail(f"moe.prompts.{n}", f"gate mode {routed[0]} routes by prompts: give positive prompts for "
-                                              f"expert {n!r}")
+                recipe.fail(
+                    f"moe.prompts.{n}",
+                    f"gate mode {routed[0]} routes by prompts: give positive prompts for expert {n!r}",
+                )
         sets = {(tuple(prompts[n]["positive"]), tuple(prompts[n].get("negative") or [])) for n in names}
         if len(sets) == 1:
             recipe.fail("moe.prompts", "every expert has the same prompts: the routers could not tell them apart")
@@ -76,9 +84,11 @@ def expand_moe(recipe, names: List[str], base: Optional[str]) -> List[MergeSpec]
         recipe.fail("moe.shared_experts", "architecture deepseek takes at most one shared expert, without prompts")
 
     def expert(name, e):
-        out = {"source_model": recipe.models[name].mergekit_ref,
-               "positive_prompts": list(e.get("positive") or []),
-               "negative_prompts": list(e.get("negative") or [])}
+        out = {
+            "source_model": recipe.models[name].mergekit_ref,
+            "positive_prompts": list(e.get("positive") or []),
+            "negative_prompts": list(e.get("negative") or []),
+        }
         if e.get("residual_scale") is not None:
             out["residual_scale"] = e["residual_scale"]
         return out
@@ -88,7 +98,7 @@ def expand_moe(recipe, names: List[str], base: Optional[str]) -> List[MergeSpec]
     out = []
     for gate, k in itertools.product(gates, ks):
         random_gate = gate in ("random", "uniform_random")
-        for seed in (r["seeds"] if random_gate else r["seeds"][:1]):
+        for seed in r["seeds"] if random_gate else r["seeds"][:1]:
             cfg: Dict[str, Any] = {
                 "base_model": recipe.models[base].mergekit_ref,
                 "gate_mode": gate,
@@ -104,7 +114,21 @@ def expand_moe(recipe, names: List[str], base: Optional[str]) -> List[MergeSpec]
             if arch:
                 params["architecture"] = arch
             mid = f"{recipe.name}_moe_{gate}_e{k}" + (f"_s{seed}" if random_gate else "")
-            out.append(MergeSpec(mid, recipe.name, "moe", seed, params, cfg, list(inputs), dtype=r["dtype"],
-                                 gpus=r.get("gpus"), resources=r.get("resources"), parents=list(names), base=base,
-                                 swept=swept))
+            out.append(
+                MergeSpec(
+                    mid,
+                    recipe.name,
+                    "moe",
+                    seed,
+                    params,
+                    cfg,
+                    list(inputs),
+                    dtype=r["dtype"],
+                    gpus=r.get("gpus"),
+                    resources=r.get("resources"),
+                    parents=list(names),
+                    base=base,
+                    swept=swept,
+                )
+            )
     return out

@@ -60,7 +60,7 @@ def portable(value: Any, workdir: os.PathLike) -> Any:
         if value == root:
             return WORKDIR
         if value.startswith(root + "/"):
-            return WORKDIR + value[len(root):]
+            return WORKDIR + value[len(root) :]
         return value
     if isinstance(value, dict):
         return {k: portable(v, workdir) for k, v in value.items()}
@@ -74,7 +74,7 @@ def localize(value: Any, workdir: os.PathLike | None = None) -> Any:
     root = os.fspath(workdir or os.getcwd()).rstrip("/")
     if isinstance(value, str):
         if value == WORKDIR or value.startswith(WORKDIR + "/"):
-            return root + value[len(WORKDIR):]
+            return root + value[len(WORKDIR) :]
         return value
     if isinstance(value, dict):
         return {k: localize(v, root) for k, v in value.items()}
@@ -86,4 +86,4 @@ def localize(value: Any, workdir: os.PathLike | None = None) -> Any:
 def relative(path: str, workdir: os.PathLike) -> str:
     """A Snakemake input or output path: relative when under ``workdir``, else as it is."""
     root = os.fspath(workdir).rstrip("/")
-    return path[len(root) + 1:] if path.startswith(root + "/") else path
+    return path[len(root) + 1 :] if path.startswith(root + "/") else path

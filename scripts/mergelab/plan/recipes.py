@@ -41,8 +41,9 @@ def _is_scalar(v):
 class Recipe:
     """Expands one `merges:` entry; `where` prefixes every error."""
 
-    def __init__(self, index: int, r: dict, models: Dict[str, ModelSpec], source: str, workdir: Path,
-                 given: Iterable[str] = ()):
+    def __init__(
+        self, index: int, r: dict, models: Dict[str, ModelSpec], source: str, workdir: Path, given: Iterable[str] = ()
+    ):
         self.r = r
         self.models = models
         self.source = source
@@ -56,8 +57,11 @@ class Recipe:
 
     def model_ref(self, key: str, name: str) -> str:
         if name not in self.models:
-            self.fail(key, f"unknown model {name!r}{did_you_mean(name, self.models)}" + (
-                f" (models: {', '.join(self.models)})" if self.models else " (no models are declared)"))
+            self.fail(
+                key,
+                f"unknown model {name!r}{did_you_mean(name, self.models)}"
+                + (f" (models: {', '.join(self.models)})" if self.models else " (no models are declared)"),
+            )
         return name
 
     # ---- recipe form -----------------------------------------------------
@@ -66,7 +70,9 @@ class Recipe:
         if r.get("mergekit_config") is not None:
             for key in ("models", "base", "methods"):
                 if r.get(key) is not None:
-                    self.fail(key, "a recipe with mergekit_config takes its models and method from that file; remove this key")
+                    self.fail(
+                        key, "a recipe with mergekit_config takes its models and method from that file; remove this key"
+                    )
             for key in ("parameters", "method_parameters"):
                 if r.get(key):
                     self.fail(key, "a recipe with mergekit_config takes its parameters from that file; remove this key")
@@ -93,7 +99,6 @@ class Recipe:
                 out.extend(self.expand_method(METHODS[method_name], names, base))
         return out
 
-
     def check_parameter_keys(self):
         methods = [METHODS[m] for m in self.r["methods"] if m != "moe"]
         if not methods and self.r["parameters"]:
@@ -108,7 +113,10 @@ class Recipe:
                 )
         for mname, params in self.r["method_parameters"].items():
             if mname not in self.r["methods"]:
-                self.fail(f"method_parameters.{mname}", f"{mname!r} is not among this recipe's methods ({', '.join(self.r['methods'])})")
+                self.fail(
+                    f"method_parameters.{mname}",
+                    f"{mname!r} is not among this recipe's methods ({', '.join(self.r['methods'])})",
+                )
             if mname == "moe":
                 self.fail("method_parameters.moe", "moe takes its settings from the recipe's `moe:` key")
             m = METHODS[mname]
@@ -117,7 +125,11 @@ class Recipe:
                     self.fail(
                         f"method_parameters.{mname}.{pname}",
                         f"unknown parameter for {mname}{did_you_mean(pname, m.param_names)}"
-                        + (f" ({mname} takes: {', '.join(m.param_names)})" if m.params else f" ({mname} takes no parameters)"),
+                        + (
+                            f" ({mname} takes: {', '.join(m.param_names)})"
+                            if m.params
+                            else f" ({mname} takes no parameters)"
+                        ),
                     )
 
     def inputs_for(self, m: Method, names: List[str], base: Optional[str]):
@@ -137,15 +149,25 @@ class Recipe:
         n, nb = len(inputs), len(inputs) - (1 if mk_base else 0)
         desc = "models" + (" including the base" if mk_base and not m.pair_with_base else "")
         if m.min_inputs == m.max_inputs and n != m.min_inputs:
-            self.fail("models", f"{m.name} merges exactly {m.min_inputs} {desc}; this recipe gives {n}: {', '.join(inputs)}")
+            self.fail(
+                "models", f"{m.name} merges exactly {m.min_inputs} {desc}; this recipe gives {n}: {', '.join(inputs)}"
+            )
         if n < m.min_inputs:
-            self.fail("models", f"{m.name} needs at least {m.min_inputs} {desc}; this recipe gives {n}: {', '.join(inputs)}")
+            self.fail(
+                "models", f"{m.name} needs at least {m.min_inputs} {desc}; this recipe gives {n}: {', '.join(inputs)}"
+            )
         if m.max_inputs is not None and n > m.max_inputs:
-            self.fail("models", f"{m.name} takes at most {m.max_inputs} {desc}; this recipe gives {n}: {', '.join(inputs)}")
+            self.fail(
+                "models", f"{m.name} takes at most {m.max_inputs} {desc}; this recipe gives {n}: {', '.join(inputs)}"
+            )
         if m.min_non_base is not None and m.min_non_base == m.max_non_base and nb != m.min_non_base:
-            self.fail("models", f"{m.name} merges exactly {m.min_non_base} models besides the base; this recipe gives {nb}")
+            self.fail(
+                "models", f"{m.name} merges exactly {m.min_non_base} models besides the base; this recipe gives {nb}"
+            )
         if m.min_non_base is not None and nb < m.min_non_base:
-            self.fail("models", f"{m.name} needs at least {m.min_non_base} models besides the base; this recipe gives {nb}")
+            self.fail(
+                "models", f"{m.name} needs at least {m.min_non_base} models besides the base; this recipe gives {nb}"
+            )
         return mk_base, inputs
 
     def sweep_axes(self, m: Method, settings: Dict[str, Any], targets: List[str], keyp: Dict[str, str]):
@@ -160,10 +182,16 @@ class Recipe:
                     self.fail(key, f"{pname} is one value for the whole merge, not per model")
                 for model in value:
                     if model not in targets:
-                        self.fail(f"{key}.{model}", f"{m.name} sets {pname} for {', '.join(targets)}; {model!r} is not one of them")
+                        self.fail(
+                            f"{key}.{model}",
+                            f"{m.name} sets {pname} for {', '.join(targets)}; {model!r} is not one of them",
+                        )
                 missing = [t for t in targets if t not in value]
                 if missing:
-                    self.fail(key, f"no value for model {missing[0]!r} (give one per model: {', '.join(targets)}, or a single value)")
+                    self.fail(
+                        key,
+                        f"no value for model {missing[0]!r} (give one per model: {', '.join(targets)}, or a single value)",
+                    )
                 for model in targets:
                     axes.append((pname, model, self.values(f"{key}.{model}", p, value[model])))
             else:
@@ -230,9 +258,23 @@ class Recipe:
             for seed in seeds:
                 mid = self.merge_id(m, params, seed)
                 cfg = self.mergekit_dict(m, mk_base, inputs, shared, per_model)
-                out.append(MergeSpec(mid, self.name, m.name, seed, params, cfg, list(inputs),
-                                     dtype=cfg.get("out_dtype") or cfg["dtype"], gpus=self.r.get("gpus"), resources=self.r.get("resources"),
-                                     parents=list(names), base=base, swept=swept))
+                out.append(
+                    MergeSpec(
+                        mid,
+                        self.name,
+                        m.name,
+                        seed,
+                        params,
+                        cfg,
+                        list(inputs),
+                        dtype=cfg.get("out_dtype") or cfg["dtype"],
+                        gpus=self.r.get("gpus"),
+                        resources=self.r.get("resources"),
+                        parents=list(names),
+                        base=base,
+                        swept=swept,
+                    )
+                )
         return out
 
     @staticmethod
@@ -263,7 +305,9 @@ class Recipe:
             cfg["out_dtype"] = r["out_dtype"]
         ts = r.get("tokenizer_source")
         if ts is not None:
-            cfg["tokenizer_source"] = ts if ts in ("base", "union") else self.models[self.model_ref("tokenizer_source", ts)].mergekit_ref
+            cfg["tokenizer_source"] = (
+                ts if ts in ("base", "union") else self.models[self.model_ref("tokenizer_source", ts)].mergekit_ref
+            )
         return cfg
 
     def mergekit_dict(self, m, mk_base, inputs, shared, per_model) -> Dict[str, Any]:
@@ -315,9 +359,18 @@ class Recipe:
         return [
             MergeSpec(
                 f"{self.name}_s{seed}" if m.random else self.name,
-                self.name, method, seed, {}, copy.deepcopy(cfg), used, str(path),
-                dtype=cfg.get("out_dtype") or cfg.get("dtype") or "auto", gpus=self.r.get("gpus"), resources=self.r.get("resources"),
-                parents=[u for u in used if u != base], base=base,
+                self.name,
+                method,
+                seed,
+                {},
+                copy.deepcopy(cfg),
+                used,
+                str(path),
+                dtype=cfg.get("out_dtype") or cfg.get("dtype") or "auto",
+                gpus=self.r.get("gpus"),
+                resources=self.r.get("resources"),
+                parents=[u for u in used if u != base],
+                base=base,
             )
             for seed in seeds
         ]
@@ -347,14 +400,16 @@ class Recipe:
         if local:
             path = (self.workdir / os.path.expanduser(name)).resolve()
             if not path.is_dir():
-                self.fail("mergekit_config", f"{rel}: model {name!r} is neither a key of models: nor an existing directory")
+                self.fail(
+                    "mergekit_config", f"{rel}: model {name!r} is neither a key of models: nor an existing directory"
+                )
             return str(path)
         return name  # a hub id, used as-is
 
 
-
-def expand_recipes(recipes: List[dict], given: List[dict], models: Dict[str, ModelSpec], source: str,
-                   workdir: Path) -> Dict[str, MergeSpec]:
+def expand_recipes(
+    recipes: List[dict], given: List[dict], models: Dict[str, ModelSpec], source: str, workdir: Path
+) -> Dict[str, MergeSpec]:
     """Every merge of the `merges:` section by id, in config order. ``given``: the recipes as the
     user wrote them (before the schema's defaults)."""
     merges: Dict[str, MergeSpec] = {}
@@ -362,7 +417,9 @@ def expand_recipes(recipes: List[dict], given: List[dict], models: Dict[str, Mod
     for i, r in enumerate(recipes):
         name = r["name"]
         if name in seen_names:
-            raise ConfigError(f"{source}: merges[{i}].name: duplicate merge name {name!r} (also merges[{seen_names[name]}])")
+            raise ConfigError(
+                f"{source}: merges[{i}].name: duplicate merge name {name!r} (also merges[{seen_names[name]}])"
+            )
         if name in models:
             raise ConfigError(f"{source}: merges[{i}].name: {name!r} is also a model name; names must be unique")
         seen_names[name] = i

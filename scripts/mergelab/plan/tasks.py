@@ -82,8 +82,10 @@ def lm_eval_index(log=print) -> Optional[Dict[str, str]]:
         proc = subprocess.run([sys.executable, "-c", _INDEX_CODE, str(tmp)], capture_output=True, text=True)
         if proc.returncode != 0:
             tmp.unlink(missing_ok=True)
-            log(f"mergelab: could not index lm-eval's tasks ({proc.stderr.strip().splitlines()[-1:]}); "
-                "task names are checked inside the jobs")
+            log(
+                f"mergelab: could not index lm-eval's tasks ({proc.stderr.strip().splitlines()[-1:]}); "
+                "task names are checked inside the jobs"
+            )
             return None
         os.replace(tmp, path)
     with open(path, encoding="utf-8") as fh:
