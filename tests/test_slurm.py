@@ -214,6 +214,12 @@ def test_a_failing_job_fails_the_run(slurm_cluster, tiny_models, tmp_path):
     assert len(failed) == 2 and {j["rule"] for j in failed} == {"harness_eval"}  # the job and its one retry
 
 
+def _finished(workdir: Path, rule: str) -> int:
+    """Jobs of ``rule`` the running Snakemake has seen finish (its log under .snakemake/log/)."""
+    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+    return len(re.findall(rf"^Finished jobid: \d+ \(Rule: {rule}\)$", logs[-1].read_text(), re.M)) if logs else 0
+
+
 def _our_queue(workdir: Path) -> list:
     out = subprocess.run(["squeue", "-h", "-o", "%i %T %Z"], capture_output=True, text=True, timeout=60).stdout
     return [line.split()[:2] for line in out.splitlines() if line.split()[-1] == str(workdir)]
@@ -235,9 +241,11 @@ def test_sigint_cancels_the_jobs_and_the_run_resumes(slurm_cluster, tiny_models,
     harness = tmp_path / "results" / "harness"
     try:
         deadline = time.monotonic() + 600
-        # interrupt once the merges are done and evaluations are queued or running
+        # interrupt once Snakemake has seen the merges finish (their weights on disk are not
+        # enough: a merge still copying its tokenizer is cancelled and left to do again) and
+        # evaluations are queued or running
         while time.monotonic() < deadline and proc.poll() is None:
-            if len(list((tmp_path / "results" / "models").glob("*/model.safetensors"))) == 2 and _our_queue(tmp_path):
+            if _finished(tmp_path, "merge") == 2 and _our_queue(tmp_path):
                 break
             time.sleep(0.5)
         assert proc.poll() is None, "the run ended before it could be interrupted:\n" + proc.stdout.read()[-3000:]

@@ -43,6 +43,8 @@ def rule_typed_as_target(argv: Optional[List[str]] = None) -> Optional[str]:
     argv = sys.argv if argv is None else argv
     if not argv or "snakemake" not in str(Path(argv[0]).resolve()) or not set(argv[1:]) & set(TARGET_OF_RULE):
         return None
+    if "--target-jobs" in argv:  # a job Snakemake started (a cluster job): it names rules as values only
+        return None
     from snakemake.cli import get_argument_parser
 
     try:
