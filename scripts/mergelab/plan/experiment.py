@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mergelab.plan import paths
 from mergelab.plan.errors import ConfigError
@@ -25,6 +24,7 @@ from mergelab.plan.jobs import (
     MergeJob,
     MergesTableJob,
     OrganizeJob,
+    PlotJob,
     PushJob,
     PushResultsJob,
 )
@@ -43,6 +43,7 @@ class Experiment:
     holmes: HolmesPlan
     hub: HubPlan
     workdir: Path = field(default_factory=Path.cwd)
+    _jobs: Dict[tuple, Tuple[JobSpec, Dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     # ---- the catalogue -------------------------------------------------------
     @property
@@ -160,11 +161,19 @@ class Experiment:
 
     # ---- job specs -----------------------------------------------------------
     def job(self, rule: str, **wildcards: str) -> JobSpec:
-        """The spec of one job of ``rule`` (cached: its params are read one by one)."""
-        return _job(self, rule, tuple(sorted(wildcards.items())))
+        """The spec of one job of ``rule`` (JOB_BUILDERS), built once."""
+        return self._built(rule, wildcards)[0]
 
     def job_params(self, rule: str, **wildcards: str) -> Dict[str, Any]:
-        return _job_params(self, rule, tuple(sorted(wildcards.items())))
+        """The rule's params of that job: Snakemake reads them one by one, so they are built once."""
+        return self._built(rule, wildcards)[1]
+
+    def _built(self, rule: str, wildcards: Dict[str, str]) -> Tuple[JobSpec, Dict[str, Any]]:
+        key = (rule, tuple(sorted(wildcards.items())))
+        if key not in self._jobs:
+            spec = JOB_BUILDERS[rule](self, **wildcards)
+            self._jobs[key] = spec, spec.params(self.workdir)
+        return self._jobs[key]
 
     def merge_job(self, model: str) -> MergeJob:
         spec = self._merge(model)
@@ -250,9 +259,8 @@ class Experiment:
     def organize_job(self) -> OrganizeJob:
         return OrganizeJob(catalogue=self.catalogue(), files=self.result_files())
 
-    def plot_job(self):
+    def plot_job(self) -> PlotJob:
         from mergelab import outputs
-        from mergelab.plan.jobs import PlotJob
 
         return PlotJob(catalogue=self.catalogue(), figures=outputs.figures(self))
 
@@ -279,16 +287,6 @@ JOB_BUILDERS: Dict[str, Callable[..., JobSpec]] = {
     "organize": Experiment.organize_job,
     "plot": Experiment.plot_job,
 }
-
-
-@lru_cache(maxsize=None)
-def _job(exp: Experiment, rule: str, wildcards: tuple) -> JobSpec:
-    return JOB_BUILDERS[rule](exp, **dict(wildcards))
-
-
-@lru_cache(maxsize=None)
-def _job_params(exp: Experiment, rule: str, wildcards: tuple) -> Dict[str, Any]:
-    return _job(exp, rule, wildcards).params(exp.workdir)
 
 
 def load_experiment(
