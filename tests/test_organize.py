@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, SNAKEMAKE, base_env, snakemake, weightless_copy, write_config
+from mergelab import compare
 from mergelab import organize as org
 
 FIXTURES = REPO / "tests" / "data" / "harness_results"
@@ -111,7 +112,7 @@ def test_missing_result_is_missing_not_zero(tmp_path):
     table = org.harness_table(files, CONTEXT)
     gap = table[(table["model"] == "ab_task_arithmetic_w0.5") & (table["harness_task"] == "test_mc")]
     assert len(gap) == 1 and gap["status"].iloc[0] == "missing" and math.isnan(gap["value"].iloc[0])
-    board = org.leaderboard(table, None, org.merge_comparisons(table, None, CONTEXT), CONTEXT)
+    board = compare.leaderboard(table, None, compare.merge_comparisons(table, None, CONTEXT), CONTEXT)
     merge_line = next(line for line in board.splitlines() if line.startswith("| ab_task_arithmetic_w0.5"))
     assert "–" in merge_line and " 0.000 " not in merge_line.split("|")[4]
 
@@ -244,25 +245,25 @@ def test_kendall_tau_equals_scipy(holmes, harness):
             for m, v in zip("ABC", (30.0, 10.0, 20.0))
         ]
     )
-    table = org.kendall_table(head, holmes, comp, "competence").set_index(["holmes", "harness_task"])
+    table = compare.kendall_table(head, holmes, comp, "competence").set_index(["holmes", "harness_task"])
     wr = comp[comp["competence"] == "overall"].set_index("model")["winning_rate"]
     tau, p = kendalltau(wr[["A", "B", "C"]], [0.2, 0.9, 0.5])
     assert table.loc[("overall", "t1"), "tau"] == pytest.approx(tau)
     assert table.loc[("overall", "t1"), "p_value"] == pytest.approx(p)
     tau, p = kendalltau(wr[["A", "B", "C"]], [-30.0, -10.0, -20.0])  # lower perplexity is better
     assert table.loc[("overall", "ppl"), "tau"] == pytest.approx(tau) and table.loc[("overall", "ppl"), "n"] == 3
-    per_dataset = org.kendall_table(head, holmes, comp, "dataset").set_index(["holmes", "harness_task"])
+    per_dataset = compare.kendall_table(head, holmes, comp, "dataset").set_index(["holmes", "harness_task"])
     tau, p = kendalltau([0.5, 0.7, 0.6], [0.2, 0.9, 0.5])
     assert per_dataset.loc[("d1", "t1"), "tau"] == pytest.approx(tau)
     assert per_dataset.loc[("d1", "t1"), "p_value"] == pytest.approx(p)
 
 
 def test_outcomes_respect_direction():
-    assert org.outcome(0.9, [0.5, 0.8], True) == "better"
-    assert org.outcome(0.6, [0.5, 0.8], True) == "between"
-    assert org.outcome(0.4, [0.5, 0.8], True) == "worse"
-    assert org.outcome(10.0, [12.0, 15.0], False) == "better"
-    assert org.outcome(math.nan, [1.0], True) == ""
+    assert compare.outcome(0.9, [0.5, 0.8], True) == "better"
+    assert compare.outcome(0.6, [0.5, 0.8], True) == "between"
+    assert compare.outcome(0.4, [0.5, 0.8], True) == "worse"
+    assert compare.outcome(10.0, [12.0, 15.0], False) == "better"
+    assert compare.outcome(math.nan, [1.0], True) == ""
 
 
 def test_outcomes_figure_of_a_partial_build_is_a_note(tmp_path):
@@ -354,7 +355,7 @@ def test_every_figure_exists_and_its_data_equals_the_tables(campaign):
     comparisons = pd.read_csv(tables / "merge_comparisons.csv")
     pd.testing.assert_frame_equal(pd.read_csv(wd / "results/plots/merge_vs_parents.csv"), comparisons)
     holmes = pd.read_csv(tables / "holmes.csv")
-    kt = org.kendall_table(harness, holmes, comp, "competence")
+    kt = compare.kendall_table(harness, holmes, comp, "competence")
     plotted = pd.read_csv(wd / "results/plots/kendall_tau_competences.csv")
     pd.testing.assert_frame_equal(plotted, kt, check_dtype=False)
     sweep = pd.read_csv(wd / "results/plots/sweep/ab.csv")

@@ -166,3 +166,11 @@ def test_bad_resource_settings_name_the_key(bad, key, tmp_path):
     with pytest.raises(ConfigError) as e:
         load_experiment(cfg, "experiment.yaml", workdir=tmp_path)
     assert key in str(e.value)
+
+
+def test_gpu_jobs_share_the_cores_among_the_gpus():
+    from mergelab.resources import gpu_job_threads
+
+    assert gpu_job_threads(16, 4) == 4  # --cores 16 --resources gpu=4: four jobs of four threads
+    assert gpu_job_threads(2, 4) == 1
+    assert gpu_job_threads(16, None) == 1 and gpu_job_threads(16, 0) == 1  # CPU run: one thread, many jobs

@@ -131,12 +131,13 @@ def build_tables(catalogue: Dict[str, Any], files: Dict[str, Any], out: Dict[str
     """Every table of paths.TABLES (keys of ``out``) from the result ``files``."""
     import pandas as pd
 
+    from mergelab import compare
     from mergelab import organize as org
 
     harness = org.harness_table(files["harness"], catalogue)
     holmes = org.holmes_table(files["holmes"], read_manifest(files.get("holmes_manifest")), catalogue)
     comp = org.competence_table(holmes, catalogue) if not holmes.empty else pd.DataFrame(columns=org.COMPETENCE_COLUMNS)
-    comparisons = org.merge_comparisons(harness, comp, catalogue)
+    comparisons = compare.merge_comparisons(harness, comp, catalogue)
     for key, frame in (("harness", harness), ("holmes", holmes), ("competences", comp), ("comparisons", comparisons)):
         with atomic_file(out[key], newline="") as fh:
             frame.to_csv(fh, index=False)
@@ -144,7 +145,7 @@ def build_tables(catalogue: Dict[str, Any], files: Dict[str, Any], out: Dict[str
     parquet_safe(harness).to_parquet(tmp, index=False)
     tmp.replace(out["harness_parquet"])
     with atomic_file(out["leaderboard"]) as fh:
-        fh.write(org.leaderboard(harness, comp, comparisons, catalogue))
+        fh.write(compare.leaderboard(harness, comp, comparisons, catalogue))
     with atomic_file(out["provenance"]) as fh:
         json.dump(org.provenance(catalogue), fh, indent=2, sort_keys=True, default=str)
         fh.write("\n")

@@ -183,7 +183,7 @@ def holmes_competences(comp, context: Dict[str, Any], stem: Path) -> None:
 
 def kendall(harness, holmes, comp, stem: Path, level: str = "competence") -> None:
     """Heatmap of organize.kendall_table: τ and p-value per (Holmes row, harness task)."""
-    from mergelab.organize import kendall_table
+    from mergelab.compare import kendall_table
 
     data = kendall_table(harness, holmes, comp, level)
     rows = list(dict.fromkeys(data["holmes"]))

@@ -256,9 +256,8 @@ def _train_bucket(tasks: List[ProbeTask], seeds: List[int], s: ProbeSettings, de
     K = 1 if regression else max(t.num_labels for t in tasks)
     bs = s.batch_size
     beta1, beta2 = s.betas
-    masks = _Masks(
-        zlib.crc32(",".join(f"{tasks[ti].name}:{seed}" for ti, seed in members).encode()), s.dropout, M * bs * D, device
-    )
+    mask_seed = zlib.crc32(",".join(f"{tasks[ti].name}:{seed}" for ti, seed in members).encode())
+    masks = _Masks(mask_seed, s.dropout, M * bs * D, device)
 
     x_train = torch.cat([t.x_train for t in tasks]).to(device, torch.float32)
     xa = torch.empty(len(x_train), D + 1, device=device)
@@ -281,9 +280,8 @@ def _train_bucket(tasks: List[ProbeTask], seeds: List[int], s: ProbeSettings, de
     total = nb * s.epochs
     warmup = total * s.warmup_rate
     steps = np.arange(int(total.max()))[:, None]
-    factor = np.where(
-        steps < warmup, steps / np.maximum(1, warmup), np.maximum(0.0, (total - steps) / np.maximum(1, total - warmup))
-    )
+    decay = np.maximum(0.0, (total - steps) / np.maximum(1, total - warmup))
+    factor = np.where(steps < warmup, steps / np.maximum(1, warmup), decay)
     t = steps + 1.0
     step_size = s.lr * factor * np.sqrt(1 - beta2**t) / (1 - beta1**t)
 
@@ -397,9 +395,8 @@ def _dev_losses(tasks, members, st, ending, s, regression, device, dev_x) -> Dic
         R, K, D = W.shape[0], W.shape[1], W.shape[2] - 1
         logits = torch.addmm(W[:, :, D].reshape(-1), x, W[:, :, :D].reshape(R * K, D).T)
         logits = logits.view(len(x), R, K).transpose(0, 1)
-        per = losses(
-            logits, y.expand(R, -1), s.objective, regression, None if regression else st.valid[rs].transpose(1, 2)
-        )
+        valid = None if regression else st.valid[rs].transpose(1, 2)
+        per = losses(logits, y.expand(R, -1), s.objective, regression, valid)
         for r, value in zip(rs, per.mean(1).tolist()):
             out[r] = value
     return out

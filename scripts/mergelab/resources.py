@@ -182,6 +182,14 @@ def resolve(
     return out
 
 
+def gpu_job_threads(cores: Optional[int], gpus: Optional[int]) -> int:
+    """CPU threads of a GPU job: the cores shared among the GPUs that run at once
+    (--cores 16 --resources gpu=4: four jobs of four threads). Without a GPU
+    count (a CPU run, or --resources gpu=0) one thread, so that as many jobs run
+    at once as there are cores; raise it with --set-threads merge=N."""
+    return max(1, (cores or 4) // gpus) if gpus else 1
+
+
 def job_resources(exp, rule: str, model: str, task: Optional[str] = None) -> Dict[str, int]:
     """gpu, mem_mb and runtime of one job of ``rule`` (merge, harness_eval, holmes_eval) of the
     Experiment ``exp``: estimated from the size of the models it reads, then the config's overrides.

@@ -17,7 +17,7 @@ from mergelab.plan.cli import rule_typed_as_target, typed_cli_values  # noqa: E4
 from mergelab.plan.errors import ConfigError  # noqa: E402
 from mergelab.plan.experiment import load_experiment  # noqa: E402
 from mergelab.plan.load import DEFAULT_CONFIG, read_config_file  # noqa: E402
-from mergelab.resources import job_resources  # noqa: E402
+from mergelab.resources import gpu_job_threads, job_resources  # noqa: E402
 
 
 wildcard_constraints:
@@ -58,13 +58,8 @@ def _global_resource(name):
 
 
 def get_gpu_job_threads(wildcards):
-    """CPU threads of a GPU job: the cores shared among the GPUs that run at once
-    (--cores 16 --resources gpu=4: four jobs of four threads). Without a GPU
-    count (a CPU run, or --resources gpu=0) one thread, so that as many jobs run
-    at once as there are cores; raise it with --set-threads merge=N."""
-    cores = _global_resource("_cores") or 4
-    gpus = _global_resource("gpu")
-    return max(1, cores // gpus) if gpus else 1
+    """CPU threads of a GPU job (mergelab.resources.gpu_job_threads)."""
+    return gpu_job_threads(_global_resource("_cores"), _global_resource("gpu"))
 
 
 # ---- params and resources: one function per name, from the job's typed spec
