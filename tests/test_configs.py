@@ -35,3 +35,13 @@ def test_config_dry_runs_to_its_plan(path, tmp_path, monkeypatch):
     assert len(jobs.get("holmes_eval", [])) == len(exp.holmes.models)
     assert len(jobs.get("fetch", [])) == sum(m.kind == "hub" for m in exp.models.values())
     assert len(jobs.get("push", [])) == len(exp.hub.repos)
+
+
+@pytest.mark.workflow
+def test_typing_a_per_model_rule_as_a_target_names_the_target(tmp_path):
+    proc = snakemake(tmp_path, REPO / ".test" / "merge-only.yaml", "merge", "-n")
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "mergelab: `merge` is the rule that makes one file per model; the target that makes them all is "
+        "`merges` (snakemake merges)"
+    )

@@ -43,8 +43,9 @@ try:
     EXP = _load_config()
 except ConfigError as _err:
     sys.exit(f"mergelab: {_err}")
-if rule_typed_as_target():
-    sys.exit(f"mergelab: {rule_typed_as_target()}")
+_misnamed_target = rule_typed_as_target()
+if _misnamed_target:
+    sys.exit(f"mergelab: {_misnamed_target}")
 
 
 # Light rules (demo data, fetch, push, tables, plots) run on the host running
