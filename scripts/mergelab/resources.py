@@ -195,9 +195,7 @@ def job_resources(exp, rule: str, model: str, task: Optional[str] = None) -> Dic
     Experiment ``exp``: estimated from the size of the models it reads, then the config's overrides.
     Snakemake asks again just before the job starts, when its inputs exist."""
     if rule == "merge":
-        spec = exp.merges.get(model)
-        if spec is None:
-            raise ValueError(f"{model!r} is not a merge of this config")
+        spec = exp.merge_spec(model)
         sizes = [size_of(exp.models[m].input_path) for m in spec.inputs]
         est = estimate(rule, sizes, dtype=spec.dtype, passthrough=spec.stacks_parents)
         return resolve(rule, est, spec.gpus, spec.resources)

@@ -17,7 +17,7 @@ TARGET_OF_RULE = {
     "harness_eval": "evaluations",
     "harness_eval_samples": "evaluations",
     "holmes_eval": "evaluations",
-    "fetch": "merges (or evaluations: hub parents are fetched for what needs them)",
+    "fetch": "merges",  # and evaluations: a hub parent is fetched for whatever needs it
 }
 
 

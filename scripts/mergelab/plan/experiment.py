@@ -29,7 +29,7 @@ from mergelab.plan.jobs import (
     PushResultsJob,
 )
 from mergelab.plan.load import fill_defaults, load_schema, validate_schema
-from mergelab.plan.models import MergeSpec, ModelSpec, merges_tsv, resolve_models
+from mergelab.plan.models import MergeSpec, ModelSpec, merges_tsv, model_dtype, resolve_models
 from mergelab.plan.recipes import expand_recipes
 
 
@@ -74,7 +74,7 @@ class Experiment:
 
     def model_dtype(self, name: str) -> str:
         """The dtype a model's weights are in (auto: as its config says)."""
-        return self.merges[name].dtype if name in self.merges else self.models[name].dtype
+        return model_dtype(name, self.models, self.merges)
 
     def gpus(self, name: str) -> Optional[int]:
         """The GPUs the config gives model ``name``'s jobs; None: estimate from the size."""
@@ -152,8 +152,9 @@ class Experiment:
             if not self.hub.pushing:
                 return []
             out = [paths.PUSH_RECEIPT.format(model=m) for m in self.hub.repos]
-            if self.hub.push["results"] and self.evaluated:
-                out += [paths.PUSH_RESULTS_RECEIPT.format(model=m) for m in self.hub.repos if m in self.evaluated]
+            evaluated = set(self.evaluated)
+            if self.hub.push["results"] and evaluated:
+                out += [paths.PUSH_RESULTS_RECEIPT.format(model=m) for m in self.hub.repos if m in evaluated]
             return out
         if what == "all":
             return [p for t in ("merges", "evaluations", "tables", "plots", "pushes") for p in self.targets(t)]
@@ -176,7 +177,7 @@ class Experiment:
         return self._jobs[key]
 
     def merge_job(self, model: str) -> MergeJob:
-        spec = self._merge(model)
+        spec = self.merge_spec(model)
         parents = [self.models[m] for m in spec.inputs]
         card = {
             "recipe": spec.recipe,
@@ -264,7 +265,7 @@ class Experiment:
 
         return PlotJob(catalogue=self.catalogue(), figures=outputs.figures(self))
 
-    def _merge(self, model: str) -> MergeSpec:
+    def merge_spec(self, model: str) -> MergeSpec:
         if model not in self.merges:
             raise ValueError(f"{model!r} is not a merge of this config (see {paths.MERGES_TABLE})")
         return self.merges[model]
@@ -318,7 +319,7 @@ def load_experiment(
     from mergelab.plan.tasks import lm_eval_index
 
     names = list(models) + list(merges)
-    dtypes = {name: merges[name].dtype if name in merges else models[name].dtype for name in names}
+    dtypes = {name: model_dtype(name, models, merges) for name in names}
     evaluate = cfg["harness"]["tasks"] or cfg["holmes"]["activate"]
     evaluated = select_models(cfg["evaluation"]["models"], list(models), merges, fail) if evaluate else []
     harness = build_harness_plan(

@@ -115,6 +115,12 @@ def merges_tsv(records: List[Dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def model_dtype(name: str, models: Mapping[str, ModelSpec], merges: Mapping[str, MergeSpec]) -> str:
+    """The dtype a model's weights are in: a merge's as it is written, a parent's as configured
+    (auto: as its config.json says)."""
+    return merges[name].dtype if name in merges else models[name].dtype
+
+
 def resolve_models(models_cfg: Mapping[str, dict], source: str, workdir: Path) -> Dict[str, ModelSpec]:
     """The `models:` section as ModelSpecs; a local directory must exist and hold a config.json."""
     out = {}
