@@ -96,14 +96,33 @@ def load_state(path: Path) -> dict:
     return state
 
 
-def weightless_copy(model_dir: Path, dest: Path) -> Path:
-    """A broken model directory: the config and tokenizer of model_dir, no weights."""
+def fake_model_dir(d: Path) -> Path:
+    """A directory that passes the cheap model checks (mergelab.checkpoint) without torch:
+    a config.json and a one-tensor model.safetensors. For plans, never for loading."""
+    import json
+    import struct
+
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "config.json").write_text("{}")
+    head = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+    (d / "model.safetensors").write_bytes(struct.pack("<Q", len(head)) + head + bytes(8))
+    return d
+
+
+def unloadable_copy(model_dir: Path, dest: Path) -> Path:
+    """A model directory that passes every cheap check (mergelab.checkpoint) but that no
+    job can load: its config names an architecture transformers does not know."""
+    import json
     import shutil
 
     shutil.copytree(model_dir, dest)
-    for f in dest.glob("*.safetensors"):
-        f.unlink()
+    cfg = json.loads((dest / "config.json").read_text())
+    cfg["model_type"] = UNKNOWN_ARCHITECTURE
+    (dest / "config.json").write_text(json.dumps(cfg))
     return dest
+
+
+UNKNOWN_ARCHITECTURE = "mergelab_unknown"
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, snakemake, write_config
+from conftest import REPO, fake_model_dir, snakemake, write_config
 from mergelab.methods import METHODS
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.experiment import load_experiment
@@ -22,10 +22,7 @@ def exp(cfg, workdir):
 
 
 def model_dir(root: Path, name: str) -> Path:
-    d = root / name
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "config.json").write_text("{}")
-    return d
+    return fake_model_dir(root / name)
 
 
 @pytest.fixture()

@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, base_env, planned_jobs, snakemake, weightless_copy, write_config
+from conftest import REPO, UNKNOWN_ARCHITECTURE, base_env, planned_jobs, snakemake, unloadable_copy, write_config
 from mergelab.harness import run_with_oom_retry
 
 TASKS = ["mergelab_arithmetic", "mergelab_categories", "mergelab_text_ppl"]
@@ -222,7 +222,7 @@ def test_unknown_task_fails_before_any_job(tmp_path, tiny_models):
 
 @pytest.mark.workflow
 def test_broken_inputs_fail_clearly_and_others_finish(tmp_path, tiny_models):
-    broken = weightless_copy(tiny_models["alpha"], tmp_path / "broken")
+    broken = unloadable_copy(tiny_models["alpha"], tmp_path / "broken")
     tasks_dir = tmp_path / "mytasks"
     tasks_dir.mkdir()
     (tasks_dir / "bad.jsonl").write_text('{"text": "fine"}\n{"text": broken\n')
@@ -243,7 +243,7 @@ def test_broken_inputs_fail_clearly_and_others_finish(tmp_path, tiny_models):
     proc = snakemake(tmp_path, write_config(tmp_path, cfg), "--keep-going")
     assert proc.returncode != 0
     err = proc.stderr
-    assert "mergelab: model directory has no weights (*.safetensors or *.bin): " + str(broken) in err
+    assert f"model type `{UNKNOWN_ARCHITECTURE}` but Transformers does not recognize" in err
     assert f"mergelab: lm-eval could not load task 'my_bad_task' (data: {tasks_dir / 'bad.jsonl'}): ArrowInvalid" in err
     assert "Traceback" not in err
     assert (tmp_path / "results" / "harness" / "base" / "mergelab_categories.json").is_file()

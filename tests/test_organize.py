@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, SNAKEMAKE, base_env, snakemake, weightless_copy, write_config
+from conftest import REPO, SNAKEMAKE, base_env, snakemake, unloadable_copy, write_config
 from mergelab import compare
 from mergelab import organize as org
 
@@ -431,7 +431,7 @@ def test_report_builds(campaign):
 
 @pytest.mark.workflow
 def test_failed_evaluation_still_gives_tables_and_figures(tmp_path, tiny_models):
-    broken = weightless_copy(tiny_models["alpha"], tmp_path / "broken")
+    broken = unloadable_copy(tiny_models["alpha"], tmp_path / "broken")
     cfg = {
         "models": {
             "base": {"path": str(tiny_models["base"])},

@@ -11,7 +11,7 @@ import typing
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, fake_model_dir
 from mergelab import outputs
 from mergelab.plan import paths
 from mergelab.plan.cli import TARGET_OF_RULE, rule_typed_as_target
@@ -23,8 +23,7 @@ def campaign(wd):
     """The embedded default plus a local model under the working directory, a hub parent with a
     cache folder, and a task folder of the user's: every kind of path a job gets."""
     shutil.copytree(REPO / "config", wd / "config")
-    (wd / "models" / "local").mkdir(parents=True)
-    (wd / "models" / "local" / "config.json").write_text("{}")
+    fake_model_dir(wd / "models" / "local")
     (wd / "tasks").mkdir()
     cfg = yaml.safe_load((REPO / "config" / "experiment.yaml").read_text())
     cfg["models"]["local"] = {"path": "models/local"}
@@ -147,8 +146,7 @@ def test_every_figure_is_one_registry_entry_with_its_caption(two_folders):
 
 def test_the_expansion_records_what_a_recipe_sweeps(tmp_path):
     for n in ("base", "a", "b"):
-        (tmp_path / n).mkdir()
-        (tmp_path / n / "config.json").write_text("{}")
+        fake_model_dir(tmp_path / n)
     cfg = {
         "models": {n: {"path": n} for n in ("base", "a", "b")},
         "merges": [

@@ -10,6 +10,7 @@ import re
 import pytest
 
 from conftest import load_state, snakemake, write_config
+from mergelab.checkpoint import CheckpointError
 from mergelab.resources import FALLBACK, GIB, Size, checkpoint_size, estimate, resolve, size_of
 
 
@@ -46,9 +47,12 @@ def test_checkpoint_size_is_the_sum_of_the_tensors(tiny_models, tmp_path):
     # not there yet (before its fetch or merge): unknown
     assert size_of(str(tmp_path / "missing")) is None
     assert size_of(str(tmp_path / "missing.json")) is None
-    # a shard named in the index but absent: unknown, not a wrong count
+    # a shard named in the index but absent: named by checkpoint_size; the estimate
+    # falls back (never raises, never a wrong count)
     (d / "model-00002-of-00002.safetensors").unlink()
-    assert checkpoint_size(d) is None
+    with pytest.raises(CheckpointError, match="model-00002-of-00002.safetensors"):
+        checkpoint_size(d)
+    assert size_of(str(d)) is None
 
 
 def test_evaluation_estimate_fits_the_weights_on_the_gpus():

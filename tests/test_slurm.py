@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SNAKEMAKE, base_env, weightless_copy, with_trained_demo, write_config
+from conftest import REPO, SNAKEMAKE, UNKNOWN_ARCHITECTURE, base_env, unloadable_copy, with_trained_demo, write_config
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
@@ -199,15 +199,15 @@ def _small_config(tmp_path: Path, tiny_models: dict, **extra) -> Path:
 
 
 def test_a_failing_job_fails_the_run(slurm_cluster, tiny_models, tmp_path):
-    """A model whose weights are missing fails its SLURM job (after the profile's
+    """A model no job can load fails its SLURM job (after the profile's
     retry); the run exits non-zero, and the other evaluations still finished."""
-    broken = weightless_copy(tiny_models["base"], tmp_path / "broken")
+    broken = unloadable_copy(tiny_models["base"], tmp_path / "broken")
     cfg = _small_config(tmp_path, {"base": tiny_models["base"], "broken": broken}, merges=[])
     proc = run_profile(tmp_path, cfg, slurm_cluster)
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "Error in rule harness_eval" in out and "logs/harness_eval/broken/mergelab_categories.log" in out
-    assert "no weights" in (tmp_path / "logs/harness_eval/broken/mergelab_categories.log").read_text()
+    assert UNKNOWN_ARCHITECTURE in (tmp_path / "logs/harness_eval/broken/mergelab_categories.log").read_text()
     assert (tmp_path / "results/harness/base/mergelab_categories.json").is_file()  # keep-going
     assert not (tmp_path / "results/harness/broken/mergelab_categories.json").exists()
     failed = [j for j in slurm_jobs(tmp_path) if j["JobState"] == "FAILED"]

@@ -4,7 +4,6 @@ outputs atomically, and turn termination signals into clean exits."""
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -114,18 +113,15 @@ def atomic_file(final: os.PathLike, mode: str = "w", **kw) -> Iterator:
 
 
 def check_model_dir(path: str) -> None:
-    """One clear line when a model directory cannot be a model (before loading anything)."""
-    p = Path(path)
-    if not p.is_dir():
-        raise JobError(f"model directory does not exist: {path}")
-    if not (p / "config.json").is_file():
-        raise JobError(f"not a model directory (no config.json): {path}")
+    """One clear line naming the file when a model directory cannot be loaded (before loading
+    anything): mergelab.checkpoint's checks of config.json, the index and the safetensors headers."""
+    from mergelab.checkpoint import CheckpointError
+    from mergelab.checkpoint import check_model_dir as check
+
     try:
-        json.loads((p / "config.json").read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise JobError(f"{p / 'config.json'} is not valid JSON: {e}") from None
-    if not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
-        raise JobError(f"model directory has no weights (*.safetensors or *.bin): {path}")
+        check(path)
+    except CheckpointError as e:
+        raise JobError(str(e)) from None
 
 
 def describe_resources(smk) -> str:

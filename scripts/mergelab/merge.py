@@ -60,15 +60,11 @@ def local_snapshots(cfg: Dict[str, Any], receipts: Dict[str, str]) -> Dict[str, 
 
 
 def check_inputs(cfg: Dict[str, Any]) -> None:
-    """Fail with one line before mergekit starts when an input model dir is broken."""
+    """Fail with one line naming the file before mergekit starts when an input model dir is broken."""
+    from mergelab.jobs import check_model_dir
+
     for path in referenced_dirs(cfg):
-        p = Path(path)
-        if not p.is_dir():
-            raise JobError(f"input model directory does not exist: {path}")
-        if not (p / "config.json").is_file():
-            raise JobError(f"input model directory has no config.json: {path}")
-        if not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
-            raise JobError(f"input model directory has no weights (*.safetensors or *.bin): {path}")
+        check_model_dir(path)
 
 
 def tool_versions() -> Dict[str, str]:

@@ -18,32 +18,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Dict, Iterable, Mapping, Optional
+
+from mergelab.checkpoint import ELEMENT_BYTES, header, weight_files
 
 GIB = 1024**3
 
 # Bytes per parameter of a safetensors dtype, and of the dtypes the config names.
-DTYPE_BYTES = {
-    "F64": 8,
-    "F32": 4,
-    "F16": 2,
-    "BF16": 2,
-    "F8_E4M3": 1,
-    "F8_E5M2": 1,
-    "I64": 8,
-    "I32": 4,
-    "I16": 2,
-    "I8": 1,
-    "U8": 1,
-    "BOOL": 1,
-    "float64": 8,
-    "float32": 4,
-    "float16": 2,
-    "bfloat16": 2,
-}
+DTYPE_BYTES = {**ELEMENT_BYTES, "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 QUANTIZED_BYTES = {"8bit": 1.0, "4bit": 0.5}
 
 RUNTIME_MIN = {  # (fixed minutes, minutes per billion parameters)
@@ -64,29 +48,13 @@ class Size:
         return self.nbytes / self.params if self.params else 2.0
 
 
-def _header(path: Path) -> Dict[str, Any]:
-    with open(path, "rb") as fh:
-        (n,) = struct.unpack("<Q", fh.read(8))
-        if n > 100 * 1024 * 1024:
-            raise ValueError(f"{path}: not a safetensors file (header of {n} bytes)")
-        return json.loads(fh.read(n))
-
-
 def checkpoint_size(model_dir: str | os.PathLike) -> Optional[Size]:
-    """Parameters and bytes of a model directory's safetensors weights; None if it has none."""
-    d = Path(model_dir)
-    index = d / "model.safetensors.index.json"
-    if index.is_file():
-        with open(index, encoding="utf-8") as fh:
-            files = sorted(set(json.load(fh)["weight_map"].values()))
-        paths = [d / f for f in files]
-    else:
-        paths = sorted(d.glob("*.safetensors"))
-    if not paths or not all(p.is_file() for p in paths):
-        return None
+    """Parameters and bytes of a model directory's safetensors weights; None if it has none.
+    Raises CheckpointError (naming the file) for a broken index or header."""
+    paths = [p for p in weight_files(model_dir) if p.suffix == ".safetensors"]
     params = nbytes = 0
     for p in paths:
-        for name, t in _header(p).items():
+        for name, t in header(p).items():
             if name == "__metadata__":
                 continue
             params += math.prod(t["shape"])
@@ -114,7 +82,7 @@ def size_of(input_path: Optional[str]) -> Optional[Size]:
     if key not in _CACHE:
         try:
             _CACHE[key] = checkpoint_size(p)
-        except (OSError, ValueError, KeyError, TypeError):
+        except Exception:  # a broken checkpoint: the fallback; the config check or the job names the file
             _CACHE[key] = None
     return _CACHE[key]
 

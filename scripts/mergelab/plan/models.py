@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from mergelab.checkpoint import CheckpointError, check_model_dir
 from mergelab.plan import paths
 from mergelab.plan.errors import ConfigError
 
@@ -144,7 +145,10 @@ def resolve_models(models_cfg: Mapping[str, dict], source: str, workdir: Path) -
             )
         elif kind == "demo":
             rel = paths.DEMO_MODEL.format(name=m["demo"])
-            out[name] = ModelSpec(name, "demo", str((workdir / rel).resolve()), input_path=rel, **common)
+            path = (workdir / rel).resolve()
+            if path.exists():  # trained by the demo_models rule; a broken one would never be trained again
+                _check_weights(path, f"{where}.demo", f" (delete {rel} to train it again)")
+            out[name] = ModelSpec(name, "demo", str(path), input_path=rel, **common)
         else:
             raw = os.path.expanduser(m["path"])
             path = (workdir / raw).resolve()
@@ -154,5 +158,16 @@ def resolve_models(models_cfg: Mapping[str, dict], source: str, workdir: Path) -
                 raise ConfigError(f"{where}.path: model directory does not exist: {raw}")
             if not (path / "config.json").is_file():
                 raise ConfigError(f"{where}.path: not a model directory (no config.json): {raw}")
+            _check_weights(path, f"{where}.path")
             out[name] = ModelSpec(name, "path", str(path), input_path=paths.relative(str(path), workdir), **common)
     return out
+
+
+def _check_weights(path: Path, where: str, hint: str = "") -> None:
+    """The cheap checks of mergelab.checkpoint (config.json, index, safetensors headers), as a ConfigError."""
+    try:
+        check_model_dir(path)
+    except CheckpointError as e:
+        raise ConfigError(f"{where}: {e}{hint}") from None
+    except OSError as e:
+        raise ConfigError(f"{where}: cannot read {e.filename}: {e.strerror}") from None
