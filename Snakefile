@@ -51,7 +51,12 @@ rule pushes:
         targets("pushes"),
 
 
-# A failed job (with --keep-going, the others still ran): build the tables and
-# figures from the results that exist, the gaps marked missing.
+# The last lines of every run: where the results are. After a failure, the failed
+# jobs' logs, and the tables and figures of the results that exist, built in
+# results/partial/ (never where a rule writes, so nothing is taken as up to date).
+onsuccess:
+    end_of_run(success=True)
+
+
 onerror:
-    build_partial_outputs()
+    end_of_run(success=False)

@@ -113,8 +113,20 @@ def test_missing_result_is_missing_not_zero(tmp_path):
     gap = table[(table["model"] == "ab_task_arithmetic_w0.5") & (table["harness_task"] == "test_mc")]
     assert len(gap) == 1 and gap["status"].iloc[0] == "missing" and math.isnan(gap["value"].iloc[0])
     board = compare.leaderboard(table, None, compare.merge_comparisons(table, None, CONTEXT), CONTEXT)
-    merge_line = next(line for line in board.splitlines() if line.startswith("| ab_task_arithmetic_w0.5"))
-    assert "–" in merge_line and " 0.000 " not in merge_line.split("|")[4]
+    lines = board.splitlines()
+    merge_line = next(line for line in lines if line.startswith("| ab_task_arithmetic_w0.5"))
+    header = lines[2].strip("|").split(" | ")
+    test_mc = header.index("test_mc (acc_norm)")
+    assert merge_line.strip("|").split(" | ")[test_mc].strip() == "–"
+    # the gap grows no column of its own (issue 15: "test_mc ()"), whichever model comes first
+    assert [h for h in header if h.startswith("test_mc")] == ["test_mc (acc_norm)"]
+    first = {**CONTEXT, "model_order": ["ab_task_arithmetic_w0.5"] + CONTEXT["model_order"][:-1]}
+    files = {m: files[m] for m in first["model_order"]}
+    table = org.harness_table(files, first)
+    board = compare.leaderboard(table, None, compare.merge_comparisons(table, None, first), first)
+    assert [h for h in board.splitlines()[2].strip("|").split(" | ") if h.startswith("test_mc")] == [
+        "test_mc (acc_norm)"
+    ]
 
 
 # ---------------------------------------------------------------- Holmes aggregation by hand
@@ -430,7 +442,11 @@ def test_report_builds(campaign):
 
 
 @pytest.mark.workflow
-def test_failed_evaluation_still_gives_tables_and_figures(tmp_path, tiny_models):
+def test_failed_evaluation_gives_partial_tables_that_nothing_trusts(tmp_path, tiny_models):
+    """A failed job (--keep-going): the console names its log; the tables and figures of the
+    results that exist go to results/partial/, never where the organize and plot rules
+    write (issue 15); the leaderboard marks the gap without growing columns for it; the
+    next complete run makes the real tables and removes the partial ones."""
     broken = unloadable_copy(tiny_models["alpha"], tmp_path / "broken")
     cfg = {
         "models": {
@@ -442,13 +458,31 @@ def test_failed_evaluation_still_gives_tables_and_figures(tmp_path, tiny_models)
     }
     proc = snakemake(tmp_path, write_config(tmp_path, cfg), "--keep-going")
     assert proc.returncode != 0
-    assert "tables and figures were built from the results that exist" in proc.stderr
-    harness = pd.read_csv(tmp_path / "results" / "tables" / "harness.csv")
+    err = proc.stderr
+    assert "mergelab: 1 job(s) failed; each log ends with the cause:\n" in err
+    assert (
+        "  harness_eval (model=broken, task=mergelab_categories): logs/harness_eval/broken/mergelab_categories.log"
+        in err
+    )
+    assert "results/partial/ (leaderboard: results/partial/tables/leaderboard.md)" in err
+    assert not (tmp_path / "results" / "tables").exists() and not (tmp_path / "results" / "plots").exists()
+
+    part = tmp_path / "results" / "partial"
+    harness = pd.read_csv(part / "tables" / "harness.csv")
     gap = harness[harness["model"] == "broken"]
     assert len(gap) == 1 and gap["status"].iloc[0] == "missing" and gap["value"].isna().all()
     assert (harness[harness["model"] != "broken"]["status"] == "ok").all()
     assert (
         "missing harness result: broken on mergelab_categories" in (tmp_path / "logs/organize/partial.log").read_text()
     )
-    assert (tmp_path / "results/plots/harness/mergelab_categories.png").stat().st_size > 1000
-    assert "broken" in (tmp_path / "results/tables/leaderboard.md").read_text()
+    assert (part / "plots/harness/mergelab_categories.png").stat().st_size > 1000
+    board = (part / "tables" / "leaderboard.md").read_text().splitlines()
+    assert board[2] == "| model | role | mergelab_categories (acc_norm) |"
+    assert [line for line in board if line.startswith("| broken |")] == ["| broken | parent | – |"]
+    assert "results/tables/" in (part / "README.md").read_text()
+
+    # the broken model left out: a complete run makes the real tables, the partial ones go
+    del cfg["models"]["broken"]
+    proc = snakemake(tmp_path, write_config(tmp_path, cfg), check=True)
+    assert not part.exists()
+    assert "mergelab: done.\n  leaderboard: results/tables/leaderboard.md" in proc.stderr

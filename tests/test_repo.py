@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -58,30 +59,41 @@ def test_ci_runs_the_readme_test_command():
     assert re.search(r"^make test\b", ci, re.M) or "make test" in ci
 
 
-@pytest.mark.workflow
-def test_embedded_default_runs_offline(tmp_path, trained_demo):
+def _run(workdir, *args, configfile=None, env=None, timeout=900):
+    """snakemake in workdir; targets first, then flags, then --configfile (it takes several values)."""
+    cmd = SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
+    if configfile:
+        cmd += ["--configfile", str(configfile)]
+    return subprocess.run(cmd, cwd=REPO, env=env or base_env(workdir), capture_output=True, text=True, timeout=timeout)
+
+
+def _tree(root):
+    """path -> bytes of every file under root."""
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory, trained_demo):
     """What `make run` does, in a scratch directory: every merge, evaluation, table and figure
     (the demo models trained once per test run, by the trained_demo fixture)."""
-    import shutil
-
-    shutil.copytree(REPO / "config", tmp_path / "config")  # config paths are relative to the working directory
-    with_trained_demo(tmp_path, trained_demo)
-    proc = subprocess.run(
-        SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2", "--quiet"],
-        cwd=REPO,
-        env=base_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    wd = tmp_path_factory.mktemp("default-run")
+    shutil.copytree(REPO / "config", wd / "config")  # config paths are relative to the working directory
+    with_trained_demo(wd, trained_demo)
+    proc = _run(wd, "--quiet")
     assert proc.returncode == 0, proc.stderr[-4000:]
+    return wd, proc
+
+
+@pytest.mark.workflow
+def test_embedded_default_runs_offline(default_run):
+    wd, proc = default_run
     cfg = yaml.safe_load((REPO / "config" / "experiment.yaml").read_text())
     from mergelab.plan.experiment import load_experiment
 
-    exp = load_experiment(cfg, "config/experiment.yaml", workdir=tmp_path)
+    exp = load_experiment(cfg, "config/experiment.yaml", workdir=wd)
     for mid in exp.merge_ids:
-        assert (tmp_path / "results" / "models" / mid / "model.safetensors").is_file(), mid
-    assert (tmp_path / "results" / "merges.tsv").read_text() == exp.merges_table()
+        assert (wd / "results" / "models" / mid / "model.safetensors").is_file(), mid
+    assert (wd / "results" / "merges.tsv").read_text() == exp.merges_table()
     for table in (
         "harness.csv",
         "harness.parquet",
@@ -91,14 +103,71 @@ def test_embedded_default_runs_offline(tmp_path, trained_demo):
         "provenance.json",
         "merge_comparisons.csv",
     ):
-        assert (tmp_path / "results" / "tables" / table).stat().st_size > 0, table
-    assert len(list((tmp_path / "results" / "plots").rglob("*.png"))) >= 8
-    again = subprocess.run(
-        SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2", "-n"],
-        cwd=REPO,
-        env=base_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+        assert (wd / "results" / "tables" / table).stat().st_size > 0, table
+    assert len(list((wd / "results" / "plots").rglob("*.png"))) >= 8
+    # the last lines say where the results are (issue 15)
+    assert "mergelab: done.\n  leaderboard: results/tables/leaderboard.md" in proc.stderr
+    again = _run(wd, "-n", timeout=300)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.workflow
+def test_the_gallery_is_what_the_default_run_gives(default_run):
+    """docs/gallery/leaderboard.md, which README.md and docs/demo.md quote (tests/test_docs.py),
+    is the default run's leaderboard; `make gallery` regenerates it and the figures."""
+    wd, _ = default_run
+    made = (wd / "results" / "tables" / "leaderboard.md").read_text()
+    assert made == (REPO / "docs" / "gallery" / "leaderboard.md").read_text(), (
+        "docs/gallery/ is out of date: run `make gallery` and update the numbers the docs quote\n" + made
+    )
+
+
+@pytest.mark.workflow
+def test_a_finished_default_campaign_moved_elsewhere_reruns_nothing(default_run, tmp_path):
+    wd, _ = default_run
+    moved = tmp_path / "moved"
+    shutil.copytree(wd, moved, symlinks=True)  # keeps the files' times, as cp -a or rsync -a would
+    proc = _run(moved, "-n", timeout=300)
+    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+
+@pytest.mark.workflow
+def test_failures_under_another_config_leave_the_campaign_alone(default_run, tmp_path, tiny_models):
+    """Issue 15: a push failing under another --configfile with fewer merges rebuilt the main
+    tables from that config, and the next plain run trusted them. Now a failed run writes
+    nothing where a rule writes: the tables and figures stay byte-identical, and a plain run
+    still has nothing to do."""
+    from conftest import unloadable_copy
+
+    wd, _ = default_run
+    before = _tree(wd / "results" / "tables") | _tree(wd / "results" / "plots")
+    cfg = yaml.safe_load((REPO / "config" / "experiment.yaml").read_text())
+
+    # 1. a push target of a campaign with fewer merges, the Hub out of reach
+    fewer = dict(cfg, merges=cfg["merges"][:1])
+    fewer["hub"] = {"push": {"activate": True, "namespace": "me"}, "retries": 1, "retry_wait": 0.05}
+    target = "results/hub/math-words_linear_w1.json"
+    env = dict(base_env(wd), HF_TOKEN="hf_notreal", HF_ENDPOINT="http://127.0.0.1:9")
+    env.pop("HF_HUB_OFFLINE", None)
+    proc = _run(wd, target, configfile=write(tmp_path / "push.yaml", fewer), env=env, timeout=300)
+    assert proc.returncode != 0 and "mergelab: 1 job(s) failed" in proc.stderr, proc.stderr[-3000:]
+    assert "  push (model=math-words_linear_w1): logs/push/math-words_linear_w1.log" in proc.stderr
+    assert not (wd / "results" / "partial").exists()  # that run was not to make tables
+
+    # 2. the tables of a campaign with one more model, whose evaluation fails
+    more = dict(
+        cfg, models=dict(cfg["models"], broken={"path": str(unloadable_copy(tiny_models["base"], tmp_path / "b"))})
+    )
+    proc = _run(wd, "tables", configfile=write(tmp_path / "more.yaml", more), timeout=600)
+    assert proc.returncode != 0 and "results/partial/" in proc.stderr, proc.stderr[-3000:]
+    partial = (wd / "results" / "partial" / "tables" / "leaderboard.md").read_text()
+    assert "| broken | parent | – | – | – | – | – |" in partial
+
+    assert _tree(wd / "results" / "tables") | _tree(wd / "results" / "plots") == before
+    again = _run(wd, "-n", timeout=300)
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
+
+
+def write(path, cfg):
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path

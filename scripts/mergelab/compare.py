@@ -132,8 +132,16 @@ def leaderboard(harness, competences, comparisons, context: Dict[str, Any]) -> s
     values: Dict[str, Dict[str, str]] = {}
     head = headline(harness) if harness is not None and not harness.empty else None
     if head is not None:
+        # one column per task, named by its primary metric; a missing result (no metric
+        # known) is a gap in its task's column, never a column of its own
+        named = {}
         for r in head.itertuples():
-            col = f"{r.harness_task} ({r.metric}{'' if r.filter in ('none', '') else ', ' + r.filter})"
+            if r.metric and r.harness_task not in named:
+                named[r.harness_task] = (
+                    f"{r.harness_task} ({r.metric}{'' if r.filter in ('none', '') else ', ' + r.filter})"
+                )
+        for r in head.itertuples():
+            col = named.get(r.harness_task, r.harness_task)
             if col not in cols:
                 cols.append(col)
             outcome_ = _outcome_of(comparisons, r.model, f"task: {r.harness_task}")

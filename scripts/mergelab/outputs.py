@@ -5,8 +5,9 @@ when a campaign gets it (and for which wildcards), its report caption and
 category, and how it is drawn. It serves the DAG (the plot rule's outputs and
 the report), the plot job, and the onerror path, which builds the tables and
 figures from the results that exist when a job failed
-(`python -m mergelab.outputs SPEC.json`), the gap named in them and in
-logs/organize/partial.log. Adding a figure is one entry here.
+(`python -m mergelab.outputs SPEC.json`) under results/partial/, where no rule
+writes, the gaps named in them and in logs/organize/partial.log. Adding a figure
+is one entry here.
 
 Light at import: pandas and matplotlib load only when building.
 """
@@ -167,18 +168,95 @@ def build_plots(catalogue: Dict[str, Any], tables: Dict[str, str], figures: List
         log.info("figure %s", f["stem"])
 
 
+PARTIAL_README = """# Partial results
+
+A run of `{source}` failed ({when}). These tables and figures were built from the
+results that existed then; every gap is marked `missing` (see {log}).
+
+Snakemake does not track these files and never takes them for up to date: the
+complete tables and figures are in results/tables/ and results/plots/, made by the
+organize and plot rules. The next successful organize job removes this folder.
+"""
+
+
+def build_partial(catalogue: Dict[str, Any], files: Dict[str, Any], figures: List[Dict[str, Any]]) -> Dict[str, str]:
+    """Tables and figures from the result ``files`` that exist, under results/partial/
+    (paths.partial), never where the organize and plot rules write. Returns the tables."""
+    import shutil
+
+    shutil.rmtree(paths.PARTIAL, ignore_errors=True)  # an earlier failure's
+    tables = {k: paths.partial(v) for k, v in paths.TABLES.items()}
+    build_tables(catalogue, files, tables)
+    build_plots(catalogue, tables, [{**f, "stem": paths.partial(f["stem"])} for f in figures])
+    return tables
+
+
+def remove_partial() -> None:
+    """The complete tables exist: what an earlier failure left in results/partial/ is stale."""
+    import shutil
+
+    if Path(paths.PARTIAL).exists():
+        shutil.rmtree(paths.PARTIAL)
+        log.info("removed %s (left by an earlier failed run)", paths.PARTIAL)
+
+
+def end_of_run(
+    success: bool,
+    failed: List[Dict[str, Any]] = (),
+    partial: bool = False,
+    keep_going: bool = True,
+    partial_log: str = "logs/organize/partial.log",
+) -> str:
+    """What the console says last: where the results are, or which jobs failed (each
+    {rule, wildcards, logs}) and where the tables of what exists went."""
+    lines = []
+    leaderboard = Path(paths.TABLES["leaderboard"])
+    if success:
+        lines.append("mergelab: done.")
+        if leaderboard.is_file():
+            lines.append(f"  leaderboard: {leaderboard}; tables: {leaderboard.parent}/; figures: {paths.PLOTS}/")
+            report = "" if Path(paths.REPORT).is_file() else "make it with: "
+            lines.append(f"  HTML report: {report}snakemake --report {paths.REPORT}")
+        if Path(paths.MERGES_TABLE).is_file():
+            lines.append(
+                f"  merges: {paths.MERGES_TABLE} (ids and recipes), weights in {Path(paths.MERGED_MODEL).parent}/"
+            )
+        return "\n".join(lines)
+    lines.append(
+        f"mergelab: {len(failed)} job(s) failed; each log ends with the cause:"
+        if failed
+        else "mergelab: the run failed."
+    )
+    for job in failed:
+        wc = ", ".join(f"{k}={v}" for k, v in job["wildcards"].items())
+        lines.append(f"  {job['rule']}{f' ({wc})' if wc else ''}: {', '.join(job['logs']) or 'no log'}")
+    if partial:
+        lines.append(
+            f"  tables and figures from the results that exist (gaps marked missing, listed in {partial_log}): "
+            f"{paths.PARTIAL}/ (leaderboard: {paths.partial(paths.TABLES['leaderboard'])}); "
+            f"{leaderboard.parent}/ keeps what the last complete run made"
+        )
+    if not keep_going:
+        lines.append("  with --keep-going, the jobs that do not depend on a failed one still run")
+    return "\n".join(lines)
+
+
 def main(spec_path: str) -> None:
-    """The onerror path: tables and figures from whatever results exist.
-    SPEC.json: {"organize": OrganizeJob params, "plot": PlotJob params, "log": path}."""
+    """The onerror path: tables and figures from whatever results exist, in results/partial/.
+    SPEC.json: {"organize": OrganizeJob params, "plot": PlotJob params, "log": path, "source": config}."""
+    from datetime import datetime
+
     from mergelab.jobs import job_log
     from mergelab.plan.jobs import OrganizeJob, PlotJob
 
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
     organize, plot = OrganizeJob.from_params(spec["organize"]), PlotJob.from_params(spec["plot"])
     with job_log(spec["log"]):
-        log.info("a run failed: building tables and figures from the results that exist")
-        build_tables(organize.catalogue, organize.files, paths.TABLES)
-        build_plots(plot.catalogue, paths.TABLES, plot.figures)
+        log.info("a run of %s failed: building tables and figures from the results that exist", spec["source"])
+        build_partial(organize.catalogue, organize.files, plot.figures)
+        when = datetime.now().astimezone().isoformat(timespec="seconds")
+        text = PARTIAL_README.format(source=spec["source"], when=when, log=spec["log"])
+        (Path(paths.PARTIAL) / "README.md").write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ def _load_config():
     files = workflow.config_settings.configfiles
     if files:
         source = " + ".join(os.path.relpath(f) for f in files)
+        for f in files:  # Snakemake has read them; again, strictly: a key given twice is an error
+            read_config_file(os.path.relpath(f))
     else:
         source = DEFAULT_CONFIG
         update_config(config, read_config_file(source) or {})
@@ -161,23 +163,41 @@ def targets(what):
     return get
 
 
-def build_partial_outputs(log_path="logs/organize/partial.log"):
-    """onerror: tables and figures from the results that exist (a subprocess: no heavy imports here)."""
+def _failed_jobs():
+    """The jobs of this run that failed: {rule, wildcards, logs} (Snakemake's scheduler)."""
+    jobs = getattr(getattr(workflow, "scheduler", None), "failed", None) or ()
+    out = [{"rule": j.rule.name, "wildcards": dict(j.wildcards_dict), "logs": [str(f) for f in j.log]} for j in jobs]
+    return sorted(out, key=lambda j: (j["rule"], sorted(j["wildcards"].items())))
+
+
+def _build_partial_outputs(log_path):
+    """Tables and figures from the results that exist, in results/partial/ (mergelab.outputs;
+    a subprocess: no heavy imports here). Only when this run was to make the tables."""
     import json
     import subprocess
     import tempfile
 
-    if not EXP.targets("tables"):
-        return
-    spec = {"organize": EXP.job_params("organize"), "plot": EXP.job_params("plot"), "log": log_path}
+    planned = {j.rule.name for j in workflow.dag.needrun_jobs(exclude_finished=False)}
+    if "organize" not in planned or not EXP.targets("tables"):
+        return False
+    spec = {
+        "organize": EXP.job_params("organize"),
+        "plot": EXP.job_params("plot"),
+        "log": log_path,
+        "source": EXP.source,
+    }
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(spec, fh)
     env = dict(os.environ, PYTHONPATH=str(Path(workflow.basedir) / "scripts"))
     proc = subprocess.run([sys.executable, "-m", "mergelab.outputs", fh.name], env=env)
     os.unlink(fh.name)
-    if proc.returncode == 0:
-        print(
-            f"mergelab: a job failed; tables and figures were built from the results that exist "
-            f"(gaps marked missing, listed in {log_path})",
-            file=sys.stderr,
-        )
+    return proc.returncode == 0
+
+
+def end_of_run(success):
+    """onsuccess/onerror: where the leaderboard, report and figures are; on failure, which jobs
+    failed (their logs) and the tables of what exists, never where the rules write."""
+    log_path = "logs/organize/partial.log"
+    partial = False if success else _build_partial_outputs(log_path)
+    keep_going = workflow.execution_settings.keep_going
+    print(outputs.end_of_run(success, _failed_jobs(), partial, keep_going, log_path), file=sys.stderr)

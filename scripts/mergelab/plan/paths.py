@@ -49,6 +49,16 @@ TABLES = {
 }
 PLOTS = "results/plots"  # the figures' stems live below it (mergelab.outputs.FIGURES)
 REPORT = "results/report.html"
+# After a failed run: the tables and figures from the results that exist, where no rule
+# writes, so that Snakemake never takes them for its own outputs.
+PARTIAL = "results/partial"
+
+
+def partial(path: str) -> str:
+    """Where the onerror build puts the counterpart of a results/ path: results/partial/..."""
+    assert path.startswith("results/"), path
+    return f"{PARTIAL}/{path[len('results/') :]}"
+
 
 WORKDIR = "{workdir}"  # stands for the working directory in a job's params
 
