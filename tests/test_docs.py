@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from mergelab.schema_docs import render, rows
@@ -111,3 +112,75 @@ def test_relative_links_point_to_files():
 def test_readme_is_short():
     n = len((REPO / "README.md").read_text().splitlines())
     assert n <= 200, f"README.md has {n} lines; the details belong in docs/"
+
+
+# ---- the numbers the docs quote are the gallery's (issue 15)
+
+GALLERY_BOARD = REPO / "docs" / "gallery" / "leaderboard.md"
+ARITH, NOUNS, PPL = "mergelab_arithmetic", "mergelab_categories", "mergelab_text_ppl"
+M = "math-words_"
+
+
+def gallery_board() -> dict:
+    """model -> column (the task, or e.g. 'Holmes winning rate') -> the number shown (before ±)."""
+    rows = [line for line in GALLERY_BOARD.read_text().splitlines() if line.startswith("| ")]
+    header = [c.strip().split(" (")[0] for c in rows[0].strip("|").split("|")]
+    board = {}
+    for line in rows[1:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        board[cells[0]] = {h: float(c.split()[0]) for h, c in zip(header[2:], cells[2:])}
+    return board
+
+
+def pct(v):
+    return round(100 * v)
+
+
+def of16(v):
+    return round(16 * v)
+
+
+# (file, pattern over the text with whitespace collapsed, (model, column, how the doc writes it) per group)
+CLAIMS = [
+    ("docs/demo.md", r"math (\d+)% exact match on held-out sums", [("math", ARITH, pct)]),
+    ("docs/demo.md", r"words (\d+)/16 held-out nouns", [("words", NOUNS, of16)]),
+    ("docs/demo.md", r"the base (\d+)% and (\d+)/16", [("base", ARITH, pct), ("base", NOUNS, of16)]),
+    (
+        "docs/demo.md",
+        r"word perplexity (\d+) for the base, (\d+) and (\d+) for the experts",
+        [("base", PPL, round), ("math", PPL, round), ("words", PPL, round)],
+    ),
+    ("docs/demo.md", r"at t = 0\.25 \(mostly math\) (\d+)% of the sums", [(M + "slerp_t0.25", ARITH, pct)]),
+    ("README.md", r"at t = 0\.25 \(mostly math\) (\d+)% of the held-out sums", [(M + "slerp_t0.25", ARITH, pct)]),
+    ("docs/demo.md", r"at t = 0\.75 \(mostly words\) (\d+)/16 nouns", [(M + "slerp_t0.75", NOUNS, of16)]),
+    ("README.md", r"at t = 0\.75 \(mostly words\) (\d+)/16 nouns", [(M + "slerp_t0.75", NOUNS, of16)]),
+    (
+        "docs/demo.md",
+        r"task_arithmetic (\d+)% of the sums and (\d+)/16 nouns",
+        [(M + "task_arithmetic_w1", ARITH, pct), (M + "task_arithmetic_w1", NOUNS, of16)],
+    ),
+    (
+        "docs/demo.md",
+        r"(?<!dare_)ties (\d+)% and (\d+)/16",
+        [(M + "ties_d0.5_w1", ARITH, pct), (M + "ties_d0.5_w1", NOUNS, of16)],
+    ),
+    (
+        "docs/demo.md",
+        r"dare_ties (\d+)% and (\d+)/16 with a broken perplexity \((\d+)\)",
+        [(M + "dare_ties_d0.5_w1_s0", c, f) for c, f in ((ARITH, pct), (NOUNS, of16), (PPL, round))],
+    ),
+    ("docs/demo.md", r"perplexity closest to the base's \((\d+)\)", [(M + "moe_hidden_e2", PPL, round)]),
+]
+
+
+@pytest.mark.parametrize("doc, pattern, cells", CLAIMS, ids=[c[1][:40] for c in CLAIMS])
+def test_quoted_numbers_are_the_gallery_leaderboard(doc, pattern, cells):
+    """What README.md and docs/demo.md say about the default run is what docs/gallery/leaderboard.md
+    shows; the full-run test (test_repo) keeps that table equal to what the default run gives."""
+    text = " ".join((REPO / doc).read_text().split())
+    found = re.findall(pattern, text)
+    assert len(found) == 1, f"{doc}: the claim {pattern!r} is not there exactly once: rewrite it here too"
+    quoted = found[0] if isinstance(found[0], tuple) else (found[0],)
+    board = gallery_board()
+    for number, (model, column, how) in zip(quoted, cells):
+        assert int(number) == how(board[model][column]), (doc, pattern, model, column, board[model][column])
