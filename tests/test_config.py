@@ -282,6 +282,16 @@ BAD = {
         "merges[0].parameters",
         "density ± epsilon must lie in (0, 1)",
     ),
+    "linear-of-one-model": (
+        {"merges": [recipe(models=["coder"], methods=["linear"])]},
+        "merges[0].models",
+        "linear of one model returns that model unchanged",
+    ),
+    "multislerp-of-one-model-over-a-base": (
+        {"merges": [recipe(models=["coder"], methods=["multislerp"])]},
+        "merges[0].models",
+        "give at least two models besides the base",
+    ),
     "model-stock-two-inputs": (
         {"merges": [recipe(models=["coder"], methods=["model_stock"])]},
         "merges[0].models",
@@ -582,3 +592,94 @@ def test_hub_parents_are_fetched_and_merges_pushed_by_pattern(wd, monkeypatch):
     assert e.models["q"].receipt == "results/hub/parents/q.json"
     assert e.model_input("q") == ["results/hub/parents/q.json"] and e.receipt("coder") is None
     assert e.hub.repos == {"cm_ties_d0.5_w0.5": "me/mergelab-cm-ties"}
+
+
+# ---- the YAML itself (issue 15): duplicate keys, syntax errors, files that are not there
+
+
+def test_task_vector_methods_over_a_base_accept_one_model(wd):
+    """base + one model scales or sparsifies one task vector: a real merge, unlike a linear of one."""
+    cfg = {"models": models("base", "coder"), "merges": [recipe(models=["coder"], methods=["task_arithmetic", "ties"])]}
+    e = exp(cfg, wd)
+    assert sorted(e.merge_ids) == ["cm_task_arithmetic_w0.5", "cm_ties_d0.5_w0.5"]
+
+
+DUPLICATE = """models:
+  math: {path: models/math}
+  coder: {path: models/coder}
+  math: {path: models/extra}
+"""
+
+
+def test_a_key_given_twice_is_an_error_naming_file_line_and_key(tmp_path):
+    from mergelab.plan.load import read_config_file
+
+    (tmp_path / "dup.yaml").write_text(DUPLICATE)
+    with pytest.raises(ConfigError) as err:
+        read_config_file(tmp_path / "dup.yaml")
+    assert str(err.value) == (
+        f"{tmp_path / 'dup.yaml'}: not valid YAML (line 4, column 3): key 'math' appears twice in one mapping "
+        "(first on line 2); YAML would keep only the last"
+    )
+    # YAML's merge keys may still be overridden, as YAML intends
+    (tmp_path / "anchors.yaml").write_text("a: &s {x: 1, y: 2}\nb:\n  <<: *s\n  x: 3\n")
+    assert read_config_file(tmp_path / "anchors.yaml")["b"] == {"x": 3, "y": 2}
+
+
+def test_a_raw_mergekit_file_with_a_key_twice_is_refused(wd):
+    (wd / "raw.yml").write_text("merge_method: linear\nmerge_method: ties\nmodels: []\n")
+    with pytest.raises(
+        ConfigError, match=r"raw\.yml is not valid YAML \(line 2, column 1\): key 'merge_method' appears"
+    ):
+        exp({"models": models("base"), "merges": [{"name": "raw", "mergekit_config": "raw.yml"}]}, wd)
+
+
+@pytest.mark.workflow
+def test_a_configfile_with_a_key_twice_stops_snakemake_with_one_line(wd):
+    (wd / "dup.yaml").write_text(DUPLICATE)
+    proc = snakemake(wd, wd / "dup.yaml", "-n")
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("mergelab: dup.yaml: not valid YAML (line 4, column 3): key 'math' appears twice"), last
+
+
+def _check(tmp_path, *files):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "check_config.py"), *files],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return proc.returncode, (proc.stdout + proc.stderr).strip()
+
+
+def test_check_config_names_file_line_and_column_where_snakemake_cannot(wd):
+    """Snakemake reads --configfile before the workflow: for these it says only "Config file is not
+    valid JSON or YAML" (or prints a traceback). scripts/check_config.py says where."""
+    (wd / "tab.yaml").write_text("models:\n\tmath: {path: models/math}\n")
+    (wd / "syntax.yaml").write_text("models: {math: [\n")
+    (wd / "dup.yaml").write_text(DUPLICATE)
+    assert _check(wd, "tab.yaml") == (
+        1,
+        "mergelab: tab.yaml: not valid YAML (line 2, column 1): found character '\\t' that cannot start any token",
+    )
+    code, out = _check(wd, "syntax.yaml")
+    assert code == 1 and out.startswith("mergelab: syntax.yaml: not valid YAML (line 2, column 1): "), out
+    code, out = _check(wd, "dup.yaml")
+    assert code == 1 and "dup.yaml: not valid YAML (line 4, column 3): key 'math' appears twice" in out
+    code, out = _check(wd, "nowhere.yaml")
+    assert code == 1 and out.startswith("mergelab: nowhere.yaml: config file not found"), out
+    # what the workflow checks, too: a recipe, in the second of two merged files
+    (wd / "a.yaml").write_text("models: {base: {path: models/base}, coder: {path: models/coder}}\n")
+    (wd / "b.yaml").write_text("merges: [{name: x, models: [coder], methods: [linear]}]\n")
+    code, out = _check(wd, "a.yaml", "b.yaml")
+    assert code == 1 and out.startswith("mergelab: a.yaml + b.yaml: merges[0].models: linear of one model"), out
+    (wd / "b.yaml").write_text("merges: [{name: x, models: [coder], base: base, methods: [task_arithmetic]}]\n")
+    assert _check(wd, "a.yaml", "b.yaml") == (
+        0,
+        "a.yaml + b.yaml: ok: 2 models, 1 merges, 0 evaluation jobs (0 harness tasks, Holmes off)",
+    )

@@ -31,6 +31,41 @@ def key_path(parts: Sequence[Any]) -> str:
     return out or "(top level)"
 
 
+class StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error:
+    YAML itself keeps the last one, which silently repoints a model or drops a setting.
+    Keys that a merge (``<<: *anchor``) brings in may be overridden, as YAML intends."""
+
+
+def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: Dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.setdefault(key, key_node)
+        except TypeError:  # an unhashable key: the safe loader's own error follows
+            continue
+        if first is not key_node:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key {key!r} appears twice in one mapping (first on line {first.start_mark.line + 1}); "
+                "YAML would keep only the last",
+                key_node.start_mark,
+            )
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_yaml(stream) -> Any:
+    """Parse YAML like yaml.safe_load, refusing duplicate keys (StrictLoader)."""
+    return yaml.load(stream, Loader=StrictLoader)
+
+
 def yaml_error_text(e: Exception) -> str:
     """' (line L, column C): problem' for a YAML parse error."""
     mark = getattr(e, "problem_mark", None)
@@ -125,13 +160,18 @@ def settings_defaults(schema: dict) -> Dict[str, Any]:
 
 
 def read_config_file(path: os.PathLike) -> Any:
-    """Load a YAML config file; a missing or unparsable file is a ConfigError naming it."""
+    """Load a YAML config file; a missing or unparsable file, or one that gives a key twice,
+    is a ConfigError naming it (and the line and column)."""
     try:
         with open(path, encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
+            return load_yaml(fh)
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: config file not found (run from the workflow's directory, or give --configfile)"
         ) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML{yaml_error_text(e)}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (not UTF-8)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a directory, not a config file") from None

@@ -19,7 +19,7 @@ import yaml
 
 from mergelab.methods import METHODS, Method, check_pair, id_order
 from mergelab.plan.errors import ConfigError, did_you_mean
-from mergelab.plan.load import yaml_error_text
+from mergelab.plan.load import load_yaml, yaml_error_text
 from mergelab.plan.models import MergeSpec, ModelSpec
 from mergelab.plan.moe import expand_moe
 
@@ -36,6 +36,13 @@ def fmt_value(v: Any) -> str:
 
 def _is_scalar(v):
     return isinstance(v, (bool, int, float))
+
+
+# Methods that mergekit runs on a single model and that then return it unchanged
+# (mergekit 0.1.5: linear normalizes a lone weight to 1, karcher and multislerp return a
+# lone input as is): which count must reach two. The task-vector methods are not here:
+# base + one model scales or sparsifies one task vector, a real merge.
+ONE_INPUT_IS_A_COPY = {"linear": "models", "karcher": "models", "multislerp": "models besides the base"}
 
 
 class Recipe:
@@ -167,6 +174,12 @@ class Recipe:
         if m.min_non_base is not None and nb < m.min_non_base:
             self.fail(
                 "models", f"{m.name} needs at least {m.min_non_base} models besides the base; this recipe gives {nb}"
+            )
+        if m.name in ONE_INPUT_IS_A_COPY and (n if ONE_INPUT_IS_A_COPY[m.name] == "models" else nb) < 2:
+            self.fail(
+                "models",
+                f"{m.name} of one model returns that model unchanged (mergekit accepts it; the result would "
+                f"be a copy named as a merge): give at least two {ONE_INPUT_IS_A_COPY[m.name]}",
             )
         return mk_base, inputs
 
@@ -337,7 +350,7 @@ class Recipe:
             self.fail(key, f"file not found: {rel}")
         try:
             with open(path, encoding="utf-8") as fh:
-                raw = yaml.safe_load(fh)
+                raw = load_yaml(fh)
         except yaml.YAMLError as e:
             self.fail(key, f"{rel} is not valid YAML{yaml_error_text(e)}")
         if not isinstance(raw, dict):
