@@ -3,7 +3,7 @@
 # about a minute), `make test-all` every test (what CI runs), `make lint` the
 # formatting and lint gates.
 #
-# Variables: PYTHON (>= 3.11), VENV, TORCH (the torch requirement to install
+# Variables: PYTHON (>= 3.11), VENV, CONFIG (for `make check`), TORCH (the torch requirement to install
 # first; the default takes the CPU build where pip finds one, e.g.
 #   make run TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 # for CUDA), CORES (snakemake --cores), ARGS (more snakemake arguments).
@@ -16,14 +16,21 @@ CORES ?= all
 ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: run report test test-all venv lock lint format bench gallery clean
+.PHONY: run report check test test-all venv lock lint format bench gallery clean
 
 run: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) $(ARGS)
 	$(BIN)/snakemake --report results/report.html $(ARGS)
+	@echo "mergelab: leaderboard results/tables/leaderboard.md, figures results/plots/, report results/report.html"
 
 report: $(VENV)/.installed
 	$(BIN)/snakemake --report results/report.html $(ARGS)
+
+# Check a config as the workflow would (file, line and column for YAML errors), running nothing:
+#   make check CONFIG="my.yaml [more.yaml]"
+CONFIG ?= config/experiment.yaml
+check: $(VENV)/.installed
+	$(BIN)/python scripts/check_config.py $(CONFIG)
 
 # The fast tier: no Snakemake run, no SLURM, no model training (tests marked
 # workflow or slow are left out).

@@ -4,7 +4,7 @@ from mergelab.jobs import atomic_dir, job_log
 
 
 def main(smk) -> None:
-    with job_log(smk.log[0]) as log:
+    with job_log(smk.log[0], console="demo_models") as log:  # a minute or more: show the steps
         from contextlib import ExitStack
 
         import torch

@@ -128,10 +128,12 @@ UNKNOWN_ARCHITECTURE = "mergelab_unknown"
 @pytest.fixture(scope="session")
 def trained_demo(tmp_path_factory) -> Path:
     """The demo models (base, math, words), trained once per test run by the demo_models rule (about a
-    minute on two cores) in a workdir of their own: its results/demo/ and logs/demo_models/."""
+    minute on two cores) in a workdir of their own: its results/demo/ and logs/demo_models/, and
+    console.txt, what Snakemake printed."""
     wd = tmp_path_factory.mktemp("demo-models")
     cfg = {"models": {n: {"demo": n} for n in ("base", "math", "words")}, "merges": []}
-    snakemake(wd, write_config(wd, cfg), "demo_models", check=True, timeout=900)
+    proc = snakemake(wd, write_config(wd, cfg), "demo_models", check=True, timeout=900)
+    (wd / "console.txt").write_text(proc.stderr)
     return wd
 
 

@@ -110,6 +110,39 @@ def test_each_expert_beats_the_base_on_its_own_held_out_skill(tmp_path, trained_
     assert all(1 < v < 3 * ppl["base"] for v in ppl.values()), ppl  # forgetting, but generic text still modelled
     log = (trained_demo / "logs/demo_models/demo_models.log").read_text()
     assert "math expert trained" in log and "words expert trained" in log
+    # the minute (or, on busy cores, many) of training shows on the console, step by step
+    console = (trained_demo / "console.txt").read_text()
+    for line in (
+        "base: step 1/600, loss",
+        "base: step 600/600",
+        "math expert: step 401/800",
+        "words expert: step 300/300",
+    ):
+        assert f"[demo_models] {line}" in console, console[-2000:]
+    assert 15 <= console.count("[demo_models] ") <= 40  # progress, not a flood
     for m in DEMO_NAMES:  # the embedded probing set works on the trained models
         scores = (tmp_path / f"results/holmes/{m}/scores.csv").read_text().splitlines()
         assert len(scores) == 1 + 8, scores[:3]
+
+
+@pytest.mark.slow
+def test_the_task_vector_figures_docs_demo_quotes(trained_demo):
+    """docs/demo.md explains the merges by the task vectors' norms and angle: they are these models'."""
+    import re
+
+    from conftest import REPO
+
+    text = " ".join((REPO / "docs" / "demo.md").read_text().split())
+    found = re.findall(r"norms are (\d+)% \(math\) and (\d+)% \(words\) of the base's, .*?cosine (-?\d\.\d+)\)", text)
+    assert len(found) == 1, "docs/demo.md no longer quotes the task vectors: rewrite this test with it"
+    math_pct, words_pct, cosine = found[0]
+
+    def flat(name):
+        state = load_state(trained_demo / "results" / "demo" / name)
+        return torch.cat([state[k].flatten().double() for k in sorted(state)])
+
+    base, math_, words = flat("base"), flat("math"), flat("words")
+    tv_math, tv_words = math_ - base, words - base
+    assert round(100 * float(tv_math.norm() / base.norm())) == int(math_pct)
+    assert round(100 * float(tv_words.norm() / base.norm())) == int(words_pct)
+    assert round(float(torch.nn.functional.cosine_similarity(tv_math, tv_words, dim=0)), 2) == float(cosine)

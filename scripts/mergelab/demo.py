@@ -165,7 +165,16 @@ def _blocks(tokenizer, docs: List[str], length: int = 64):
     return torch.tensor(ids[: n * length]).view(n, length)
 
 
-def train_lm(model, blocks, steps: int, lr: float, seed: int, batch: int = 32, log: Optional[logging.Logger] = None):
+def train_lm(
+    model,
+    blocks,
+    steps: int,
+    lr: float,
+    seed: int,
+    batch: int = 32,
+    log: Optional[logging.Logger] = None,
+    label: str = "model",
+):
     """Causal-LM training: AdamW, 10% linear warm-up then cosine decay to 5%, seeded batches."""
     import torch
 
@@ -183,7 +192,7 @@ def train_lm(model, blocks, steps: int, lr: float, seed: int, batch: int = 32, l
         loss.backward()
         opt.step()
         if log and (step % 100 == 0 or step == steps - 1):
-            log.info("step %d/%d loss %.3f", step + 1, steps, loss.item())
+            log.info("%s: step %d/%d, loss %.3f", label, step + 1, steps, loss.item())
     model.eval()
     return model
 
@@ -195,9 +204,16 @@ def train_demo_models(tokenizer, config, seed: int, schedule: Schedule, log: Opt
     from mergelab import demo_tasks as dt
 
     log = log or logging.getLogger("mergelab.demo")
+    log.info(
+        "training the base (%d steps), then the math and words experts (%d, %d steps)",
+        schedule.base_steps,
+        schedule.math_steps,
+        schedule.words_steps,
+    )
     t0 = time.time()
     base = init_model(config, seed)
-    train_lm(base, _blocks(tokenizer, dt.corpus(6000, seed)), schedule.base_steps, schedule.base_lr, seed, log=log)
+    blocks = _blocks(tokenizer, dt.corpus(6000, seed))
+    train_lm(base, blocks, schedule.base_steps, schedule.base_lr, seed, log=log, label="base")
     log.info("base trained in %.1f s", time.time() - t0)
     skills = {
         "math": (dt.arithmetic_training(4000, seed + 1), schedule.math_steps, schedule.math_lr),
@@ -208,7 +224,8 @@ def train_demo_models(tokenizer, config, seed: int, schedule: Schedule, log: Opt
         t1 = time.time()
         docs = docs + dt.corpus(int(len(docs) * schedule.replay), seed + 10 + i)
         random.Random(seed + 20 + i).shuffle(docs)
-        models[name] = train_lm(copy.deepcopy(base), _blocks(tokenizer, docs), steps, lr, seed + 1 + i, log=log)
+        blocks = _blocks(tokenizer, docs)
+        models[name] = train_lm(copy.deepcopy(base), blocks, steps, lr, seed + 1 + i, log=log, label=f"{name} expert")
         log.info("%s expert trained in %.1f s", name, time.time() - t1)
     return models
 

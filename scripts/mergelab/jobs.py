@@ -23,8 +23,11 @@ def _raise_exit(signum, frame):  # pragma: no cover - exercised through subproce
 
 
 @contextlib.contextmanager
-def job_log(path: os.PathLike, name: str = "mergelab") -> Iterator[logging.Logger]:
+def job_log(path: os.PathLike, name: str = "mergelab", console: str = "") -> Iterator[logging.Logger]:
     """Send stdout, stderr (file descriptors too: tqdm, C libraries) and logging to ``path``.
+
+    With ``console`` (a prefix, e.g. the rule's name), the job's own log records also go
+    to the Snakemake console: progress of a long local job that the user watches.
 
     On an exception the traceback goes to the log and one line naming the log
     goes to the original stderr, so the Snakemake console stays readable.
@@ -47,6 +50,11 @@ def job_log(path: os.PathLike, name: str = "mergelab") -> Iterator[logging.Logge
         force=True,
     )
     log = logging.getLogger(name)
+    echo = None
+    if console:
+        echo = logging.StreamHandler(os.fdopen(os.dup(saved_err), "w", buffering=1, encoding="utf-8"))
+        echo.setFormatter(logging.Formatter(f"[{console}] %(message)s"))
+        log.addHandler(echo)
     failed = None
     try:
         yield log
@@ -60,6 +68,9 @@ def job_log(path: os.PathLike, name: str = "mergelab") -> Iterator[logging.Logge
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
+        if echo is not None:
+            log.removeHandler(echo)
+            echo.close()
         for s, h in old_handlers.items():
             signal.signal(s, h)
         os.dup2(saved_out, 1)
