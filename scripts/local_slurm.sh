@@ -68,8 +68,9 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 ReturnToService=2
-# Finished jobs stay visible to squeue for 10 minutes: the status command without accounting.
-MinJobAge=600
+# Finished jobs stay visible to squeue and scontrol for a day: the executor's status
+# command without accounting, and the tests count every job a run made, however long it took.
+MinJobAge=86400
 SchedulerParameters=sched_interval=1
 KillWait=5
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:$GPUS State=UNKNOWN

@@ -105,7 +105,8 @@ def _when(stamp: str) -> float:
 
 
 def slurm_jobs(workdir: Path) -> list:
-    """The jobs SLURM knows (finished ones for MinJobAge) that ran in workdir."""
+    """The jobs SLURM ran in workdir: finished ones stay known for MinJobAge, a day in
+    scripts/local_slurm.sh, so the count does not depend on how long the run took."""
     out = subprocess.run(["scontrol", "show", "job", "-o"], capture_output=True, text=True, timeout=60).stdout
     jobs = []
     for line in out.splitlines():
@@ -129,6 +130,16 @@ def _minutes(limit: str) -> int:
     days, _, hms = limit.rpartition("-")
     h, mnt, s = (int(x) for x in hms.split(":"))
     return int(days or 0) * 1440 + h * 60 + mnt + (s > 0)
+
+
+def test_finished_jobs_stay_countable_for_longer_than_any_test_run(slurm_cluster):
+    """The tests count the jobs a run made from SLURM's records, which slurmctld drops MinJobAge
+    seconds after a job ends: that must outlast the whole CI run (90 minutes), or a slow
+    machine loses jobs from the count (issue 15: 600 s was not enough)."""
+    out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=60)
+    m = re.search(r"^MinJobAge\s*=\s*(\d+)", out.stdout, re.M)
+    assert m, out.stdout[-2000:]
+    assert int(m.group(1)) == 0 or int(m.group(1)) >= 90 * 60, m.group(0)
 
 
 def test_embedded_default_runs_through_the_profile(slurm_cluster, trained_demo, tmp_path):
