@@ -11,52 +11,26 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from mergelab.jobs import JobError, atomic_dir
+from mergelab.plan.refs import map_refs, refs
 
 log = logging.getLogger("mergelab.merge")
 
-# The keys under which mergekit and mergekit-moe configs name a model.
-MODEL_KEYS = ("model", "base_model", "source_model")
-
 
 def referenced_dirs(cfg: Dict[str, Any]) -> List[str]:
-    """Local model directories a mergekit config names (hub ids are skipped)."""
-    found: List[str] = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if k in MODEL_KEYS and isinstance(v, str) and v.startswith("/"):
-                    if v not in found:
-                        found.append(v)
-                else:
-                    walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(cfg)
-    return found
+    """Local model directories a mergekit config names (hub ids are skipped), wherever mergekit
+    reads a model (mergelab.plan.refs)."""
+    return [r for r in refs(cfg) if r.startswith("/")]
 
 
 def local_snapshots(cfg: Dict[str, Any], receipts: Dict[str, str]) -> Dict[str, Any]:
-    """cfg with every hub parent's reference replaced by the local snapshot its fetch receipt names."""
+    """cfg with every hub parent's reference replaced by the local snapshot its fetch receipt
+    names, wherever mergekit reads a model (the tokenizer block too)."""
     if not receipts:
         return cfg
     from mergelab.hub import snapshot_path
 
     paths = {ref: snapshot_path(receipt) for ref, receipt in receipts.items()}
-
-    def walk(node):
-        if isinstance(node, dict):
-            return {
-                k: paths.get(v, v) if k in (*MODEL_KEYS, "tokenizer_source") and isinstance(v, str) else walk(v)
-                for k, v in node.items()
-            }
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        return node
-
-    return walk(cfg)
+    return map_refs(cfg, lambda ref: paths.get(ref, ref))
 
 
 def check_inputs(cfg: Dict[str, Any]) -> None:
@@ -110,6 +84,7 @@ def model_card(merge_id: str, meta: Dict[str, Any], config_yaml: str) -> str:
         f"| random seed | {meta['seed']} |",
         *[f"| {k} | {v} |" for k, v in meta.get("versions", {}).items()],
         "",
+        *(["## Lineage", "", *lineage_lines(meta["lineage"]), ""] if meta.get("lineage") else []),
         "## mergekit configuration",
         "",
         "```yaml",
@@ -117,6 +92,18 @@ def model_card(merge_id: str, meta: Dict[str, Any], config_yaml: str) -> str:
         "```",
     ]
     return "\n".join(lines) + "\n"
+
+
+def lineage_lines(tree: Dict[str, Any], depth: int = 0) -> List[str]:
+    """A merge of merges as a nested list, down to the parents (mergelab.plan Experiment.lineage)."""
+    if "method" in tree:
+        what = f"{tree['method']} merge, recipe `{tree['recipe']}`"
+    else:
+        what = tree["kind"] + (f" `{tree['location']}`" if tree.get("location") and tree["kind"] == "hub" else "")
+    out = [f"{'  ' * depth}- `{tree['model']}`: {what}"]
+    for sub in tree.get("inputs", []):
+        out += lineage_lines(sub, depth + 1)
+    return out
 
 
 MOE_DOCS = "https://github.com/arcee-ai/mergekit/blob/main/docs/moe.md"

@@ -164,7 +164,7 @@ def job_resources(exp, rule: str, model: str, task: Optional[str] = None) -> Dic
     Snakemake asks again just before the job starts, when its inputs exist."""
     if rule == "merge":
         spec = exp.merge_spec(model)
-        sizes = [size_of(exp.models[m].input_path) for m in spec.inputs]
+        sizes = [size_of(p) for p in exp.merge_inputs(model)]
         est = estimate(rule, sizes, dtype=spec.dtype, passthrough=spec.stacks_parents)
         return resolve(rule, est, spec.gpus, spec.resources)
     if rule == "harness_eval":

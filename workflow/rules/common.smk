@@ -94,7 +94,7 @@ def job_resource(rule, key):
 
 def get_merge_input(wildcards):
     spec = EXP.merge_spec(wildcards.model)  # a model that is no merge of the config fails here
-    inputs = {"models": [EXP.models[m].input_path for m in spec.inputs]}
+    inputs = {"models": EXP.merge_inputs(wildcards.model)}
     if spec.raw_file:
         inputs["mergekit_config"] = paths.relative(spec.raw_file, EXP.workdir)
     return inputs

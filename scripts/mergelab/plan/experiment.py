@@ -62,6 +62,34 @@ class Experiment:
             return [paths.MERGED_MODEL.format(model=name)]
         return [self.models[name].input_path]
 
+    def merge_inputs(self, model: str) -> List[str]:
+        """The Snakemake inputs of merge ``model``: the directories (or fetch receipts) of the
+        models it reads, merges among them, and the directories a raw file names by path."""
+        spec = self.merge_spec(model)
+        return [p for name in spec.inputs for p in self.model_input(name)] + list(spec.path_inputs)
+
+    def lineage(self, name: str) -> Dict[str, Any]:
+        """The tree a model comes from: a merge with the trees of what it read, down to the parents."""
+        if name not in self.merges:
+            m = self.models[name]
+            return {"model": name, "kind": m.kind, "location": m.location, "revision": m.revision}
+        spec = self.merges[name]
+        inputs = [self.lineage(i) for i in spec.inputs] + [{"model": p, "kind": "path"} for p in spec.path_inputs]
+        return {"model": name, "method": spec.method, "recipe": spec.recipe, "inputs": inputs}
+
+    def hub_ancestors(self, name: str) -> List[str]:
+        """The hub ids of the parents a model comes from, through merges of merges."""
+        if name not in self.merges:
+            m = self.models[name]
+            return [m.location] if m.kind == "hub" else []
+        out: List[str] = []
+        for i in self.merges[name].inputs:
+            out += [h for h in self.hub_ancestors(i) if h not in out]
+        return out
+
+    def reads_merges(self, model: str) -> bool:
+        return any(i in self.merges for i in self.merge_spec(model).inputs)
+
     def role(self, name: str) -> str:
         """merge, base (the base of some recipe) or parent."""
         if name in self.merges:
@@ -108,6 +136,9 @@ class Experiment:
         """What the tables, the figures and provenance.json know about the campaign."""
         models = {name: m.describe(self.role(name)) for name, m in self.models.items()}
         models.update({mid: spec.describe() for mid, spec in self.merges.items()})
+        for mid in self.merges:
+            if self.reads_merges(mid):  # provenance.json: the tree down to the parents
+                models[mid]["lineage"] = self.lineage(mid)
         h, ho = self.harness, self.holmes
         return {
             "model_order": list(models),
@@ -178,15 +209,17 @@ class Experiment:
 
     def merge_job(self, model: str) -> MergeJob:
         spec = self.merge_spec(model)
-        parents = [self.models[m] for m in spec.inputs]
+        parents = [self.models[m] for m in spec.inputs if m in self.models]
         card = {
             "recipe": spec.recipe,
             "method": spec.method,
             "seed": spec.seed,
-            "inputs": spec.inputs,
+            "inputs": spec.inputs + spec.path_inputs,
             "parameters": spec.params,
-            "hub_parents": [m.location for m in parents if m.kind == "hub"],
+            "hub_parents": self.hub_ancestors(model),
         }
+        if self.reads_merges(model):  # a merge of merges: its card shows the tree
+            card["lineage"] = self.lineage(model)
         return MergeJob(
             mergekit_config=spec.mergekit_config,
             seed=spec.seed,

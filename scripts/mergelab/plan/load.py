@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, List, Sequence
 
 import yaml
 
@@ -64,6 +64,11 @@ StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _co
 def load_yaml(stream) -> Any:
     """Parse YAML like yaml.safe_load, refusing duplicate keys (StrictLoader)."""
     return yaml.load(stream, Loader=StrictLoader)
+
+
+def load_yaml_all(stream) -> List[Any]:
+    """Every document of a multi-document YAML stream, refusing duplicate keys."""
+    return list(yaml.load_all(stream, Loader=StrictLoader))
 
 
 def yaml_error_text(e: Exception) -> str:

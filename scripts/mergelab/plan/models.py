@@ -19,7 +19,7 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    kind: str  # path | hub | demo
+    kind: str  # path | hub | demo; merge for a merge that a recipe reads (merge_model_spec)
     location: str  # absolute directory, or hub id
     revision: Optional[str] = None
     dtype: str = "auto"
@@ -65,6 +65,7 @@ class MergeSpec:
     parents: List[str] = field(default_factory=list)  # the models merged (the recipe's `models`)
     base: Optional[str] = None  # the recipe's base model
     swept: Tuple[str, ...] = ()  # the parameters its recipe sweeps for its method, in id order
+    path_inputs: List[str] = field(default_factory=list)  # directories a raw file names by path (as inputs)
 
     @property
     def stacks_parents(self) -> bool:
@@ -73,7 +74,9 @@ class MergeSpec:
 
     def describe(self) -> Dict[str, Any]:
         """What the tables and the provenance record of this merge."""
+        extra = {"path_inputs": self.path_inputs} if self.path_inputs else {}
         return {
+            **extra,
             "role": "merge",
             "recipe": self.recipe,
             "method": self.method,
@@ -92,7 +95,7 @@ class MergeSpec:
             "recipe": self.recipe,
             "method": self.method,
             "seed": self.seed,
-            "inputs": list(self.inputs),
+            "inputs": list(self.inputs) + list(self.path_inputs),
             "parameters": self.params,
             "mergekit_config": self.mergekit_config,
         }
@@ -147,7 +150,7 @@ def resolve_models(models_cfg: Mapping[str, dict], source: str, workdir: Path) -
             rel = paths.DEMO_MODEL.format(name=m["demo"])
             path = (workdir / rel).resolve()
             if path.exists():  # trained by the demo_models rule; a broken one would never be trained again
-                _check_weights(path, f"{where}.demo", f" (delete {rel} to train it again)")
+                check_weights(path, f"{where}.demo", f" (delete {rel} to train it again)")
             out[name] = ModelSpec(name, "demo", str(path), input_path=rel, **common)
         else:
             raw = os.path.expanduser(m["path"])
@@ -158,12 +161,12 @@ def resolve_models(models_cfg: Mapping[str, dict], source: str, workdir: Path) -
                 raise ConfigError(f"{where}.path: model directory does not exist: {raw}")
             if not (path / "config.json").is_file():
                 raise ConfigError(f"{where}.path: not a model directory (no config.json): {raw}")
-            _check_weights(path, f"{where}.path")
+            check_weights(path, f"{where}.path")
             out[name] = ModelSpec(name, "path", str(path), input_path=paths.relative(str(path), workdir), **common)
     return out
 
 
-def _check_weights(path: Path, where: str, hint: str = "") -> None:
+def check_weights(path: Path, where: str, hint: str = "") -> None:
     """The cheap checks of mergelab.checkpoint (config.json, index, safetensors headers), as a ConfigError."""
     try:
         check_model_dir(path)
@@ -171,3 +174,9 @@ def _check_weights(path: Path, where: str, hint: str = "") -> None:
         raise ConfigError(f"{where}: {e}{hint}") from None
     except OSError as e:
         raise ConfigError(f"{where}: cannot read {e.filename}: {e.strerror}") from None
+
+
+def merge_model_spec(spec: MergeSpec, workdir: Path) -> ModelSpec:
+    """A merge as a model that later recipes read: its directory under results/models/."""
+    rel = paths.MERGED_MODEL.format(model=spec.id)
+    return ModelSpec(spec.id, "merge", str(workdir / rel), input_path=rel, dtype=spec.dtype)
