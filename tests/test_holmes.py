@@ -401,6 +401,70 @@ def test_offline_download_says_where_to_put_the_archive(tmp_path):
     assert not list((tmp_path / "data").glob("*.partial"))
 
 
+# ---------------------------------------------------------------- zero-token texts (issue 16)
+
+
+@pytest.fixture(scope="module")
+def no_bos_dir(tmp_path_factory, tiny_models):
+    """The tiny model with a tokenizer that adds no special token: an empty text is no token."""
+    import shutil
+
+    from tokenizers import processors
+    from transformers import AutoTokenizer
+
+    out = tmp_path_factory.mktemp("no-bos") / "m"
+    shutil.copytree(tiny_models["base"], out)
+    tok = AutoTokenizer.from_pretrained(out)
+    tok._tokenizer.post_processor = processors.ByteLevel(trim_offsets=True)
+    tok.save_pretrained(out)
+    assert AutoTokenizer.from_pretrained(out)("")["input_ids"] == []
+    return out
+
+
+def test_a_text_of_zero_tokens_is_one_line_before_the_model_loads(monkeypatch, tmp_path, no_bos_dir):
+    import mergelab.holmes_encode
+    from mergelab.holmes import evaluate
+    from mergelab.jobs import JobError
+
+    write_demo_set(tmp_path)
+    folder = tmp_path / "mergelab-demo-negation"
+    lines = (folder / "samples.csv").read_text().splitlines()
+    lines[5] = "4,\"['']\",,1,train"  # an empty sentence
+    (folder / "samples.csv").write_text("\n".join(lines) + "\n")
+
+    def no_model(*args, **kw):
+        raise AssertionError("the model was loaded before the texts were checked")
+
+    monkeypatch.setattr(mergelab.holmes_encode, "load_model", no_model)
+    settings = {"seeds": [0], "objective": "reference", "batch_size": 4, "dtype": "float32", "max_length": None}
+    with pytest.raises(JobError) as err:
+        evaluate("m", str(no_bos_dir), str(tmp_path), ["mergelab-demo-agreement", folder.name], settings, "cpu")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith("dataset 'mergelab-demo-negation': the text '' is zero tokens for TokenizersBackend"), msg
+    assert str(folder / "samples.csv") in msg
+
+
+def test_a_long_text_is_shortened_in_the_message(no_bos_dir):
+    from transformers import AutoTokenizer
+
+    from mergelab.holmes_encode import check_tokens
+    from mergelab.jobs import JobError
+
+    class Empty:  # a tokenizer that drops everything
+        def __call__(self, texts, **kw):
+            return {"input_ids": [[] if t.startswith("drop") else [1] for t in texts]}
+
+    long_text = "drop " + "word " * 40
+    ds = ProbeDataset("d", Path("."), "SENTENCE", 2, rows=[Row("0", ["kept"], None, 0, "train")])
+    ds.rows.append(Row("1", [long_text], None, 1, "train"))
+    req = Requests()
+    rows = row_requests(ds, req, "")
+    with pytest.raises(JobError, match=r"dataset 'd': the text 'drop word word .{40,}\.\.\.' is zero tokens for Empty"):
+        check_tokens(Empty(), [ds], [rows], req)
+    check_tokens(AutoTokenizer.from_pretrained(no_bos_dir), [ds], [rows], req)  # a real tokenizer: no empty text
+
+
 # ---------------------------------------------------------------- workflow
 
 

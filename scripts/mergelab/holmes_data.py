@@ -72,6 +72,11 @@ class ProbeDataset:
     def regression(self) -> bool:
         return self.num_labels == 1
 
+    @property
+    def samples_path(self) -> Path:
+        """Its samples file: samples.csv, or the name config-none.yaml gives (probes_samples_path)."""
+        return self.path / Path(self.config.get("probes_samples_path") or "samples.csv").name
+
     def split(self, name: str) -> List[Row]:
         return [r for r in self.rows if r.split == name]
 
@@ -249,10 +254,10 @@ def read_dataset(folder: Path) -> ProbeDataset:
     k = cfg.get("num_labels")
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise DataError(f"{cfg_path}: num_labels must be a whole number >= 1 (1 = regression), got {k!r}")
-    samples = folder / Path(cfg.get("probes_samples_path") or "samples.csv").name
+    ds = ProbeDataset(folder.name, folder, ptt, k, config=cfg)
+    samples = ds.samples_path
     if not samples.is_file():
         raise DataError(f"{folder}: missing {samples.name}")
-    ds = ProbeDataset(folder.name, folder, ptt, k, config=cfg)
     with open(samples, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in ("inputs", "label", "set-0") if c not in (reader.fieldnames or [])]
