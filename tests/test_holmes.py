@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import snakemake, write_config
+from conftest import fake_model_dir, snakemake, write_config
 from mergelab.holmes_data import DataError, ProbeDataset, Row, manifest_rows, metadata, obtain, read_dataset
 from mergelab.holmes_demo import DATASETS, write_demo_set
-from mergelab.holmes_encode import Requests, encode, features, load_encoder, row_requests
+from mergelab.holmes_encode import Requests, encode, features, load_encoder, probe_features, row_requests
 from mergelab.probe import ProbeSettings, ProbeTask, lr_factor, macro_f1, pearson, train_probe_plain, train_probes
 
 # ---------------------------------------------------------------- features
@@ -399,6 +399,75 @@ def test_offline_download_says_where_to_put_the_archive(tmp_path):
     assert "could not download the flash-holmes archive" in msg
     assert f"put it at {tmp_path / 'data' / 'flash-holmes.zip'}" in msg
     assert not list((tmp_path / "data").glob("*.partial"))
+
+
+# ---------------------------------------------------------------- features: reference (issue 16)
+
+
+def captured_tasks(monkeypatch, model_dir, data_dir, names, **settings):
+    """evaluate() up to the probes: the ProbeTasks it would train, by dataset name."""
+    import mergelab.probe
+    from mergelab.holmes import evaluate
+
+    got = {}
+
+    def capture(tasks, seeds, *args, **kw):
+        got.update({t.name: t for t in tasks})
+        return []
+
+    monkeypatch.setattr(mergelab.probe, "train_probes", capture)
+    base = {"seeds": [0], "objective": "reference", "batch_size": 16, "dtype": "float32", "max_length": None}
+    evaluate("m", str(model_dir), str(data_dir), names, {**base, **settings}, "cpu")
+    return got
+
+
+def test_reference_features_are_the_float16_rounded_features_where_holmes_rounds(monkeypatch, tmp_path, tiny_models):
+    names = ["mergelab-demo-agreement", "mergelab-demo-coherence", "mergelab-demo-contradiction"]
+    names += ["mergelab-demo-subject-object"]
+    write_demo_set(tmp_path)
+    full = captured_tasks(monkeypatch, tiny_models["base"], tmp_path, names)
+    ref = captured_tasks(monkeypatch, tiny_models["base"], tmp_path, names, features="reference")
+    for name in names:
+        for part in ("x_train", "x_dev", "x_test"):
+            x, r = getattr(full[name], part), getattr(ref[name], part)
+            assert r.dtype == torch.float32
+            if name == "mergelab-demo-subject-object":  # token features: Holmes keeps them whole (encoding full)
+                assert torch.equal(r, x), name
+            else:  # SENTENCE, SENTENCE_PAIR_BI, SENTENCE_PAIR_CROSS: stored as float16 by Holmes
+                assert torch.equal(r, x.half().float()), name
+                assert not torch.equal(r, x), name
+    # with a half encoding Holmes rounds every feature
+    tokens = ProbeDataset("t", Path("."), "SENTENCE_TOKENS", 2, rows=[Row("0", [("a", 0, 0, 1)], ["a"], 0, "train")])
+    vectors = torch.randn(1, 8)
+    x = probe_features(tokens, [[0]], vectors, encoding="half", mode="reference")
+    assert torch.equal(x, vectors.half().float())
+    assert torch.equal(probe_features(tokens, [[0]], vectors, encoding="full", mode="reference"), vectors)
+
+
+def test_features_setting_is_a_param_of_the_holmes_jobs_only(tmp_path):
+    from mergelab.plan.experiment import load_experiment
+
+    for n in ("a", "b"):
+        fake_model_dir(tmp_path / "models" / n)
+    cfg = {
+        "models": {n: {"path": f"models/{n}"} for n in ("a", "b")},
+        "merges": [{"name": "r", "models": ["a", "b"], "methods": ["linear"]}],
+        "harness": {"tasks": ["mergelab_categories"]},
+        "holmes": {"activate": True, "version": "demo"},
+    }
+    full = load_experiment(cfg, "cfg.yaml", workdir=tmp_path)
+    cfg["holmes"]["features"] = "reference"
+    ref = load_experiment(cfg, "cfg.yaml", workdir=tmp_path)
+    for m in full.holmes.models:
+        assert full.job_params("holmes_eval", model=m)["settings"].get("features") is None  # as before the key
+        assert ref.job_params("holmes_eval", model=m)["settings"]["features"] == "reference"
+    assert full.job_params("holmes_data") == ref.job_params("holmes_data")
+    for m in full.merges:
+        assert full.job_params("merge", model=m) == ref.job_params("merge", model=m)
+    for m in full.harness.models:
+        assert full.job_params("harness_eval", model=m, task="mergelab_categories") == ref.job_params(
+            "harness_eval", model=m, task="mergelab_categories"
+        )
 
 
 # ---------------------------------------------------------------- zero-token texts (issue 16)

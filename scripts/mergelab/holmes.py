@@ -55,9 +55,9 @@ def evaluate(
         Requests,
         check_tokens,
         encode,
-        features,
         load_model,
         load_tokenizer,
+        probe_features,
         row_requests,
     )
     from mergelab.probe import ProbeSettings, ProbeTask, train_probes
@@ -83,9 +83,11 @@ def evaluate(
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
 
+    mode = settings.get("features", "full")  # absent from the settings when full
+    log.info("features: %s%s", mode, " (float16 where Holmes' own code rounds them)" if mode == "reference" else "")
     tasks = []
     for ds, r in zip(data, rows):
-        x = features(ds, r, vectors)
+        x = probe_features(ds, r, vectors, encoding=encoding_name(dtype), mode=mode)
         parts = {}
         for split in ("train", "dev", "test"):
             idx = torch.tensor([i for i, row in enumerate(ds.rows) if row.split == split])

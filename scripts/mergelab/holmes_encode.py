@@ -23,11 +23,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from mergelab.holmes_data import ProbeDataset
+from mergelab.holmes_data import PROBE_TASK_TYPES, TOKEN_TYPES, ProbeDataset
 
 log = logging.getLogger("mergelab.holmes")
 
 Piece = Tuple[int, Optional[Tuple[int, int]]]  # (text id, char span or None for the whole text)
+SENTENCE_TYPES = tuple(t for t in PROBE_TASK_TYPES if t not in TOKEN_TYPES)  # a vector per whole text
 
 
 @dataclass
@@ -218,3 +219,16 @@ def features(ds: ProbeDataset, rows: List[List[int]], vectors) -> "torch.Tensor"
 
     index = torch.tensor(rows, dtype=torch.long)  # (n, k): equal k per dataset (validated)
     return vectors[index].reshape(len(rows), -1)
+
+
+def probe_features(ds: ProbeDataset, rows: List[List[int]], vectors, *, encoding: str, mode: str = "full"):
+    """What the probes of ds get: features(); with mode "reference" (holmes.features), rounded to
+    float16 where Holmes' own code stores them so - the sentence-level probe task types, and every
+    type when the encoding is half. A value beyond float16's range becomes inf there, as in Holmes."""
+    x = features(ds, rows, vectors)
+    if mode == "reference" and (encoding != "full" or ds.probe_task_type in SENTENCE_TYPES):
+        x = x.half().float()
+        overflow = int((~x.isfinite()).sum())
+        if overflow:
+            log.warning("%s: %d feature value(s) beyond float16's range became inf", ds.name, overflow)
+    return x

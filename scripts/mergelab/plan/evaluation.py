@@ -204,6 +204,15 @@ def build_holmes_plan(cfg: dict, evaluated: List[str], dtypes: Dict[str, str], w
         if not Path(archive).is_file():
             fail("holmes.data.archive", f"file not found: {h['data']['archive']}")
     models = list(evaluated) if h["activate"] else []
+    settings = {
+        "seeds": h["seeds"],
+        "objective": h["objective"],
+        "batch_size": h["batch_size"],
+        "dtype": h["dtype"],
+        "max_length": h["max_length"],
+    }
+    if h["features"] != "full":  # only when not the default: campaigns from before the key rerun nothing
+        settings["features"] = h["features"]
     return HolmesPlan(
         active=h["activate"],
         version=h["version"],
@@ -212,12 +221,6 @@ def build_holmes_plan(cfg: dict, evaluated: List[str], dtypes: Dict[str, str], w
         url=h["data"]["url"],
         datasets=names,
         models=models,
-        settings={
-            "seeds": h["seeds"],
-            "objective": h["objective"],
-            "batch_size": h["batch_size"],
-            "dtype": h["dtype"],
-            "max_length": h["max_length"],
-        },
+        settings=settings,
         model_dtypes={name: dtypes[name] for name in models},
     )

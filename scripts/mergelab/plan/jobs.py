@@ -92,7 +92,7 @@ class HarnessJob(EvaluationJob):
 class HolmesJob(EvaluationJob):
     data_dir: str  # <holmes.data.root>/<version>
     datasets: List[str]
-    settings: Dict[str, Any]  # seeds, objective, batch_size, dtype (resolved), max_length
+    settings: Dict[str, Any]  # seeds, objective, batch_size, dtype (resolved), max_length; features unless full
 
 
 @dataclass(frozen=True)
