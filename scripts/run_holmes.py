@@ -7,13 +7,15 @@ from mergelab.plan.jobs import HolmesJob
 def main(smk) -> None:
     with evaluation_job(smk, HolmesJob) as (job, model_dir, device, devices, log):
         from mergelab.holmes import evaluate, write_scores
+        from mergelab.holmes_data import read_manifest
 
-        log.info("probing %s on %d datasets (device %s)", job.model, len(job.datasets), device)
+        datasets = [r["probing_dataset"] for r in read_manifest(smk.input.manifest)]  # validated by holmes_data
+        log.info("probing %s on %d datasets (device %s)", job.model, len(datasets), device)
         rows = evaluate(
             job.model,
             model_dir,
             job.data_dir,
-            job.datasets,
+            datasets,
             job.settings,
             device,
             threads=smk.threads,

@@ -9,11 +9,11 @@ from mergelab.plan.jobs import HolmesDataJob
 
 def main(smk) -> None:
     with job_log(smk.log[0]) as log:
-        from mergelab.holmes_data import manifest_rows, obtain
+        from mergelab.holmes_data import manifest_rows, obtain, resolve_datasets
 
         job = HolmesDataJob.from_params(smk.params)
         folder = obtain(job.version, Path(job.root), Path(job.archive) if job.archive else None, job.url)
-        rows = manifest_rows(folder, job.datasets)
+        rows = manifest_rows(folder, resolve_datasets(folder, job.datasets))
         log.info("%d datasets valid in %s", len(rows), folder)
         with atomic_file(smk.output[0], newline="") as fh:
             writer = csv.DictWriter(

@@ -358,7 +358,34 @@ BAD = {
         "holmes.data.archive",
         "file not found: nowhere.zip",
     ),
-    "bad-holmes-version": ({"holmes": {"version": "holmes2"}}, "holmes.version", "'holmes2' is not one of"),
+    "holmes-version-without-data": (  # issue 16: a version of one's own is allowed, but its data must be somewhere
+        {"holmes": {"activate": True, "version": "holmes2"}},
+        "holmes.version",
+        "'holmes2' is not a built-in version (flash-holmes, holmes, demo) and no datasets of it are in "
+        "data/holmes/holmes2/ (<dataset>/config-none.yaml + samples.csv), data/holmes/holmes2.zip or holmes.data.url"
+        "; did you mean holmes, flash-holmes?",
+    ),
+    "holmes-version-not-a-folder-name": ({"holmes": {"version": "../peer"}}, "holmes.version", "does not match"),
+    "holmes-own-archive-not-a-zip": (
+        {"holmes": {"activate": True, "version": "ours", "data": {"archive": "broken.yml"}}},
+        "holmes.data.archive",
+        "broken.yml: not a zip archive",
+    ),
+    "holmes-own-dataset-pattern": (
+        {"holmes": {"activate": True, "version": "peer", "datasets": ["peer-a", "peer-x*"]}},
+        "holmes.datasets[1]",
+        "'peer-x*' matches no peer dataset",
+    ),
+    "holmes-probes-not-found": (
+        {"holmes": {"activate": True, "version": "demo", "data": {"probes": "nowhere.csv"}}},
+        "holmes.data.probes",
+        "file not found: nowhere.csv",
+    ),
+    "holmes-probes-columns": (
+        {"holmes": {"activate": True, "version": "demo", "data": {"probes": "probes.csv"}}},
+        "holmes.data.probes",
+        "probes.csv: missing column(s) phenomenon (as in workflow/holmes/probes.csv)",
+    ),
     "push-without-namespace": ({"hub": {"push": {"activate": True}}}, "hub.push.namespace", "set the user"),
     "push-bad-repo-name": (
         {"hub": {"push": {"activate": True, "namespace": "me", "repo_name": "{model}/x"}}},
@@ -387,6 +414,9 @@ def bad_config(case, wd):
         cfg["models"] = {**models("base", "coder", "math", "extra"), **extra["models"]}
     (wd / "broken.yml").write_text("merge_method: linear\nmodels: [\n  - {model: a\n")
     (wd / "notamodel").mkdir(exist_ok=True)
+    (wd / "probes.csv").write_text("probing_dataset,competence\npeer-a,syntax\n")
+    (wd / "data" / "holmes" / "peer" / "peer-a").mkdir(parents=True, exist_ok=True)  # a version of the user's own
+    (wd / "data" / "holmes" / "peer" / "peer-a" / "samples.csv").write_text("id,inputs,label,set-0\n")
     return cfg
 
 

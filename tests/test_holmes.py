@@ -6,15 +6,28 @@ import http.server
 import threading
 import zipfile
 from pathlib import Path
+from typing import List
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import snakemake, write_config
-from mergelab.holmes_data import DataError, ProbeDataset, Row, manifest_rows, metadata, obtain, read_dataset
+from conftest import fake_model_dir, planned_jobs, snakemake, write_config
+from mergelab.holmes_data import (
+    DataError,
+    ProbeDataset,
+    Row,
+    datasets_of_version,
+    find_datasets,
+    manifest_rows,
+    metadata,
+    obtain,
+    read_dataset,
+    read_probes,
+    resolve_datasets,
+)
 from mergelab.holmes_demo import DATASETS, write_demo_set
-from mergelab.holmes_encode import Requests, encode, features, load_encoder, row_requests
+from mergelab.holmes_encode import Requests, encode, features, load_encoder, probe_features, row_requests
 from mergelab.probe import ProbeSettings, ProbeTask, lr_factor, macro_f1, pearson, train_probe_plain, train_probes
 
 # ---------------------------------------------------------------- features
@@ -401,6 +414,280 @@ def test_offline_download_says_where_to_put_the_archive(tmp_path):
     assert not list((tmp_path / "data").glob("*.partial"))
 
 
+# ---------------------------------------------------------------- a set of the user's own (issue 16)
+
+OWN = {  # a dataset of the user's own -> the demo dataset it copies
+    "peer-agreement": "mergelab-demo-agreement",  # SENTENCE, mapped by the user's CSV
+    "peer-roles": "mergelab-demo-subject-object",  # SENTENCE_TOKENS, mapped
+    "peer-coherence": "mergelab-demo-coherence",  # SENTENCE_PAIR_BI, not mapped: unknown
+    "peer-sum": "mergelab-demo-sum",  # regression, not mapped: unknown
+    "mergelab-demo-tense": "mergelab-demo-tense",  # a name workflow/holmes/probes.csv knows
+}
+OWN_PROBES = (
+    "probing_dataset,competence,phenomenon\n"
+    "peer-agreement,morphology,agreement of our own\n"
+    "peer-roles,syntax,roles of our own\n"
+    "mergelab-demo-tense,syntax,ignored: probes.csv knows it\n"
+    "not-in-the-data,semantics,ignored\n"
+)
+
+
+def write_own_set(folder: Path) -> List[str]:
+    """Holmes-format datasets none of which is in workflow/holmes/probes.csv under its name
+    (but one), in folder/<name>/{config-none.yaml, samples.csv}; and the user's mapping beside."""
+    import shutil
+
+    src = folder.parent / ".demo-source"
+    write_demo_set(src)
+    for name, demo in OWN.items():
+        shutil.copytree(src / demo, folder / name)
+    shutil.rmtree(src)
+    (folder / "probes.csv").write_text(OWN_PROBES)
+    return sorted(OWN)
+
+
+def holmes_plan(wd: Path, **holmes):
+    from mergelab.plan.experiment import load_experiment
+
+    fake_model_dir(wd / "models" / "m")
+    cfg = {"models": {"m": {"path": "models/m"}}, "merges": [], "holmes": {"activate": True, **holmes}}
+    return load_experiment(cfg, "cfg.yaml", workdir=wd).holmes
+
+
+def zip_folder(folder: Path, archive: Path, top: str = "") -> Path:
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                zf.write(p, Path(top) / p.relative_to(folder))
+    return archive
+
+
+def test_own_version_probes_every_dataset_of_its_folder(tmp_path):
+    names = write_own_set(tmp_path / "data" / "holmes" / "peer")
+    assert not set(names) - {"mergelab-demo-tense"} & set(metadata())
+    plan = holmes_plan(tmp_path, version="peer")
+    assert plan.datasets == names and plan.data_dir == str(tmp_path / "data" / "holmes" / "peer")
+    assert holmes_plan(tmp_path, version="peer", datasets=["peer-*"]).datasets == [n for n in names if "peer" in n]
+    # the job validates and lists the same datasets, competence from probes.csv where it knows the name
+    folder = obtain("peer", tmp_path / "data" / "holmes")
+    rows = manifest_rows(folder, resolve_datasets(folder, plan.datasets))
+    assert [r["probing_dataset"] for r in rows] == names
+    assert {r["probing_dataset"]: r["competence"] for r in rows}["mergelab-demo-tense"] == "morphology"
+    assert {r["competence"] for r in rows if r["probing_dataset"] != "mergelab-demo-tense"} == {""}
+
+
+def test_own_version_in_an_archive_plans_the_same_datasets_before_and_after_unpacking(tmp_path):
+    names = write_own_set(tmp_path / "own")
+    root = tmp_path / "data" / "holmes"
+    root.mkdir(parents=True)
+    zip_folder(tmp_path / "own", root / "peer.zip", top="peer")
+    before = holmes_plan(tmp_path, version="peer").datasets
+    assert before == names
+    folder = obtain("peer", root)
+    assert find_datasets(folder) == names and holmes_plan(tmp_path, version="peer").datasets == before
+    # from a url, only the job sees the data: holmes.datasets travel as given, resolved there
+    url = holmes_plan(tmp_path, version="ours", data={"url": "https://example.org/ours.zip"})
+    assert url.datasets is None
+    pats = holmes_plan(tmp_path, version="ours", datasets=["peer-*"], data={"url": "https://example.org/ours.zip"})
+    assert pats.datasets == ["peer-*"]
+    assert resolve_datasets(folder, pats.datasets) == [n for n in names if n.startswith("peer-")]
+    with pytest.raises(DataError, match=r"pattern 'x\*' matches no dataset there"):
+        resolve_datasets(folder, ["x*"])
+
+
+def test_builtin_version_plans_its_own_datasets_and_those_added_to_its_folder(tmp_path):
+    plain = holmes_plan(tmp_path, version="flash-holmes").datasets
+    assert plain == datasets_of_version("flash-holmes") and len(plain) == 190
+    write_own_set(tmp_path / "data" / "holmes" / "flash-holmes")
+    added = holmes_plan(tmp_path, version="flash-holmes").datasets
+    assert added == plain + ["mergelab-demo-tense", "peer-agreement", "peer-coherence", "peer-roles", "peer-sum"]
+    assert holmes_plan(tmp_path, version="flash-holmes", datasets=["peer-*"]).datasets == added[191:]
+    # the demo set is the workflow's own: it is written afresh, never added to
+    write_own_set(tmp_path / "data" / "holmes" / "demo")
+    assert holmes_plan(tmp_path, version="demo").datasets == [d[0] for d in DATASETS]
+
+
+def test_builtin_folder_of_other_datasets_says_to_name_a_version(tmp_path):
+    folder = tmp_path / "flash-holmes"
+    write_own_set(folder)
+    with pytest.raises(DataError, match="dataset 'bridging-edge' is missing .*give them a version name of their own"):
+        manifest_rows(folder, datasets_of_version("flash-holmes"))
+
+
+NOT_HOLMES = {
+    "no config": (lambda f: (f / "config-none.yaml").unlink(), "peer-sum: missing config-none.yaml"),
+    "not utf-8": (
+        lambda f: (f / "samples.csv").write_bytes(b"id,inputs,context,label,set-0\n0,\"['caf\xe9']\",,1.0,train\n"),
+        "peer-sum/samples.csv: not UTF-8 text",
+    ),
+    "config not utf-8": (
+        lambda f: (f / "config-none.yaml").write_bytes(b"probe_name: \xff\n"),
+        "peer-sum/config-none.yaml: not UTF-8 text",
+    ),
+    "config a list": (
+        lambda f: (f / "config-none.yaml").write_text("- SENTENCE\n"),
+        "peer-sum/config-none.yaml: expected a mapping of keys",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_HOLMES))
+def test_a_dataset_of_ones_own_not_in_holmes_format_is_one_line_naming_the_file(case, tmp_path):
+    folder = tmp_path / "peer"
+    write_own_set(folder)
+    edit, text = NOT_HOLMES[case]
+    edit(folder / "peer-sum")
+    assert "peer-sum" in find_datasets(folder)  # a folder with either Holmes file is a dataset
+    with pytest.raises(DataError) as err:
+        manifest_rows(folder, find_datasets(folder))
+    msg = str(err.value)
+    assert "\n" not in msg and text in msg and str(folder) in msg, msg
+
+
+def test_user_mapping_is_read_and_checked(tmp_path):
+    path = tmp_path / "probes.csv"
+    path.write_text(OWN_PROBES + "peer-blank,,\n")
+    mapping = read_probes(path)
+    assert mapping["peer-agreement"] == {"competence": "morphology", "phenomenon": "agreement of our own"}
+    assert mapping["peer-blank"] == {"competence": "unknown", "phenomenon": "unknown"}
+    path.write_text(OWN_PROBES + "peer-roles,syntax,twice\n")
+    with pytest.raises(DataError, match=r"probes.csv line 6: 'peer-roles' is listed twice"):
+        read_probes(path)
+
+
+# ---------------------------------------------------------------- features: reference (issue 16)
+
+
+def captured_tasks(monkeypatch, model_dir, data_dir, names, **settings):
+    """evaluate() up to the probes: the ProbeTasks it would train, by dataset name."""
+    import mergelab.probe
+    from mergelab.holmes import evaluate
+
+    got = {}
+
+    def capture(tasks, seeds, *args, **kw):
+        got.update({t.name: t for t in tasks})
+        return []
+
+    monkeypatch.setattr(mergelab.probe, "train_probes", capture)
+    base = {"seeds": [0], "objective": "reference", "batch_size": 16, "dtype": "float32", "max_length": None}
+    evaluate("m", str(model_dir), str(data_dir), names, {**base, **settings}, "cpu")
+    return got
+
+
+def test_reference_features_are_the_float16_rounded_features_where_holmes_rounds(monkeypatch, tmp_path, tiny_models):
+    names = ["mergelab-demo-agreement", "mergelab-demo-coherence", "mergelab-demo-contradiction"]
+    names += ["mergelab-demo-subject-object"]
+    write_demo_set(tmp_path)
+    full = captured_tasks(monkeypatch, tiny_models["base"], tmp_path, names)
+    ref = captured_tasks(monkeypatch, tiny_models["base"], tmp_path, names, features="reference")
+    for name in names:
+        for part in ("x_train", "x_dev", "x_test"):
+            x, r = getattr(full[name], part), getattr(ref[name], part)
+            assert r.dtype == torch.float32
+            if name == "mergelab-demo-subject-object":  # token features: Holmes keeps them whole (encoding full)
+                assert torch.equal(r, x), name
+            else:  # SENTENCE, SENTENCE_PAIR_BI, SENTENCE_PAIR_CROSS: stored as float16 by Holmes
+                assert torch.equal(r, x.half().float()), name
+                assert not torch.equal(r, x), name
+    # with a half encoding Holmes rounds every feature
+    tokens = ProbeDataset("t", Path("."), "SENTENCE_TOKENS", 2, rows=[Row("0", [("a", 0, 0, 1)], ["a"], 0, "train")])
+    vectors = torch.randn(1, 8)
+    x = probe_features(tokens, [[0]], vectors, encoding="half", mode="reference")
+    assert torch.equal(x, vectors.half().float())
+    assert torch.equal(probe_features(tokens, [[0]], vectors, encoding="full", mode="reference"), vectors)
+
+
+def test_features_setting_is_a_param_of_the_holmes_jobs_only(tmp_path):
+    from mergelab.plan.experiment import load_experiment
+
+    for n in ("a", "b"):
+        fake_model_dir(tmp_path / "models" / n)
+    cfg = {
+        "models": {n: {"path": f"models/{n}"} for n in ("a", "b")},
+        "merges": [{"name": "r", "models": ["a", "b"], "methods": ["linear"]}],
+        "harness": {"tasks": ["mergelab_categories"]},
+        "holmes": {"activate": True, "version": "demo"},
+    }
+    full = load_experiment(cfg, "cfg.yaml", workdir=tmp_path)
+    cfg["holmes"]["features"] = "reference"
+    ref = load_experiment(cfg, "cfg.yaml", workdir=tmp_path)
+    for m in full.holmes.models:
+        assert full.job_params("holmes_eval", model=m)["settings"].get("features") is None  # as before the key
+        assert ref.job_params("holmes_eval", model=m)["settings"]["features"] == "reference"
+    assert full.job_params("holmes_data") == ref.job_params("holmes_data")
+    for m in full.merges:
+        assert full.job_params("merge", model=m) == ref.job_params("merge", model=m)
+    for m in full.harness.models:
+        assert full.job_params("harness_eval", model=m, task="mergelab_categories") == ref.job_params(
+            "harness_eval", model=m, task="mergelab_categories"
+        )
+
+
+# ---------------------------------------------------------------- zero-token texts (issue 16)
+
+
+@pytest.fixture(scope="module")
+def no_bos_dir(tmp_path_factory, tiny_models):
+    """The tiny model with a tokenizer that adds no special token: an empty text is no token."""
+    import shutil
+
+    from tokenizers import processors
+    from transformers import AutoTokenizer
+
+    out = tmp_path_factory.mktemp("no-bos") / "m"
+    shutil.copytree(tiny_models["base"], out)
+    tok = AutoTokenizer.from_pretrained(out)
+    tok._tokenizer.post_processor = processors.ByteLevel(trim_offsets=True)
+    tok.save_pretrained(out)
+    assert AutoTokenizer.from_pretrained(out)("")["input_ids"] == []
+    return out
+
+
+def test_a_text_of_zero_tokens_is_one_line_before_the_model_loads(monkeypatch, tmp_path, no_bos_dir):
+    import mergelab.holmes_encode
+    from mergelab.holmes import evaluate
+    from mergelab.jobs import JobError
+
+    write_demo_set(tmp_path)
+    folder = tmp_path / "mergelab-demo-negation"
+    lines = (folder / "samples.csv").read_text().splitlines()
+    lines[5] = "4,\"['']\",,1,train"  # an empty sentence
+    (folder / "samples.csv").write_text("\n".join(lines) + "\n")
+
+    def no_model(*args, **kw):
+        raise AssertionError("the model was loaded before the texts were checked")
+
+    monkeypatch.setattr(mergelab.holmes_encode, "load_model", no_model)
+    settings = {"seeds": [0], "objective": "reference", "batch_size": 4, "dtype": "float32", "max_length": None}
+    with pytest.raises(JobError) as err:
+        evaluate("m", str(no_bos_dir), str(tmp_path), ["mergelab-demo-agreement", folder.name], settings, "cpu")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith("dataset 'mergelab-demo-negation': the text '' is zero tokens for TokenizersBackend"), msg
+    assert str(folder / "samples.csv") in msg
+
+
+def test_a_long_text_is_shortened_in_the_message(no_bos_dir):
+    from transformers import AutoTokenizer
+
+    from mergelab.holmes_encode import check_tokens
+    from mergelab.jobs import JobError
+
+    class Empty:  # a tokenizer that drops everything
+        def __call__(self, texts, **kw):
+            return {"input_ids": [[] if t.startswith("drop") else [1] for t in texts]}
+
+    long_text = "drop " + "word " * 40
+    ds = ProbeDataset("d", Path("."), "SENTENCE", 2, rows=[Row("0", ["kept"], None, 0, "train")])
+    ds.rows.append(Row("1", [long_text], None, 1, "train"))
+    req = Requests()
+    rows = row_requests(ds, req, "")
+    with pytest.raises(JobError, match=r"dataset 'd': the text 'drop word word .{40,}\.\.\.' is zero tokens for Empty"):
+        check_tokens(Empty(), [ds], [rows], req)
+    check_tokens(AutoTokenizer.from_pretrained(no_bos_dir), [ds], [rows], req)  # a real tokenizer: no empty text
+
+
 # ---------------------------------------------------------------- workflow
 
 
@@ -457,3 +744,101 @@ def test_written_out_gradient_equals_autograd(objective, regression):
         z.detach().transpose(1, 2), y, objective, regression, None if regression else valid.transpose(1, 2), dim=1
     )
     torch.testing.assert_close(along1, expect.transpose(1, 2))
+
+
+@pytest.mark.workflow
+def test_own_datasets_end_to_end(tmp_path, tiny_models):
+    """Issue 16: Holmes-format datasets of the user's own, under a version name of their own, none
+    of them (but one) in workflow/holmes/probes.csv, some mapped to a competence by the user."""
+    import shutil
+
+    import pandas as pd
+
+    from mergelab.organize import winning_rates
+
+    names = write_own_set(tmp_path / "data" / "holmes" / "peer")
+    cfg = {
+        "models": {n: {"path": str(tiny_models[n])} for n in ("base", "alpha")},
+        "merges": [],
+        "harness": {"tasks": []},
+        "holmes": {
+            "activate": True,
+            "version": "peer",
+            "seeds": [0],
+            "data": {"probes": "data/holmes/peer/probes.csv"},
+        },
+    }
+    path = write_config(tmp_path, cfg)
+    snakemake(tmp_path, path, "tables", check=True)
+    for model in ("base", "alpha"):
+        scores = pd.read_csv(tmp_path / "results" / "holmes" / model / "scores.csv")
+        assert sorted(scores["probing_dataset"]) == names and scores["score"].notna().all()
+
+    holmes = pd.read_csv(tmp_path / "results" / "tables" / "holmes.csv")
+    assert len(holmes) == 2 * len(names) and (holmes["status"] == "ok").all()
+    labels = holmes.drop_duplicates("probing_dataset").set_index("probing_dataset")[["competence", "phenomenon"]]
+    assert labels.to_dict("index") == {
+        "peer-agreement": {"competence": "morphology", "phenomenon": "agreement of our own"},  # the user's mapping
+        "peer-roles": {"competence": "syntax", "phenomenon": "roles of our own"},
+        "mergelab-demo-tense": {"competence": "morphology", "phenomenon": "tense"},  # probes.csv wins
+        "peer-coherence": {"competence": "unknown", "phenomenon": "unknown"},
+        "peer-sum": {"competence": "unknown", "phenomenon": "unknown"},
+    }
+    assert set(holmes[holmes["probing_dataset"] == "peer-sum"]["metric"]) == {"pearson"}
+
+    comp = pd.read_csv(tmp_path / "results" / "tables" / "holmes_competences.csv")
+    assert set(comp["competence"]) == {"morphology", "syntax", "overall"}
+    known = holmes[holmes["competence"] != "unknown"]
+    rates = winning_rates(known)
+    for model in ("base", "alpha"):
+        overall = comp[(comp["model"] == model) & (comp["competence"] == "overall")].iloc[0]
+        mine = known[known["model"] == model]
+        # the unknown ones (peer-coherence, F1; peer-sum, Pearson) are in no mean, overall included
+        assert overall["n_f1"] == 3 and overall["n_pearson"] == 0
+        assert overall["mean_f1"] == pytest.approx(mine["mean"].mean())
+        assert overall["n_ranked"] == rates["counts"]["overall"][model] <= 3
+        assert overall["winning_rate"] == pytest.approx(rates["rates"]["overall"][model], nan_ok=True)
+        morph = comp[(comp["model"] == model) & (comp["competence"] == "morphology")].iloc[0]
+        assert morph["mean_f1"] == pytest.approx(mine[mine["competence"] == "morphology"]["mean"].mean())
+    log = (tmp_path / "logs" / "organize" / "organize.log").read_text()
+    assert "2 Holmes dataset(s) of unknown competence left out of the competence table and the winning rates" in log
+    assert "peer-coherence, peer-sum" in log
+
+    # a second run reruns nothing; holmes.features reruns exactly the Holmes jobs (and the tables)
+    proc = snakemake(tmp_path, path, "tables", "-n", check=True)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    cfg["holmes"]["features"] = "reference"
+    proc = snakemake(tmp_path, write_config(tmp_path, cfg, "reference.yaml"), "tables", "-n", check=True)
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    assert sorted(jobs["holmes_eval"]) == ["model=alpha", "model=base"]
+    assert set(jobs) == {"holmes_eval", "organize", "tables"}, jobs
+
+    # an edited mapping remakes the tables only; a dataset added to the folder is probed
+    def planned():
+        proc = snakemake(tmp_path, path, "tables", "-n", check=True)
+        return planned_jobs(proc.stdout + proc.stderr)
+
+    peer = tmp_path / "data" / "holmes" / "peer"
+    (peer / "probes.csv").write_text(OWN_PROBES + "peer-sum,reasoning,sums of our own\n")
+    assert set(planned()) == {"organize", "tables"}
+    shutil.copytree(peer / "peer-sum", peer / "peer-new")
+    jobs = planned()
+    assert set(jobs) == {"holmes_data", "holmes_eval", "organize", "tables"} and len(jobs["holmes_eval"]) == 2, jobs
+
+
+@pytest.mark.workflow
+def test_own_dataset_not_in_holmes_format_stops_the_data_rule_with_one_line(tmp_path, tiny_models):
+    write_own_set(tmp_path / "data" / "holmes" / "peer")
+    (tmp_path / "data" / "holmes" / "peer" / "peer-roles" / "config-none.yaml").unlink()
+    cfg = {
+        "models": {"base": {"path": str(tiny_models["base"])}},
+        "merges": [],
+        "harness": {"tasks": []},
+        "holmes": {"activate": True, "version": "peer", "seeds": [0]},
+    }
+    proc = snakemake(tmp_path, write_config(tmp_path, cfg), "evaluations")
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("mergelab: ")]
+    folder = tmp_path / "data" / "holmes" / "peer" / "peer-roles"
+    assert lines[0] == f"mergelab: {folder}: missing config-none.yaml (log: logs/holmes_data/peer.log)", lines
+    assert not (tmp_path / "results" / "holmes" / "base").exists()

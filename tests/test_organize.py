@@ -221,41 +221,68 @@ def test_competence_means_keep_f1_and_pearson_apart_and_winning_rates(holmes):
     )
 
 
+def headline_rows(task, metric, values, higher_is_better=True):
+    """Headline harness rows of models A, B, C on one task."""
+    return [
+        {
+            "model": m,
+            "harness_task": task,
+            "task": task,
+            "primary": True,
+            "metric": metric,
+            "filter": "none",
+            "value": v,
+            "stderr": 0.0,
+            "higher_is_better": higher_is_better,
+            "status": "ok",
+        }
+        for m, v in zip("ABC", values)
+    ]
+
+
+def test_unknown_competence_is_in_the_dataset_table_and_out_of_the_competence_means(tmp_path, caplog):
+    """Issue 16: a dataset workflow/holmes/probes.csv does not know takes the user's mapping, else
+    competence "unknown": a row of holmes.csv, but in no competence mean nor winning rate."""
+    files = {}
+    for model, per in SCORES.items():
+        extra = {"own1": (0.9, 0.9), "own2": (0.3, 0.5)} if model == "A" else {"own1": (0.1, 0.1), "own2": (0.6, 0.6)}
+        rows = [
+            {"probing_dataset": d, "seed": s, "score": v, "objective": "reference", "encoding": "full"}
+            for d, vals in {**per, **extra}.items()
+            for s, v in enumerate(vals)
+        ]
+        files[model] = str(tmp_path / f"{model}.csv")
+        pd.DataFrame(rows).to_csv(files[model], index=False)
+    own = [
+        {"probing_dataset": n, "competence": "", "phenomenon": "", "probe_task_type": "SENTENCE", "num_labels": "2"}
+        for n in ("own1", "own2")
+    ]
+    mapping = {"own2": {"competence": "syntax", "phenomenon": "ours"}, "d1": {"competence": "x", "phenomenon": "y"}}
+    table = org.holmes_table(files, MANIFEST + own, HCTX, mapping)
+    labels = table.drop_duplicates("probing_dataset").set_index("probing_dataset")
+    assert labels.loc["own1", ["competence", "phenomenon"]].tolist() == ["unknown", "unknown"]
+    assert labels.loc["own2", ["competence", "phenomenon"]].tolist() == ["syntax", "ours"]
+    assert labels.loc["d1", ["competence", "phenomenon"]].tolist() == ["syntax", "p1"]  # probes.csv wins
+    assert (table[table["probing_dataset"] == "own1"]["status"] == "ok").all()
+    with caplog.at_level("WARNING", logger="mergelab.organize"):
+        comp = org.competence_table(table, HCTX)
+    assert "1 Holmes dataset(s) of unknown competence left out" in caplog.text and "own1" in caplog.text
+    assert "unknown" not in set(comp["competence"])
+    without = org.competence_table(table[table["probing_dataset"] != "own1"], HCTX)
+    pd.testing.assert_frame_equal(comp, without)
+    assert comp.set_index(["model", "competence"]).loc[("A", "overall"), "n_f1"] == 3  # d1, d2, own2
+    # the per-dataset Kendall table keeps it
+    head = pd.DataFrame(headline_rows("t1", "acc", (0.2, 0.9, 0.5)))
+    assert "own1" in set(compare.kendall_table(head, table, comp, "dataset")["holmes"])
+
+
 def test_kendall_tau_equals_scipy(holmes, harness):
     from scipy.stats import kendalltau
 
     comp = org.competence_table(holmes, HCTX)
     head = pd.DataFrame(
-        [
-            {
-                "model": m,
-                "harness_task": "t1",
-                "task": "t1",
-                "primary": True,
-                "metric": "acc",
-                "filter": "none",
-                "value": v,
-                "stderr": 0.0,
-                "higher_is_better": True,
-                "status": "ok",
-            }
-            for m, v in zip("ABC", (0.2, 0.9, 0.5))
-        ]
-        + [
-            {
-                "model": m,
-                "harness_task": "ppl",
-                "task": "ppl",
-                "primary": True,
-                "metric": "word_perplexity",
-                "filter": "none",
-                "value": v,
-                "stderr": 0.0,
-                "higher_is_better": False,
-                "status": "ok",
-            }
-            for m, v in zip("ABC", (30.0, 10.0, 20.0))
-        ]
+        headline_rows("t1", "acc", (0.2, 0.9, 0.5))
+        + headline_rows("ppl", "word_perplexity", (30.0, 10.0, 20.0), higher_is_better=False)
     )
     table = compare.kendall_table(head, holmes, comp, "competence").set_index(["holmes", "harness_task"])
     wr = comp[comp["competence"] == "overall"].set_index("model")["winning_rate"]

@@ -51,7 +51,15 @@ def evaluate(
     """Score rows (the reference columns and more) of `model` on `datasets`."""
     import torch
 
-    from mergelab.holmes_encode import Requests, encode, features, load_encoder, row_requests
+    from mergelab.holmes_encode import (
+        Requests,
+        check_tokens,
+        encode,
+        load_model,
+        load_tokenizer,
+        probe_features,
+        row_requests,
+    )
     from mergelab.probe import ProbeSettings, ProbeTask, train_probes
 
     if threads:
@@ -60,13 +68,14 @@ def evaluate(
     data = [read_dataset(Path(data_dir) / name) for name in datasets]
     log.info("read %d datasets (%d rows) in %.1f s", len(data), sum(len(d.rows) for d in data), time.time() - t0)
 
-    encoder, tok, max_length = load_encoder(
-        model_path, settings["dtype"], device, trust_remote_code=settings.get("trust_remote_code", False), gpus=gpus
-    )
-    dtype = str(next(encoder.parameters()).dtype).replace("torch.", "")
+    remote = settings.get("trust_remote_code", False)
+    tok, max_length = load_tokenizer(model_path, remote)
     req = Requests()
     sep = tok.sep_token or ""
     rows = [row_requests(ds, req, sep) for ds in data]
+    check_tokens(tok, data, rows, req)
+    encoder = load_model(model_path, settings["dtype"], device, remote, gpus=gpus)
+    dtype = str(next(encoder.parameters()).dtype).replace("torch.", "")
     vectors = encode(
         encoder, tok, req, batch_size=settings["batch_size"], max_length=settings.get("max_length") or max_length
     )
@@ -74,9 +83,11 @@ def evaluate(
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
 
+    mode = settings.get("features", "full")  # absent from the settings when full
+    log.info("features: %s%s", mode, " (float16 where Holmes' own code rounds them)" if mode == "reference" else "")
     tasks = []
     for ds, r in zip(data, rows):
-        x = features(ds, r, vectors)
+        x = probe_features(ds, r, vectors, encoding=encoding_name(dtype), mode=mode)
         parts = {}
         for split in ("train", "dev", "test"):
             idx = torch.tensor([i for i, row in enumerate(ds.rows) if row.split == split])

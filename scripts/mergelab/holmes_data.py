@@ -5,6 +5,11 @@ has the columns id, inputs (a Python-literal list), context (empty or a
 literal list of strings), label, set-0 (train/dev/test). Literals are parsed
 with ast.literal_eval, never eval. Every problem is one DataError naming the
 file and line.
+
+A version is one of BUILTIN_VERSIONS or the name of the user's own set, in the
+same layout; a dataset is any folder holding one of DATASET_FILES, whether or
+not workflow/holmes/probes.csv knows it (those it does not know get their
+competence from the user's mapping, holmes.data.probes, else UNKNOWN).
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ PROBE_TASK_TYPES = (
 )
 TOKEN_TYPES = ("SENTENCE_TOKENS", "SENTENCE_PAIR_TOKENS_BI", "SENTENCE_SPANS")
 SPLITS = ("train", "dev", "test")
+BUILTIN_VERSIONS = ("flash-holmes", "holmes", "demo")
+DATASET_FILES = ("config-none.yaml", "samples.csv")  # a folder holding either is a dataset
+UNKNOWN = "unknown"  # competence and phenomenon of a dataset no mapping knows
 ARCHIVES = {
     "flash-holmes": "https://drive.google.com/file/d/1VK3xR_ZMQUBIRgY8JElHlqtxGsgLTWm3/view?usp=sharing",
     "holmes": "https://drive.google.com/file/d/1sStwl0dFrg7GnyQ4SqBOTbfH93EArnqJ/view?usp=sharing",
@@ -72,6 +80,11 @@ class ProbeDataset:
     def regression(self) -> bool:
         return self.num_labels == 1
 
+    @property
+    def samples_path(self) -> Path:
+        """Its samples file: samples.csv, or the name config-none.yaml gives (probes_samples_path)."""
+        return self.path / Path(self.config.get("probes_samples_path") or "samples.csv").name
+
     def split(self, name: str) -> List[Row]:
         return [r for r in self.rows if r.split == name]
 
@@ -90,15 +103,90 @@ def datasets_of_version(version: str, meta: Optional[dict] = None) -> List[str]:
     return [name for name, r in meta.items() if version in r["versions"].split(",")]
 
 
-# --------------------------------------------------------------------------- obtaining
+def read_probes(path: Path) -> Dict[str, Dict[str, str]]:
+    """The user's mapping (holmes.data.probes): probing_dataset -> {competence, phenomenon}.
+
+    A CSV with the columns of workflow/holmes/probes.csv (probing_dataset, competence,
+    phenomenon; versions is not needed). An empty competence or phenomenon is UNKNOWN."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in ("probing_dataset", "competence", "phenomenon") if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DataError(f"{path}: missing column(s) {', '.join(missing)} (as in workflow/holmes/probes.csv)")
+            out: Dict[str, Dict[str, str]] = {}
+            for n, rec in enumerate(reader, start=2):
+                name = (rec["probing_dataset"] or "").strip()
+                if not name:
+                    raise DataError(f"{path} line {n}: probing_dataset is empty")
+                if name in out:
+                    raise DataError(f"{path} line {n}: {name!r} is listed twice")
+                out[name] = {k: (rec[k] or "").strip() or UNKNOWN for k in ("competence", "phenomenon")}
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{path}: not a readable CSV ({e})") from None
+    return out
+
+
+def read_manifest(path: str) -> List[Dict[str, str]]:
+    """The rows of a manifest (results/holmes/datasets-<version>.tsv); none when it is not there."""
+    if not path or not Path(path).is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+# --------------------------------------------------------------------------- finding
+
+
+def _is_dataset(folder: Path) -> bool:
+    return folder.is_dir() and not folder.name.startswith(".") and any((folder / f).is_file() for f in DATASET_FILES)
+
+
+def find_datasets(folder: Path) -> List[str]:
+    """The datasets of a version folder: its subfolders holding a Holmes file, sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if _is_dataset(p))
 
 
 def _dataset_dirs(top: Path) -> List[Path]:
-    """Folders holding a config-none.yaml, at most two levels below top."""
+    """Dataset folders at most two levels below top (an archive may wrap them in one folder)."""
     found = []
-    for pattern in ("*/config-none.yaml", "*/*/config-none.yaml"):
-        found.extend(p.parent for p in top.glob(pattern))
+    for name in DATASET_FILES:
+        for pattern in (f"*/{name}", f"*/*/{name}"):
+            found.extend(p.parent for p in top.glob(pattern) if not p.parent.name.startswith("."))
     return sorted(set(found))
+
+
+def zip_datasets(archive: Path) -> List[str]:
+    """The datasets unpack() would take from archive (its member list only; nothing is unpacked)."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = zf.namelist()
+    except (OSError, zipfile.BadZipFile):
+        raise DataError(f"{archive}: not a zip archive") from None
+    found = set()
+    for member in members:
+        parts = Path(member).parts
+        if 2 <= len(parts) <= 3 and parts[-1] in DATASET_FILES and not parts[-2].startswith("."):
+            found.add(parts[-2])
+    return sorted(found)
+
+
+def resolve_datasets(folder: Path, wanted: Optional[List[str]]) -> List[str]:
+    """The datasets to probe in folder: every one found (wanted None), else each name of
+    wanted (which must be there) and every match of each shell-style pattern of it."""
+    found = find_datasets(folder)
+    if wanted is None:
+        return found
+    out: List[str] = []
+    for entry in wanted:
+        hits = select(found, [entry]) if any(c in entry for c in "*?[") else [entry]
+        if not hits:
+            raise DataError(f"{folder}: holmes.datasets pattern {entry!r} matches no dataset there")
+        out.extend(h for h in hits if h not in out)
+    return out
 
 
 def unpack(archive: Path, dest: Path) -> None:
@@ -241,6 +329,8 @@ def read_dataset(folder: Path) -> ProbeDataset:
         cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise DataError(f"{cfg_path}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{cfg_path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     if not isinstance(cfg, dict):
         raise DataError(f"{cfg_path}: expected a mapping of keys")
     ptt = cfg.get("probe_task_type")
@@ -249,10 +339,24 @@ def read_dataset(folder: Path) -> ProbeDataset:
     k = cfg.get("num_labels")
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise DataError(f"{cfg_path}: num_labels must be a whole number >= 1 (1 = regression), got {k!r}")
-    samples = folder / Path(cfg.get("probes_samples_path") or "samples.csv").name
+    ds = ProbeDataset(folder.name, folder, ptt, k, config=cfg)
+    samples = ds.samples_path
     if not samples.is_file():
         raise DataError(f"{folder}: missing {samples.name}")
-    ds = ProbeDataset(folder.name, folder, ptt, k, config=cfg)
+    try:
+        _read_samples(ds, samples)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{samples}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except csv.Error as e:
+        raise DataError(f"{samples}: not a readable CSV ({e})") from None
+    for split in SPLITS:
+        if not any(r.split == split for r in ds.rows):
+            raise DataError(f"{samples}: the {split} split has no rows")
+    return ds
+
+
+def _read_samples(ds: ProbeDataset, samples: Path) -> None:
+    ptt, k = ds.probe_task_type, ds.num_labels
     with open(samples, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in ("inputs", "label", "set-0") if c not in (reader.fieldnames or [])]
@@ -289,10 +393,6 @@ def read_dataset(folder: Path) -> ProbeDataset:
             if split not in SPLITS:
                 raise DataError(f"{where}: set-0 {split!r} is not train, dev or test")
             ds.rows.append(Row(rec.get("id") or str(n - 2), list(inputs), context, label, split))
-    for split in SPLITS:
-        if not any(r.split == split for r in ds.rows):
-            raise DataError(f"{samples}: the {split} split has no rows")
-    return ds
 
 
 def select(names: List[str], patterns: Optional[List[str]]) -> List[str]:
@@ -310,7 +410,14 @@ def manifest_rows(folder: Path, names: List[str], meta: Optional[dict] = None) -
     for name in names:
         path = folder / name
         if not path.is_dir():
-            raise DataError(f"{folder}: dataset {name!r} is missing")
+            raise DataError(
+                f"{folder}: dataset {name!r} is missing"
+                + (
+                    f" (datasets of your own: give them a version name of their own, in {folder.parent}/<name>/)"
+                    if folder.name in BUILTIN_VERSIONS
+                    else ""
+                )
+            )
         ds = read_dataset(path)
         m = meta.get(name, {})
         rows.append(

@@ -23,11 +23,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from mergelab.holmes_data import ProbeDataset
+from mergelab.holmes_data import PROBE_TASK_TYPES, TOKEN_TYPES, ProbeDataset
 
 log = logging.getLogger("mergelab.holmes")
 
 Piece = Tuple[int, Optional[Tuple[int, int]]]  # (text id, char span or None for the whole text)
+SENTENCE_TYPES = tuple(t for t in PROBE_TASK_TYPES if t not in TOKEN_TYPES)  # a vector per whole text
 
 
 @dataclass
@@ -75,13 +76,33 @@ def row_requests(ds: ProbeDataset, req: Requests, sep: str) -> List[List[int]]:
     return out
 
 
+def load_tokenizer(path: str, trust_remote_code: bool = False):
+    """(tokenizer, max_length): the model's tokenizer (pad = eos when it has no pad token) and the
+    model's limit, min(max_position_embeddings, model_max_length)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    limits = [getattr(config, "max_position_embeddings", None), getattr(tok, "model_max_length", None)]
+    limits = [x for x in limits if isinstance(x, int) and 0 < x < 10**8]
+    return tok, (min(limits) if limits else 512)
+
+
 def load_encoder(path: str, dtype: Optional[str], device: str, trust_remote_code: bool = False, gpus: int = 1):
-    """(model, tokenizer, max_length): the model part whose last hidden state is probed.
+    """(model, tokenizer, max_length): the model part whose last hidden state is probed."""
+    tok, max_length = load_tokenizer(path, trust_remote_code)
+    return load_model(path, dtype, device, trust_remote_code, gpus), tok, max_length
+
+
+def load_model(path: str, dtype: Optional[str], device: str, trust_remote_code: bool = False, gpus: int = 1):
+    """The model part whose last hidden state is probed (T5 family: the encoder).
 
     With several GPUs (a model too big for one) the layers are spread over them
     (device_map auto); the inputs then go to the device of the embeddings."""
     import torch
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel
 
     config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     torch_dtype = "auto" if dtype in (None, "auto") else getattr(torch, dtype)
@@ -96,12 +117,32 @@ def load_encoder(path: str, dtype: Optional[str], device: str, trust_remote_code
     if not split:
         model.to(device)
     model.eval()
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    limits = [getattr(config, "max_position_embeddings", None), getattr(tok, "model_max_length", None)]
-    limits = [x for x in limits if isinstance(x, int) and 0 < x < 10**8]
-    return model, tok, (min(limits) if limits else 512)
+    return model
+
+
+def check_tokens(tok, data: Sequence[ProbeDataset], rows: Sequence[List[List[int]]], req: Requests) -> None:
+    """Stop with one line naming the dataset, the text and the tokenizer when the tokenizer turns
+    a text into no token at all (an empty text, with a tokenizer that adds no special token):
+    such a text has no vector to pool. One tokenization pass, before the model is loaded."""
+    from mergelab.jobs import JobError
+
+    if not req.texts:
+        return
+    counts = [len(ids) for ids in tok(req.texts, add_special_tokens=True, verbose=False)["input_ids"]]
+    if all(counts):
+        return
+    empty = {i for i, n in enumerate(counts) if n == 0}
+    for ds, ds_rows in zip(data, rows):
+        for request_ids in ds_rows:
+            for rid in request_ids:
+                for tid, _ in req.pieces[rid]:
+                    if tid in empty:
+                        text = req.texts[tid]
+                        shown = repr(text if len(text) <= 60 else text[:57] + "...")
+                        raise JobError(
+                            f"dataset {ds.name!r}: the text {shown} is zero tokens for {type(tok).__name__}, "
+                            f"so it has no features; remove or fix it in {ds.samples_path}"
+                        )
 
 
 def _accepts_position_ids(model) -> bool:
@@ -178,3 +219,16 @@ def features(ds: ProbeDataset, rows: List[List[int]], vectors) -> "torch.Tensor"
 
     index = torch.tensor(rows, dtype=torch.long)  # (n, k): equal k per dataset (validated)
     return vectors[index].reshape(len(rows), -1)
+
+
+def probe_features(ds: ProbeDataset, rows: List[List[int]], vectors, *, encoding: str, mode: str = "full"):
+    """What the probes of ds get: features(); with mode "reference" (holmes.features), rounded to
+    float16 where Holmes' own code stores them so - the sentence-level probe task types, and every
+    type when the encoding is half. A value beyond float16's range becomes inf there, as in Holmes."""
+    x = features(ds, rows, vectors)
+    if mode == "reference" and (encoding != "full" or ds.probe_task_type in SENTENCE_TYPES):
+        x = x.half().float()
+        overflow = int((~x.isfinite()).sum())
+        if overflow:
+            log.warning("%s: %d feature value(s) beyond float16's range became inf", ds.name, overflow)
+    return x

@@ -254,10 +254,20 @@ def headline(harness) -> "object":
 # --------------------------------------------------------------------------- holmes
 
 
-def holmes_table(files: Dict[str, str], datasets: List[Dict[str, str]], context: Dict[str, Any]):
-    """Per (model, dataset): mean and sd over seeds. datasets: the manifest's rows."""
+def holmes_table(
+    files: Dict[str, str],
+    datasets: List[Dict[str, str]],
+    context: Dict[str, Any],
+    mapping: Optional[Dict[str, Dict[str, str]]] = None,
+):
+    """Per (model, dataset): mean and sd over seeds. datasets: the manifest's rows, whose competence
+    and phenomenon come from workflow/holmes/probes.csv; for a dataset it does not know, from
+    ``mapping`` (holmes.data.probes), else "unknown"."""
     import pandas as pd
 
+    from mergelab.holmes_data import UNKNOWN
+
+    mapping = mapping or {}
     rows = []
     for model, path in files.items():
         scores = pd.read_csv(path) if Path(path).is_file() else None
@@ -265,11 +275,12 @@ def holmes_table(files: Dict[str, str], datasets: List[Dict[str, str]], context:
             log.warning("missing Holmes result: %s (%s)", model, path)
         for d in datasets:
             name = d["probing_dataset"]
+            mine = mapping.get(name, {})
             base = {
                 **model_columns(model, context),
                 "probing_dataset": name,
-                "competence": d["competence"],
-                "phenomenon": d["phenomenon"],
+                "competence": d["competence"] or mine.get("competence") or UNKNOWN,
+                "phenomenon": d["phenomenon"] or mine.get("phenomenon") or UNKNOWN,
                 "probe_task_type": d["probe_task_type"],
                 "metric": "pearson" if int(d["num_labels"]) == 1 else "macro_f1",
             }
@@ -328,9 +339,21 @@ def winning_rates(holmes) -> Dict[str, Dict[str, Dict[str, float]]]:
 
 
 def competence_table(holmes, context: Dict[str, Any]):
-    """Per (model, competence and "overall"): mean F1 and mean Pearson kept apart, winning rate."""
+    """Per (model, competence and "overall"): mean F1 and mean Pearson kept apart, winning rate.
+    Datasets of unknown competence are left out (of "overall" too), and the log names them."""
     import pandas as pd
 
+    from mergelab.holmes_data import UNKNOWN
+
+    unknown = sorted(holmes.loc[holmes["competence"] == UNKNOWN, "probing_dataset"].unique())
+    if unknown:
+        log.warning(
+            "%d Holmes dataset(s) of unknown competence left out of the competence table and the winning rates "
+            "(they are in holmes.csv; holmes.data.probes maps them): %s",
+            len(unknown),
+            ", ".join(unknown),
+        )
+        holmes = holmes[holmes["competence"] != UNKNOWN]
     wr = winning_rates(holmes)
     rows = []
     for model in holmes["model"].unique():

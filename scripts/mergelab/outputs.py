@@ -14,7 +14,6 @@ Light at import: pandas and matplotlib load only when building.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List
 
 from mergelab import plots
+from mergelab.holmes_data import read_manifest, read_probes
 from mergelab.jobs import atomic_file
 from mergelab.plan import paths
 
@@ -110,13 +110,6 @@ def figures(exp: "Experiment") -> List[Dict[str, Any]]:
 # --------------------------------------------------------------------------- building
 
 
-def read_manifest(path: str):
-    if not path or not Path(path).is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
-
-
 def parquet_safe(frame):
     """Columns holding values of several types (batch size 8 or "auto") as strings, for Arrow."""
     out = frame.copy()
@@ -136,7 +129,9 @@ def build_tables(catalogue: Dict[str, Any], files: Dict[str, Any], out: Dict[str
     from mergelab import organize as org
 
     harness = org.harness_table(files["harness"], catalogue)
-    holmes = org.holmes_table(files["holmes"], read_manifest(files.get("holmes_manifest")), catalogue)
+    probes = files.get("holmes_probes")
+    mapping = read_probes(Path(probes)) if probes else None
+    holmes = org.holmes_table(files["holmes"], read_manifest(files.get("holmes_manifest")), catalogue, mapping)
     comp = org.competence_table(holmes, catalogue) if not holmes.empty else pd.DataFrame(columns=org.COMPETENCE_COLUMNS)
     comparisons = compare.merge_comparisons(harness, comp, catalogue)
     for key, frame in (("harness", harness), ("holmes", holmes), ("competences", comp), ("comparisons", comparisons)):

@@ -117,6 +117,8 @@ def get_organize_input(wildcards):
     out["holmes"] = list(files["holmes"].values())
     if files["holmes_manifest"]:
         out["manifest"] = files["holmes_manifest"]
+    if files.get("holmes_probes"):
+        out["probes"] = paths.relative(files["holmes_probes"], EXP.workdir)
     return out
 
 

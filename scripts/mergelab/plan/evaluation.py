@@ -170,10 +170,11 @@ class HolmesPlan:
     root: str  # absolute
     archive: Optional[str]
     url: Optional[str]
-    datasets: List[str]
+    datasets: Optional[List[str]]  # names; for a version of the user's own fetched from a url: holmes.datasets
     models: List[str]
     settings: Dict[str, Any]
     model_dtypes: Dict[str, str] = field(default_factory=dict)
+    probes: Optional[str] = None  # the user's competence mapping (holmes.data.probes), absolute
 
     @property
     def data_dir(self) -> str:
@@ -188,36 +189,103 @@ class HolmesPlan:
         return {**self.settings, "dtype": self.settings["dtype"] or self.model_dtypes.get(model, "auto")}
 
 
+def holmes_datasets(h: dict, root: Path, archive: Optional[str], fail) -> Optional[List[str]]:
+    """The datasets of the Holmes version, known before any job, or None when only the job can
+    know them (a version of the user's own downloaded from holmes.data.url).
+
+    A built-in version has the datasets workflow/holmes/probes.csv lists for it, plus any
+    other dataset folder in <root>/<version>/ or its archive (not for demo, which the workflow
+    writes, nor with a url, whose archive only the job sees). A version of the user's own has
+    the dataset folders of <root>/<version>/, else those of its archive (holmes.data.archive,
+    else <root>/<version>.zip). The list depends on the config and the data only, never on
+    whether an earlier run unpacked the archive, so a second run reruns nothing."""
+    from mergelab.holmes_data import BUILTIN_VERSIONS, DataError, datasets_of_version, find_datasets, zip_datasets
+
+    version, url = h["version"], h["data"]["url"]
+    zip_path = Path(archive) if archive else root / f"{version}.zip"
+    key = "holmes.data.archive" if archive else "holmes.version"
+
+    def local() -> Optional[List[str]]:
+        found = find_datasets(root / version)
+        return found if found else (zip_datasets(zip_path) if zip_path.is_file() else None)
+
+    if version in BUILTIN_VERSIONS:
+        known = datasets_of_version(version)
+        if version == "demo" or url:
+            return known
+        try:
+            found = local() or []
+        except DataError:  # a broken archive: the holmes_data job says what to do
+            found = []
+        return known + [n for n in found if n not in known]
+    if url and not archive:
+        return None
+    try:
+        found = local()
+    except DataError as e:
+        fail(key, str(e))
+    if found is None:
+        shown = Path(h["data"]["root"]) / version
+        fail(
+            "holmes.version",
+            f"{version!r} is not a built-in version ({', '.join(BUILTIN_VERSIONS)}) and no datasets of it are in "
+            f"{shown}/ (<dataset>/config-none.yaml + samples.csv), {shown}.zip or holmes.data.url"
+            f"{did_you_mean(version, BUILTIN_VERSIONS)}",
+        )
+    if not found:
+        fail(key, f"{zip_path} holds no dataset folder (<dataset>/config-none.yaml, samples.csv)")
+    return found
+
+
 def build_holmes_plan(cfg: dict, evaluated: List[str], dtypes: Dict[str, str], workdir: Path, fail) -> HolmesPlan:
-    from mergelab.holmes_data import datasets_of_version, select
+    from mergelab.holmes_data import BUILTIN_VERSIONS, DataError, read_probes, select
 
     h = cfg["holmes"]
-    known = datasets_of_version(h["version"])
-    names = select(known, h["datasets"])
-    if h["datasets"] is not None:
-        for i, pat in enumerate(h["datasets"]):
-            if not select(known, [pat]):
-                fail(f"holmes.datasets[{i}]", f"{pat!r} matches no {h['version']} dataset{did_you_mean(pat, known)}")
     archive = h["data"]["archive"]
     if archive is not None:
         archive = str((workdir / archive).resolve())
         if not Path(archive).is_file():
             fail("holmes.data.archive", f"file not found: {h['data']['archive']}")
+    root = (workdir / h["data"]["root"]).resolve()
+    names: Optional[List[str]] = []  # a version of the user's own that is not probed: not looked for
+    probes = None
+    if h["activate"] or h["version"] in BUILTIN_VERSIONS:
+        known = holmes_datasets(h, root, archive, fail)
+        names = known if known is not None or h["datasets"] is None else list(h["datasets"])
+        if known is not None and h["datasets"] is not None:
+            names = select(known, h["datasets"])
+            for i, pat in enumerate(h["datasets"]):
+                if not select(known, [pat]):
+                    fail(
+                        f"holmes.datasets[{i}]", f"{pat!r} matches no {h['version']} dataset{did_you_mean(pat, known)}"
+                    )
+    if h["activate"] and h["data"]["probes"] is not None:
+        probes = str((workdir / h["data"]["probes"]).resolve())
+        if not Path(probes).is_file():
+            fail("holmes.data.probes", f"file not found: {h['data']['probes']}")
+        try:
+            read_probes(Path(probes))
+        except DataError as e:
+            fail("holmes.data.probes", str(e))
     models = list(evaluated) if h["activate"] else []
+    settings = {
+        "seeds": h["seeds"],
+        "objective": h["objective"],
+        "batch_size": h["batch_size"],
+        "dtype": h["dtype"],
+        "max_length": h["max_length"],
+    }
+    if h["features"] != "full":  # only when not the default: campaigns from before the key rerun nothing
+        settings["features"] = h["features"]
     return HolmesPlan(
         active=h["activate"],
         version=h["version"],
-        root=str((workdir / h["data"]["root"]).resolve()),
+        root=str(root),
         archive=archive,
         url=h["data"]["url"],
         datasets=names,
         models=models,
-        settings={
-            "seeds": h["seeds"],
-            "objective": h["objective"],
-            "batch_size": h["batch_size"],
-            "dtype": h["dtype"],
-            "max_length": h["max_length"],
-        },
+        settings=settings,
         model_dtypes={name: dtypes[name] for name in models},
+        probes=probes,
     )

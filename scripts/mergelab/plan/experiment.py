@@ -153,8 +153,8 @@ class Experiment:
         }
 
     def result_files(self) -> Dict[str, Any]:
-        """The evaluation results the tables read."""
-        return {
+        """The evaluation results the tables read (and the user's competence mapping, if any)."""
+        files = {
             "harness": {
                 m: {t: paths.HARNESS_JSON.format(model=m, task=t) for t in self.harness.tasks}
                 for m in self.harness.models
@@ -162,6 +162,9 @@ class Experiment:
             "holmes": {m: paths.HOLMES_SCORES.format(model=m) for m in self.holmes.models},
             "holmes_manifest": self.holmes.manifest if self.holmes.models else "",
         }
+        if self.holmes.models and self.holmes.probes:
+            files["holmes_probes"] = self.holmes.probes
+        return files
 
     # ---- targets -------------------------------------------------------------
     def targets(self, what: str) -> List[str]:

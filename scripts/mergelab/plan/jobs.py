@@ -91,8 +91,8 @@ class HarnessJob(EvaluationJob):
 @dataclass(frozen=True)
 class HolmesJob(EvaluationJob):
     data_dir: str  # <holmes.data.root>/<version>
-    datasets: List[str]
-    settings: Dict[str, Any]  # seeds, objective, batch_size, dtype (resolved), max_length
+    datasets: Optional[List[str]]  # as HolmesDataJob's; the job probes those its manifest (input) lists
+    settings: Dict[str, Any]  # seeds, objective, batch_size, dtype (resolved), max_length; features unless full
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,9 @@ class HolmesDataJob(JobSpec):
     root: str
     archive: Optional[str]
     url: Optional[str]
-    datasets: List[str]
+    # dataset names; when only the data can tell (a version of the user's own fetched from
+    # url): holmes.datasets, names and patterns, or None for every dataset found
+    datasets: Optional[List[str]]
 
 
 # --------------------------------------------------------------------------- hub stage
@@ -140,7 +142,7 @@ class PushResultsJob(JobSpec):
 @dataclass(frozen=True)
 class OrganizeJob(JobSpec):
     catalogue: Dict[str, Any]  # every model (role, recipe, method, parameters, ...) and evaluation setting
-    files: Dict[str, Any]  # harness: model -> task -> JSON; holmes: model -> scores; holmes_manifest
+    files: Dict[str, Any]  # harness: model -> task -> JSON; holmes: model -> scores; holmes_manifest; holmes_probes
 
 
 @dataclass(frozen=True)
