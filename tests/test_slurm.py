@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import REPO, SNAKEMAKE, UNKNOWN_ARCHITECTURE, base_env, unloadable_copy, with_trained_demo, write_config
 
@@ -142,17 +143,27 @@ def test_finished_jobs_stay_countable_for_longer_than_any_test_run(slurm_cluster
     assert int(m.group(1)) == 0 or int(m.group(1)) >= 90 * 60, m.group(0)
 
 
-def test_embedded_default_runs_through_the_profile(slurm_cluster, trained_demo, tmp_path):
-    """The default campaign via --profile profiles/slurm: GPU rules become SLURM jobs
-    sized from their model (--gpus, --mem, -t), each on its own fake GPU; light
-    rules stay on the submitting host."""
-    shutil.copytree(REPO / "config", tmp_path / "config")
+def test_a_demo_campaign_runs_through_the_profile(slurm_cluster, trained_demo, tmp_path):
+    """A campaign of the demo models via --profile profiles/slurm (the embedded default's
+    recipe with two of its methods, one task, Holmes: 12 GPU jobs; the whole default through
+    SLURM is bench/slurm_overhead.py's): GPU rules become SLURM jobs sized from their model
+    (--gpus, --mem, -t), each on its own fake GPU; light rules stay on the submitting host."""
+    from mergelab import outputs
+    from mergelab.plan.experiment import load_experiment
+
+    default = yaml.safe_load((REPO / "config" / "experiment.yaml").read_text())
+    recipe = {k: v for k, v in default["merges"][0].items() if k not in ("method_parameters", "moe")}
+    cfg = dict(default, merges=[dict(recipe, methods=["linear", "ties"])])
+    cfg["harness"] = dict(default["harness"], tasks=["mergelab_categories"])
     with_trained_demo(tmp_path, trained_demo)
-    proc = run_profile(tmp_path, None, slurm_cluster)
+    proc = run_profile(tmp_path, write_config(tmp_path, cfg), slurm_cluster)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     for table in ("harness.csv", "holmes.csv", "merge_comparisons.csv", "leaderboard.md"):
         assert (tmp_path / "results" / "tables" / table).stat().st_size > 0, table
-    assert len(list((tmp_path / "results" / "plots").rglob("*.png"))) >= 8
+    figures = outputs.figures(load_experiment(cfg, "cfg", workdir=tmp_path))
+    assert sorted(
+        p.relative_to(tmp_path).as_posix() for p in (tmp_path / "results" / "plots").rglob("*.png")
+    ) == sorted(f"{f['stem']}.png" for f in figures)
 
     jobs = [j for j in slurm_jobs(tmp_path) if j["JobState"] == "COMPLETED"]
     by_rule = {}
