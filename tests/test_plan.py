@@ -41,6 +41,7 @@ def every_job(exp):
     """(rule, wildcards) of every job of the campaign."""
     jobs = [("merge", {"model": m}) for m in exp.merges] + [("merges_table", {})]
     jobs += [("harness_eval", {"model": m, "task": t}) for m in exp.harness.models for t in exp.harness.tasks]
+    jobs += [("harness_eval_model", {"model": m}) for m in exp.harness.models]  # harness.jobs: per_model
     jobs += [("holmes_eval", {"model": m}) for m in exp.holmes.models] + [("holmes_data", {})]
     jobs += [("fetch", {"model": m}) for m, spec in exp.models.items() if spec.kind == "hub"]
     return jobs + [("organize", {}), ("plot", {})]
