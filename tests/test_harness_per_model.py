@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import fake_model_dir, planned_jobs, snakemake, write_config
+from conftest import UNKNOWN_ARCHITECTURE, fake_model_dir, planned_jobs, snakemake, unloadable_copy, write_config
 
 # A group of the user's own (pm_pair: one demo task) beside two demo tasks: the group and a plain
 # task share an lm-eval run (both log samples), the third task runs alone (another limit).
@@ -108,6 +108,43 @@ def test_per_model_plans_one_harness_job_per_model_and_reruns_nothing(both):
     wd, cfg = both["per_task"]
     out = snakemake(wd, write_config(wd, cfg, "same.yaml"), "-n", check=True)
     assert "Nothing to be done" in out.stdout + out.stderr
+
+
+@pytest.mark.workflow
+def test_a_failing_task_fails_its_models_job_in_one_line_and_leaves_no_json(tmp_path, tiny_models):
+    broken = unloadable_copy(tiny_models["alpha"], tmp_path / "broken")
+    tasks_dir = tmp_path / "mytasks"
+    tasks_dir.mkdir()
+    (tasks_dir / "bad.jsonl").write_text('{"text": "fine"}\n{"text": broken\n')
+    (tasks_dir / "bad_task.yaml").write_text(
+        "task: my_bad_task\ndataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {tasks_dir / 'bad.jsonl'}\n"
+        "output_type: loglikelihood_rolling\ntest_split: test\ndoc_to_text: ''\ndoc_to_target: '{{text}}'\n"
+        "metric_list:\n  - metric: word_perplexity\n"
+    )
+    cfg = {
+        "models": {"base": {"path": str(tiny_models["base"])}, "broken": {"path": str(broken)}},
+        "harness": {
+            "jobs": "per_model",
+            "tasks": ["mergelab_categories", "my_bad_task"],
+            "include_path": ["mytasks"],
+            "settings": {"batch_size": 8},
+        },
+    }
+    proc = snakemake(tmp_path, write_config(tmp_path, cfg), "--keep-going")
+    assert proc.returncode != 0
+    err = proc.stderr
+    # the local tasks are checked before the model loads: both models' jobs fail on the task, in one line
+    line = f"mergelab: lm-eval could not load task 'my_bad_task' (data: {tasks_dir / 'bad.jsonl'}): ArrowInvalid"
+    assert err.count(line) == 2 and "Traceback" not in err
+    assert not list((tmp_path / "results" / "harness").rglob("*.json"))  # all or nothing per model
+    cfg["harness"]["tasks"] = ["mergelab_categories"]  # then the broken model fails on its own, in one line
+    proc = snakemake(tmp_path, write_config(tmp_path, cfg), "--keep-going")
+    assert f"model type `{UNKNOWN_ARCHITECTURE}` but Transformers does not recognize" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (tmp_path / "results" / "harness" / "base" / "mergelab_categories.json").is_file()
+    assert not (tmp_path / "results" / "harness" / "broken").exists()
+    assert (tmp_path / "logs" / "harness_eval_model" / "base.log").is_file()
 
 
 # ---------------------------------------------------------------- plan (fast)
