@@ -108,7 +108,8 @@ def test_jobs_outside_the_config_are_refused(two_folders):
         exp.job("fetch", model="base")
 
 
-RULE_BLOCK = re.compile(r"^rule (\w+):\n(.*?)(?=^rule |^use rule |\Z)", re.M | re.S)
+# rules may be indented (harness.smk defines harness_eval or harness_eval_model as harness.jobs says)
+RULE_BLOCK = re.compile(r"^[ \t]*rule (\w+):\n(.*?)(?=^[ \t]*rule |^[ \t]*use rule |^else:|\Z)", re.M | re.S)
 PARAM = re.compile(r"^\s+(\w+)=job_param\(\"(\w+)\", \"(\w+)\"\)", re.M)
 
 
