@@ -7,7 +7,15 @@ import json
 
 import pytest
 
-from conftest import UNKNOWN_ARCHITECTURE, fake_model_dir, planned_jobs, snakemake, unloadable_copy, write_config
+from conftest import (
+    UNKNOWN_ARCHITECTURE,
+    bad_task_folder,
+    fake_model_dir,
+    planned_jobs,
+    snakemake,
+    unloadable_copy,
+    write_config,
+)
 
 # A group of the user's own (pm_pair: one demo task) beside two demo tasks: the group and a plain
 # task share an lm-eval run (both log samples), the third task runs alone (another limit).
@@ -113,15 +121,7 @@ def test_per_model_plans_one_harness_job_per_model_and_reruns_nothing(both):
 @pytest.mark.workflow
 def test_a_failing_task_fails_its_models_job_in_one_line_and_leaves_no_json(tmp_path, tiny_models):
     broken = unloadable_copy(tiny_models["alpha"], tmp_path / "broken")
-    tasks_dir = tmp_path / "mytasks"
-    tasks_dir.mkdir()
-    (tasks_dir / "bad.jsonl").write_text('{"text": "fine"}\n{"text": broken\n')
-    (tasks_dir / "bad_task.yaml").write_text(
-        "task: my_bad_task\ndataset_path: json\n"
-        f"dataset_kwargs:\n  data_files:\n    test: {tasks_dir / 'bad.jsonl'}\n"
-        "output_type: loglikelihood_rolling\ntest_split: test\ndoc_to_text: ''\ndoc_to_target: '{{text}}'\n"
-        "metric_list:\n  - metric: word_perplexity\n"
-    )
+    tasks_dir = bad_task_folder(tmp_path / "mytasks")
     cfg = {
         "models": {"base": {"path": str(tiny_models["base"])}, "broken": {"path": str(broken)}},
         "harness": {
