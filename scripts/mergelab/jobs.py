@@ -164,3 +164,30 @@ def evaluation_job(smk, spec_class):
 
         with pinned_devices(smk.resources.gpu) as devices:
             yield spec, model_dir, torch_device(devices), devices, log
+
+
+def skip_if_broken(smk, spec_class, write) -> bool:
+    """For an evaluation job of a merge whose sanity check (input ``check``) found it broken
+    with sanity.on_fail: skip: log why, ``write(spec, check)`` its outputs marked skipped, and
+    return True - without loading the model. False otherwise (the job runs as usual)."""
+    from mergelab.sanity import broken_summary, skipped_by
+
+    checks = list(smk.input.get("check") or [])
+    check = skipped_by(checks[0]) if checks else None
+    if check is None:
+        return False
+    with job_log(smk.log[0]) as log:
+        spec = spec_class.from_params(smk.params)
+        log.warning(
+            "skipped: %s is broken (%s; %s); the model is not loaded (sanity.on_fail: skip)",
+            spec.model,
+            broken_summary(check),
+            checks[0],
+        )
+        write(spec, check)
+    return True
+
+
+def skipped_record(spec, check) -> dict:
+    """What a skipped evaluation's result records (mergelab.organize reads it as broken)."""
+    return {"model": spec.model, "skipped": True, "status": "broken", "reasons": list(check.get("reasons") or [])}
