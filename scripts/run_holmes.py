@@ -1,23 +1,10 @@
 """Snakemake job of rule `holmes_eval`: Holmes probing of one model."""
 
-from mergelab.jobs import evaluation_job, skip_if_broken
+from mergelab.jobs import evaluation_job
 from mergelab.plan.jobs import HolmesJob
 
 
-def write_skipped(smk):
-    """A broken merge's scores, none (sanity.on_fail: skip): the header only."""
-
-    def write(job, check):
-        from mergelab.holmes import write_scores
-
-        write_scores([], smk.output[0])
-
-    return write
-
-
 def main(smk) -> None:
-    if skip_if_broken(smk, HolmesJob, write_skipped(smk)):
-        return
     with evaluation_job(smk, HolmesJob) as (job, model_dir, device, devices, log):
         from mergelab.holmes import evaluate, write_scores
         from mergelab.holmes_data import read_manifest
