@@ -103,3 +103,40 @@ def test_lost_chat_template_is_caught(tiny_models, parent_checks, tmp_path):
     assert c["checks"]["chat_template"] is False  # the tiny models have none
     assert c["status"] == "broken"
     assert c["reasons"] == ["chat template lost (parent alpha has one)"]
+
+
+def _default_campaign(wd, **sanity):
+    import yaml
+
+    from conftest import REPO
+    from mergelab.plan.experiment import load_experiment
+
+    shutil.copytree(REPO / "config", wd / "config")
+    cfg = yaml.safe_load((REPO / "config" / "experiment.yaml").read_text())
+    if sanity:
+        cfg["sanity"] = sanity
+    return load_experiment(cfg, "config/experiment.yaml", workdir=wd)
+
+
+def test_off_by_default_so_a_finished_campaign_keeps_its_inputs_and_params(tmp_path):
+    """sanity.activate is off by default: no check job, no new input of any evaluation job, and
+    the organize job's params as before (a finished campaign reruns nothing after an upgrade)."""
+    exp = _default_campaign(tmp_path, on_fail="skip")  # as an older config: no activate key
+    assert exp.config["sanity"] == {"activate": False, "on_fail": "skip", "max_ppl_ratio": 10}
+    assert exp.checked == [] and all(exp.check_input(m) == [] for m in exp.merges)
+    assert "checks" not in exp.result_files()
+
+
+def test_on_every_merge_checks_it_and_what_it_reads(tmp_path):
+    from mergelab.plan.paths import CHECK
+
+    exp = _default_campaign(tmp_path, activate=True, on_fail="stop")
+    assert set(exp.merges) <= set(exp.checked)
+    assert {"base", "math", "words"} <= set(exp.checked)  # the merges' references, checked once each
+    m = next(iter(exp.merges))
+    assert exp.check_input(m) == [CHECK.format(model=m)] and exp.check_input("base") == []
+    job = exp.job("sanity_check", model=m)
+    assert job.on_fail == "stop" and job.max_ppl_ratio == 10.0
+    assert job.parents == [CHECK.format(model=i) for i in exp.merges[m].inputs]
+    assert exp.job("sanity_check", model="base").parents == []
+    assert exp.result_files()["checks"][m] == CHECK.format(model=m)
