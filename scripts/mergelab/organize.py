@@ -237,6 +237,23 @@ def harness_table(files: Dict[str, Dict[str, str]], context: Dict[str, Any]):
                 continue
             with open(path, encoding="utf-8") as fh:
                 res = json.load(fh)
+            if (res.get("mergelab") or {}).get("skipped"):  # a broken merge, not evaluated (sanity.on_fail)
+                rows.append(
+                    {
+                        **model_columns(model, context),
+                        "harness_task": harness_task,
+                        "task": harness_task,
+                        "group": "",
+                        "is_group": False,
+                        "metric": "",
+                        "filter": "",
+                        "value": math.nan,
+                        "stderr": math.nan,
+                        "primary": True,
+                        "status": "broken",
+                    }
+                )
+                continue
             found = harness_rows(res, model, harness_task, context)
             for r in found:
                 if r["status"] == "missing":
@@ -375,6 +392,24 @@ def competence_table(holmes, context: Dict[str, Any]):
                 }
             )
     return pd.DataFrame(rows, columns=COMPETENCE_COLUMNS)
+
+
+def broken_models(checks: Optional[Dict[str, str]]) -> Dict[str, List[str]]:
+    """model -> the reasons its sanity check (results/checks/{model}.json) found it broken."""
+    out = {}
+    for model, path in (checks or {}).items():
+        if Path(path).is_file():
+            with open(path, encoding="utf-8") as fh:
+                check = json.load(fh)
+            if check.get("status") == "broken":
+                out[model] = list(check.get("reasons") or ["broken"])
+    return out
+
+
+def mark_broken(frame, broken: Dict[str, List[str]]) -> None:
+    """Status "broken" for every row of a broken model (its values, if evaluated anyway, kept)."""
+    if broken and not frame.empty:
+        frame.loc[frame["model"].isin(list(broken)), "status"] = "broken"
 
 
 def provenance(context: Dict[str, Any]) -> Dict[str, Any]:
