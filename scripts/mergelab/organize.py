@@ -210,6 +210,23 @@ def mark_primary(rows: List[Dict]) -> None:
             r["primary"] = (r["metric"], r["filter"]) == choice
 
 
+def _valueless_row(model: str, harness_task: str, context: Dict[str, Any], status: str) -> Dict[str, Any]:
+    """One row for a task with no value: its result file is missing, or the model was not evaluated."""
+    return {
+        **model_columns(model, context),
+        "harness_task": harness_task,
+        "task": harness_task,
+        "group": "",
+        "is_group": False,
+        "metric": "",
+        "filter": "",
+        "value": math.nan,
+        "stderr": math.nan,
+        "primary": True,
+        "status": status,
+    }
+
+
 def harness_table(files: Dict[str, Dict[str, str]], context: Dict[str, Any]):
     """files: model -> harness task -> JSON path. Missing files become one 'missing' row each."""
     import pandas as pd
@@ -219,40 +236,12 @@ def harness_table(files: Dict[str, Dict[str, str]], context: Dict[str, Any]):
         for harness_task, path in tasks.items():
             if not Path(path).is_file():
                 log.warning("missing harness result: %s on %s (%s)", model, harness_task, path)
-                rows.append(
-                    {
-                        **model_columns(model, context),
-                        "harness_task": harness_task,
-                        "task": harness_task,
-                        "group": "",
-                        "is_group": False,
-                        "metric": "",
-                        "filter": "",
-                        "value": math.nan,
-                        "stderr": math.nan,
-                        "primary": True,
-                        "status": "missing",
-                    }
-                )
+                rows.append(_valueless_row(model, harness_task, context, "missing"))
                 continue
             with open(path, encoding="utf-8") as fh:
                 res = json.load(fh)
             if (res.get("mergelab") or {}).get("skipped"):  # a broken merge, not evaluated (sanity.on_fail)
-                rows.append(
-                    {
-                        **model_columns(model, context),
-                        "harness_task": harness_task,
-                        "task": harness_task,
-                        "group": "",
-                        "is_group": False,
-                        "metric": "",
-                        "filter": "",
-                        "value": math.nan,
-                        "stderr": math.nan,
-                        "primary": True,
-                        "status": "broken",
-                    }
-                )
+                rows.append(_valueless_row(model, harness_task, context, "broken"))
                 continue
             found = harness_rows(res, model, harness_task, context)
             for r in found:
