@@ -14,6 +14,7 @@ min_version("9.27")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/merge.smk"
+include: "workflow/rules/sanity.smk"
 include: "workflow/rules/harness.smk"
 include: "workflow/rules/holmes.smk"
 include: "workflow/rules/organize.smk"

@@ -164,3 +164,25 @@ def test_snakemake_jobs_hold_distinct_devices(tmp_path):
     by_device = assert_no_overlap(records)
     assert set(by_device) == {"0", "1", "2", "3"}
     assert max_concurrency(records) >= 3
+
+
+@pytest.mark.workflow
+@pytest.mark.slow
+def test_the_gpu_check_runs_on_the_cpu(tmp_path):
+    """bench/gpu_check.py, the one-call proof for a GPU machine, runs with --cpu wherever the tests
+    do (fake devices, tiny models), so it cannot rot between the times a GPU is at hand."""
+    env = dict(base_env(tmp_path))
+    env.pop("MERGELAB_GPUS", None)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "gpu_check.py"), "--cpu"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "skip  every merge ran on cuda: --cpu" in out
+    assert "ok    every evaluation job saw only its own device: 10 of 10 jobs pinned to one device" in out
+    assert "ok    no two jobs at once on the same device" in out and "all checks passed" in out

@@ -34,6 +34,7 @@ def campaign(wd):
     cfg["hub"] = {"fetch": {"cache_dir": "hf-cache"}}
     cfg["harness"]["include_path"] = ["tasks"]
     cfg["holmes"]["data"] = {"root": "data/holmes", "archive": None}
+    cfg["sanity"] = {"activate": True}
     return load_experiment(cfg, "config/experiment.yaml", workdir=wd)
 
 
@@ -44,6 +45,7 @@ def every_job(exp):
     jobs += [("harness_eval_model", {"model": m}) for m in exp.harness.models]  # harness.jobs: per_model
     jobs += [("holmes_eval", {"model": m}) for m in exp.holmes.models] + [("holmes_data", {})]
     jobs += [("fetch", {"model": m}) for m, spec in exp.models.items() if spec.kind == "hub"]
+    jobs += [("sanity_check", {"model": m}) for m in exp.checked]
     return jobs + [("organize", {}), ("plot", {})]
 
 

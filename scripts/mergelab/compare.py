@@ -145,7 +145,8 @@ def leaderboard(harness, competences, comparisons, context: Dict[str, Any]) -> s
             if col not in cols:
                 cols.append(col)
             outcome_ = _outcome_of(comparisons, r.model, f"task: {r.harness_task}")
-            values.setdefault(r.model, {})[col] = _fmt(r.value, r.stderr) + marks[outcome_]
+            text = "broken" if r.status == "broken" and math.isnan(r.value) else _fmt(r.value, r.stderr)
+            values.setdefault(r.model, {})[col] = text + marks[outcome_]
     if competences is not None and not competences.empty:
         for r in competences.itertuples():
             if r.competence == "overall":
@@ -154,16 +155,21 @@ def leaderboard(harness, competences, comparisons, context: Dict[str, Any]) -> s
                         cols.append(col)
                     values.setdefault(r.model, {})[col] = _fmt(v)
     models = context.get("model_order") or list(context["models"])
+    broken = context.get("broken") or {}
     lines = ["| model | role | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for m in models:
         if m not in values:
             continue
-        role = context["models"][m].get("role", "")
+        role = context["models"][m].get("role", "") + (" (broken)" if m in broken else "")
         lines.append(f"| {m} | {role} | " + " | ".join(values[m].get(c, "–") for c in cols) + " |")
     legend = (
         "\n▲ better than every parent, ● between its parents, ▼ worse than every parent "
         "(on the primary metric, respecting lower-is-better); – missing.\n"
     )
+    if broken:
+        legend += "\nBroken (sanity check, results/checks/):\n\n" + "".join(
+            f"- {m}: {'; '.join(reasons)}\n" for m, reasons in broken.items()
+        )
     return "# Leaderboard\n\n" + "\n".join(lines) + "\n" + legend
 
 

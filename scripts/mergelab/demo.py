@@ -41,6 +41,10 @@ SIZES = {
     "bench": dict(
         hidden_size=768, num_hidden_layers=8, num_attention_heads=12, num_key_value_heads=4, intermediate_size=2304
     ),
+    # ~1B parameters: bench/gpu_check.py on a GPU machine
+    "1b": dict(
+        hidden_size=2048, num_hidden_layers=20, num_attention_heads=16, num_key_value_heads=8, intermediate_size=5632
+    ),
     # ~200M parameters: the merge benchmark where the workflow's fixed start-up cost is amortised
     "bench-large": dict(
         hidden_size=1536, num_hidden_layers=8, num_attention_heads=12, num_key_value_heads=4, intermediate_size=4096

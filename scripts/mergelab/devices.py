@@ -157,7 +157,12 @@ def _restore(previous: Optional[str]) -> None:
 
 
 def torch_device(devices: List[str]) -> str:
-    """The device string for work inside a pinned block (imports torch)."""
+    """The device string for work inside a pinned block (imports torch); logs what torch sees,
+    so that a job's log shows it saw its own devices only."""
     import torch
 
-    return "cuda" if devices and torch.cuda.is_available() else "cpu"
+    device = "cuda" if devices and torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        log.info("torch sees %d CUDA device(s): %s", len(names), "; ".join(names))
+    return device

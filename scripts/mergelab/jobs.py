@@ -149,7 +149,13 @@ def evaluation_job(smk, spec_class):
     """What an evaluation job runs in: its log, its spec (``spec_class``, a
     mergelab.plan.jobs.EvaluationJob, from the rule's params), the directory of the
     model it evaluates (checked), and its pinned devices.
-    Yields (spec, model_dir, device, devices, log)."""
+    Yields (spec, model_dir, device, devices, log).
+
+    A merge that its sanity check found broken, with sanity.on_fail: skip, is not loaded:
+    the job writes its outputs marked skipped and ends here (exit 0), so that the job
+    scripts need no change (Snakemake's code trigger would rerun every finished evaluation)."""
+    if skip_if_broken(smk, spec_class, write_skipped(smk)):
+        raise SystemExit(0)
     with job_log(smk.log[0]) as log:
         log.info("job resources: %s", describe_resources(smk))
         spec = spec_class.from_params(smk.params)
@@ -164,3 +170,52 @@ def evaluation_job(smk, spec_class):
 
         with pinned_devices(smk.resources.gpu) as devices:
             yield spec, model_dir, torch_device(devices), devices, log
+
+
+def skip_if_broken(smk, spec_class, write) -> bool:
+    """For an evaluation job of a merge whose sanity check (input ``check``) found it broken
+    with sanity.on_fail: skip: log why, ``write(spec, check)`` its outputs marked skipped, and
+    return True - without loading the model. False otherwise (the job runs as usual)."""
+    from mergelab.sanity import broken_summary, skipped_by
+
+    checks = list(smk.input.get("check") or [])
+    check = skipped_by(checks[0]) if checks else None
+    if check is None:
+        return False
+    with job_log(smk.log[0]) as log:
+        spec = spec_class.from_params(smk.params)
+        log.warning(
+            "skipped: %s is broken (%s; %s); the model is not loaded (sanity.on_fail: skip)",
+            spec.model,
+            broken_summary(check),
+            checks[0],
+        )
+        write(spec, check)
+    return True
+
+
+def skipped_record(spec, check) -> dict:
+    """What a skipped evaluation's result records (mergelab.organize reads it as broken)."""
+    return {"model": spec.model, "skipped": True, "status": "broken", "reasons": list(check.get("reasons") or [])}
+
+
+def write_skipped(smk):
+    """The writer of a skipped evaluation's outputs: a harness job's JSON marked skipped (and
+    empty samples), a Holmes job's scores with the header only. Neither loads a tool."""
+    import json
+
+    def write(spec, check):
+        if "json" in smk.output.keys():
+            if smk.output.get("samples"):
+                with atomic_file(smk.output.samples):
+                    pass
+            record = {**skipped_record(spec, check), "task": getattr(spec, "task", None)}
+            with atomic_file(smk.output.json) as fh:
+                json.dump({"results": {}, "mergelab": record}, fh, indent=2)
+                fh.write("\n")
+        else:
+            from mergelab.holmes import write_scores
+
+            write_scores([], smk.output[0])
+
+    return write

@@ -210,6 +210,23 @@ def mark_primary(rows: List[Dict]) -> None:
             r["primary"] = (r["metric"], r["filter"]) == choice
 
 
+def _valueless_row(model: str, harness_task: str, context: Dict[str, Any], status: str) -> Dict[str, Any]:
+    """One row for a task with no value: its result file is missing, or the model was not evaluated."""
+    return {
+        **model_columns(model, context),
+        "harness_task": harness_task,
+        "task": harness_task,
+        "group": "",
+        "is_group": False,
+        "metric": "",
+        "filter": "",
+        "value": math.nan,
+        "stderr": math.nan,
+        "primary": True,
+        "status": status,
+    }
+
+
 def harness_table(files: Dict[str, Dict[str, str]], context: Dict[str, Any]):
     """files: model -> harness task -> JSON path. Missing files become one 'missing' row each."""
     import pandas as pd
@@ -219,24 +236,13 @@ def harness_table(files: Dict[str, Dict[str, str]], context: Dict[str, Any]):
         for harness_task, path in tasks.items():
             if not Path(path).is_file():
                 log.warning("missing harness result: %s on %s (%s)", model, harness_task, path)
-                rows.append(
-                    {
-                        **model_columns(model, context),
-                        "harness_task": harness_task,
-                        "task": harness_task,
-                        "group": "",
-                        "is_group": False,
-                        "metric": "",
-                        "filter": "",
-                        "value": math.nan,
-                        "stderr": math.nan,
-                        "primary": True,
-                        "status": "missing",
-                    }
-                )
+                rows.append(_valueless_row(model, harness_task, context, "missing"))
                 continue
             with open(path, encoding="utf-8") as fh:
                 res = json.load(fh)
+            if (res.get("mergelab") or {}).get("skipped"):  # a broken merge, not evaluated (sanity.on_fail)
+                rows.append(_valueless_row(model, harness_task, context, "broken"))
+                continue
             found = harness_rows(res, model, harness_task, context)
             for r in found:
                 if r["status"] == "missing":
@@ -375,6 +381,24 @@ def competence_table(holmes, context: Dict[str, Any]):
                 }
             )
     return pd.DataFrame(rows, columns=COMPETENCE_COLUMNS)
+
+
+def broken_models(checks: Optional[Dict[str, str]]) -> Dict[str, List[str]]:
+    """model -> the reasons its sanity check (results/checks/{model}.json) found it broken."""
+    out = {}
+    for model, path in (checks or {}).items():
+        if Path(path).is_file():
+            with open(path, encoding="utf-8") as fh:
+                check = json.load(fh)
+            if check.get("status") == "broken":
+                out[model] = list(check.get("reasons") or ["broken"])
+    return out
+
+
+def mark_broken(frame, broken: Dict[str, List[str]]) -> None:
+    """Status "broken" for every row of a broken model (its values, if evaluated anyway, kept)."""
+    if broken and not frame.empty:
+        frame.loc[frame["model"].isin(list(broken)), "status"] = "broken"
 
 
 def provenance(context: Dict[str, Any]) -> Dict[str, Any]:

@@ -128,10 +128,17 @@ def build_tables(catalogue: Dict[str, Any], files: Dict[str, Any], out: Dict[str
     from mergelab import compare
     from mergelab import organize as org
 
+    broken = org.broken_models(files.get("checks"))
+    if broken:  # the leaderboard and provenance.json give the reasons
+        catalogue = {**catalogue, "broken": broken}
+        for model, reasons in broken.items():
+            log.warning("%s is broken (sanity check): %s", model, "; ".join(reasons))
     harness = org.harness_table(files["harness"], catalogue)
     probes = files.get("holmes_probes")
     mapping = read_probes(Path(probes)) if probes else None
     holmes = org.holmes_table(files["holmes"], read_manifest(files.get("holmes_manifest")), catalogue, mapping)
+    org.mark_broken(harness, broken)
+    org.mark_broken(holmes, broken)
     comp = org.competence_table(holmes, catalogue) if not holmes.empty else pd.DataFrame(columns=org.COMPETENCE_COLUMNS)
     comparisons = compare.merge_comparisons(harness, comp, catalogue)
     for key, frame in (("harness", harness), ("holmes", holmes), ("competences", comp), ("comparisons", comparisons)):

@@ -34,6 +34,7 @@ RUNTIME_MIN = {  # (fixed minutes, minutes per billion parameters)
     "merge": (10, 2),
     "harness_eval": (60, 15),
     "holmes_eval": (30, 5),
+    "sanity_check": (10, 2),
 }
 FALLBACK = {"gpu": 1, "mem_mb": 16 * 1024, "runtime": 240}
 
@@ -181,6 +182,8 @@ def job_resources(exp, rule: str, model: str, task: Optional[str] = None) -> Dic
     if rule == "harness_eval":
         s = exp.harness.settings_for(model, task)
         dtype, quantization = s["dtype"], s["quantization"]
+    elif rule == "sanity_check":
+        dtype, quantization = exp.model_dtype(model), None
     else:
         dtype, quantization = exp.holmes.settings_for(model)["dtype"], None
     sizes = [size_of(p) for p in exp.model_input(model)]

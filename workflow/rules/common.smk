@@ -102,7 +102,7 @@ def get_merge_input(wildcards):
 
 def get_harness_input(wildcards):
     EXP.job("harness_eval", model=wildcards.model, task=wildcards.task)  # not an evaluation: fails here
-    return {"model": EXP.model_input(wildcards.model)}
+    return {"model": EXP.model_input(wildcards.model), "check": EXP.check_input(wildcards.model)}
 
 
 def get_harness_model_input(wildcards):
@@ -112,7 +112,13 @@ def get_harness_model_input(wildcards):
 
 def get_holmes_input(wildcards):
     EXP.job("holmes_eval", model=wildcards.model)
-    return {"model": EXP.model_input(wildcards.model), "manifest": EXP.holmes.manifest}
+    inputs = {"model": EXP.model_input(wildcards.model), "manifest": EXP.holmes.manifest}
+    return {**inputs, "check": EXP.check_input(wildcards.model)}
+
+
+def get_sanity_check_input(wildcards):
+    spec = EXP.job("sanity_check", model=wildcards.model)  # a model without a check fails here
+    return {"model": EXP.model_input(wildcards.model), "parents": spec.parents}
 
 
 def get_organize_input(wildcards):
@@ -124,6 +130,8 @@ def get_organize_input(wildcards):
         out["manifest"] = files["holmes_manifest"]
     if files.get("holmes_probes"):
         out["probes"] = paths.relative(files["holmes_probes"], EXP.workdir)
+    if files.get("checks"):
+        out["checks"] = list(files["checks"].values())
     return out
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -28,6 +29,7 @@ from mergelab.plan.jobs import (
     PlotJob,
     PushJob,
     PushResultsJob,
+    SanityJob,
 )
 from mergelab.plan.load import fill_defaults, load_schema, validate_schema
 from mergelab.plan.models import MergeSpec, ModelSpec, merges_tsv, model_dtype, resolve_models
@@ -125,6 +127,32 @@ class Experiment:
         return out
 
     @property
+    def sanity(self) -> Dict[str, Any]:
+        """The config's sanity section (activate, on_fail, max_ppl_ratio)."""
+        return self.config["sanity"]
+
+    @cached_property
+    def checked(self) -> List[str]:
+        """The models with a sanity check: every evaluated merge, and what each checked merge
+        reads (its parents' checks are its reference), down to the parents; none when off."""
+        if not self.sanity["activate"]:
+            return []
+        todo = [m for m in self.evaluated if m in self.merges]
+        seen: List[str] = []
+        while todo:
+            m = todo.pop(0)
+            if m in seen:
+                continue
+            seen.append(m)
+            if m in self.merges:
+                todo += self.merges[m].inputs
+        return [m for m in list(self.models) + list(self.merges) if m in seen]
+
+    def check_input(self, name: str) -> List[str]:
+        """The check an evaluation job of ``name`` waits for: a merge's, when checks are on."""
+        return [paths.CHECK.format(model=name)] if name in self.merges and name in self.checked else []
+
+    @property
     def evaluated(self) -> List[str]:
         """Models some evaluation stage evaluates, in config order."""
         chosen = set(self.harness.models) | set(self.holmes.models)
@@ -165,6 +193,9 @@ class Experiment:
         }
         if self.holmes.models and self.holmes.probes:
             files["holmes_probes"] = self.holmes.probes
+        checks = {m: paths.CHECK.format(model=m) for m in self.evaluated if self.check_input(m)}
+        if checks:  # only when on: a campaign without checks keeps its params
+            files["checks"] = checks
         return files
 
     # ---- targets -------------------------------------------------------------
@@ -276,6 +307,19 @@ class Experiment:
             settings=ho.settings_for(model),
         )
 
+    def sanity_job(self, model: str) -> SanityJob:
+        if model not in self.checked:
+            raise ValueError(f"{model!r} has no sanity check in this config (sanity.activate)")
+        inputs = self.merges[model].inputs if model in self.merges else []
+        return SanityJob(
+            model=model,
+            model_path=self.model_path(model),
+            receipt=self.receipt(model),
+            parents=[paths.CHECK.format(model=m) for m in inputs],
+            on_fail=self.sanity["on_fail"],
+            max_ppl_ratio=float(self.sanity["max_ppl_ratio"]),
+        )
+
     def holmes_data_job(self) -> HolmesDataJob:
         ho = self.holmes
         return HolmesDataJob(version=ho.version, root=ho.root, archive=ho.archive, url=ho.url, datasets=ho.datasets)
@@ -336,6 +380,7 @@ JOB_BUILDERS: Dict[str, Callable[..., JobSpec]] = {
     "harness_eval_model": Experiment.harness_model_job,
     "holmes_eval": Experiment.holmes_job,
     "holmes_data": Experiment.holmes_data_job,
+    "sanity_check": Experiment.sanity_job,
     "fetch": Experiment.fetch_job,
     "push": Experiment.push_job,
     "push_results": Experiment.push_results_job,

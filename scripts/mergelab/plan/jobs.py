@@ -74,6 +74,16 @@ class MergesTableJob(JobSpec):
 
 
 @dataclass(frozen=True)
+class SanityJob(JobSpec):
+    model: str
+    model_path: str  # as EvaluationJob's
+    receipt: Optional[str]
+    parents: List[str]  # the checks of the models a merge reads (its reference); none for a parent
+    on_fail: str  # skip | evaluate | stop (sanity.on_fail); recorded in the check for the evaluation jobs
+    max_ppl_ratio: float
+
+
+@dataclass(frozen=True)
 class EvaluationJob(JobSpec):
     model: str
     model_path: str  # the model's directory; for a hub parent its hub id (the job reads its receipt)

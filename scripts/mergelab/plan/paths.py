@@ -32,6 +32,7 @@ PUSH_RECEIPT = "results/hub/{model}.json"
 PUSH_RESULTS_RECEIPT = "results/hub/results/{model}.json"
 
 # ---- evaluations
+CHECK = "results/checks/{model}.json"  # the sanity check of a merge (and of its parents, its reference)
 HARNESS_JSON = "results/harness/{model}/{task}.json"
 HARNESS_SAMPLES = "results/harness/{model}/{task}.samples.jsonl"
 HOLMES_MANIFEST = "results/holmes/datasets-{version}.tsv"

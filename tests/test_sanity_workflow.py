@@ -1,0 +1,85 @@
+"""The sanity check in the workflow (issue 17): a collapsed merge is caught before its
+evaluations, which (sanity.on_fail: skip) load nothing; the tables and the leaderboard say
+broken, with the reason; a healthy merge is evaluated as usual."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import snakemake, write_config
+
+HARNESS = {"tasks": ["mergelab_arithmetic"], "settings": {"limit": 4, "batch_size": 4, "bootstrap_iters": 0}}
+
+
+def sanity_config(tiny_models, **sanity):
+    return {
+        "models": {n: {"path": str(p)} for n, p in tiny_models.items()},
+        "merges": [
+            {"name": "lin", "models": ["alpha", "beta"], "methods": ["linear"], "dtype": "float32"},
+            {  # task vectors scaled by a huge factor: finite weights, a collapsed model
+                "name": "boom",
+                "models": ["alpha", "beta"],
+                "base": "base",
+                "methods": ["task_arithmetic"],
+                "parameters": {"weight": 500.0},
+                "dtype": "float32",
+            },
+        ],
+        "evaluation": {"models": ["lin", "boom"]},
+        "harness": HARNESS,
+        "holmes": {"activate": False},
+        "sanity": {"activate": True, **sanity},
+    }
+
+
+def _merge_ids(wd):
+    rows = pd.read_csv(wd / "results/merges.tsv", sep="\t")
+    return {r: rows[rows["recipe"] == r]["model"].iloc[0] for r in ("lin", "boom")}
+
+
+@pytest.mark.workflow
+def test_broken_merge_is_skipped_and_shown_broken(tmp_path, tiny_models):
+    wd = tmp_path
+    snakemake(wd, write_config(wd, sanity_config(tiny_models)), "tables", check=True, timeout=1200)
+    ids = _merge_ids(wd)
+    lin, boom = ids["lin"], ids["boom"]
+
+    checks = {m: json.loads((wd / f"results/checks/{m}.json").read_text()) for m in (lin, boom, "alpha", "beta")}
+    assert checks[lin]["status"] == "ok" and checks[lin]["reasons"] == []
+    assert checks["alpha"]["status"] == "ok" and checks["alpha"]["perplexity"] > 0  # the parents' reference
+    assert checks[boom]["status"] == "broken" and checks[boom]["on_fail"] == "skip"
+    reason = checks[boom]["reasons"][0]
+    assert reason.startswith(("perplexity exploded: ", "perplexity is not finite", "forward pass gives")), reason
+    assert (wd / f"benchmarks/sanity_check/{boom}.tsv").is_file() and (wd / f"logs/sanity_check/{boom}.log").is_file()
+
+    # the broken merge's evaluation loaded nothing: its log says so, and lm-eval never ran
+    log = (wd / f"logs/harness_eval/{boom}/mergelab_arithmetic.log").read_text()
+    assert "skipped: " in log and "the model is not loaded" in log
+    assert "evaluating" not in log and "lm_eval" not in log
+    res = json.loads((wd / f"results/harness/{boom}/mergelab_arithmetic.json").read_text())
+    assert res["results"] == {} and res["mergelab"]["skipped"] is True
+    assert "evaluating" in (wd / f"logs/harness_eval/{lin}/mergelab_arithmetic.log").read_text()
+
+    harness = pd.read_csv(wd / "results/tables/harness.csv")
+    assert set(harness[harness["model"] == boom]["status"]) == {"broken"}
+    assert harness[harness["model"] == boom]["value"].isna().all()  # never a zero
+    assert set(harness[harness["model"] == lin]["status"]) == {"ok"}
+    board = (wd / "results/tables/leaderboard.md").read_text()
+    assert f"| {boom} | merge (broken) | broken |" in board
+    assert f"- {boom}: {reason}" in board
+
+
+@pytest.mark.workflow
+def test_on_fail_stop_fails_the_check_with_one_line(tmp_path, tiny_models):
+    wd = tmp_path
+    cfg = sanity_config(tiny_models, on_fail="stop")
+    cfg["merges"] = cfg["merges"][1:]
+    cfg["evaluation"] = {"models": ["boom"]}
+    proc = snakemake(wd, write_config(wd, cfg), "evaluations", timeout=1200)
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("mergelab: merge boom_")]
+    assert len(lines) == 1 and " is broken: " in lines[0] and "(sanity.on_fail: stop)" in lines[0], proc.stderr[-3000:]
+    assert not list((wd / "results/harness").glob("*/*.json")) if (wd / "results/harness").exists() else True
