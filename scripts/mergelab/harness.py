@@ -170,6 +170,34 @@ def _load_quantized(path: str, s: Dict[str, Any], device: str):
     )
 
 
+def evaluate(
+    model_path: str,
+    task: str,
+    s: Dict[str, Any],
+    *,
+    include_paths: List[str],
+    include_defaults: bool,
+    device: str,
+    gpus: int,
+    check_task: bool = False,
+    threads: Optional[int] = None,
+) -> Dict[str, Any]:
+    """Run lm-eval on one (model, task) with resolved settings ``s``; return its results dict
+    (a per_task job: evaluate_model with one group of one task)."""
+    results = evaluate_model(
+        model_path,
+        [[task]],
+        {task: s},
+        include_paths=include_paths,
+        include_defaults=include_defaults,
+        device=device,
+        gpus=gpus,
+        check_tasks=[task] if check_task else [],
+        threads=threads,
+    )
+    return results[task]
+
+
 def evaluate_model(
     model_path: str,
     groups: List[List[str]],

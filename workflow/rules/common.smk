@@ -107,7 +107,7 @@ def get_harness_input(wildcards):
 
 def get_harness_model_input(wildcards):
     EXP.job("harness_eval_model", model=wildcards.model)  # not evaluated by the harness: fails here
-    return {"model": EXP.model_input(wildcards.model)}
+    return {"model": EXP.model_input(wildcards.model), "check": EXP.check_input(wildcards.model)}
 
 
 def get_holmes_input(wildcards):

@@ -72,4 +72,4 @@ else:
             include_defaults=job_param("harness_eval_model", "include_defaults"),
             local_tasks=job_param("harness_eval_model", "local_tasks"),
         script:
-            "../../scripts/run_harness.py"
+            "../../scripts/run_harness_model.py"
