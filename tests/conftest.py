@@ -125,6 +125,19 @@ def unloadable_copy(model_dir: Path, dest: Path) -> Path:
 UNKNOWN_ARCHITECTURE = "mergelab_unknown"
 
 
+def bad_task_folder(tasks_dir: Path) -> Path:
+    """A folder of lm-eval tasks with one task, my_bad_task, whose data file (bad.jsonl) is broken."""
+    tasks_dir.mkdir(parents=True)
+    (tasks_dir / "bad.jsonl").write_text('{"text": "fine"}\n{"text": broken\n')
+    (tasks_dir / "bad_task.yaml").write_text(
+        "task: my_bad_task\ndataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {tasks_dir / 'bad.jsonl'}\n"
+        "output_type: loglikelihood_rolling\ntest_split: test\ndoc_to_text: ''\ndoc_to_target: '{{text}}'\n"
+        "metric_list:\n  - metric: word_perplexity\n"
+    )
+    return tasks_dir
+
+
 @pytest.fixture(scope="session")
 def trained_demo(tmp_path_factory) -> Path:
     """The demo models (base, math, words), trained once per test run by the demo_models rule (about a

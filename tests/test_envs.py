@@ -18,6 +18,7 @@ KNOWN_RULES = {
     "merge",
     "merges_table",
     "harness_eval",
+    "harness_eval_model",
     "holmes_data",
     "holmes_eval",
     "organize",

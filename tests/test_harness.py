@@ -11,7 +11,16 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, UNKNOWN_ARCHITECTURE, base_env, planned_jobs, snakemake, unloadable_copy, write_config
+from conftest import (
+    REPO,
+    UNKNOWN_ARCHITECTURE,
+    bad_task_folder,
+    base_env,
+    planned_jobs,
+    snakemake,
+    unloadable_copy,
+    write_config,
+)
 from mergelab.harness import run_with_oom_retry
 
 TASKS = ["mergelab_arithmetic", "mergelab_categories", "mergelab_text_ppl"]
@@ -223,15 +232,7 @@ def test_unknown_task_fails_before_any_job(tmp_path, tiny_models):
 @pytest.mark.workflow
 def test_broken_inputs_fail_clearly_and_others_finish(tmp_path, tiny_models):
     broken = unloadable_copy(tiny_models["alpha"], tmp_path / "broken")
-    tasks_dir = tmp_path / "mytasks"
-    tasks_dir.mkdir()
-    (tasks_dir / "bad.jsonl").write_text('{"text": "fine"}\n{"text": broken\n')
-    (tasks_dir / "bad_task.yaml").write_text(
-        "task: my_bad_task\ndataset_path: json\n"
-        f"dataset_kwargs:\n  data_files:\n    test: {tasks_dir / 'bad.jsonl'}\n"
-        "output_type: loglikelihood_rolling\ntest_split: test\ndoc_to_text: ''\ndoc_to_target: '{{text}}'\n"
-        "metric_list:\n  - metric: word_perplexity\n"
-    )
+    tasks_dir = bad_task_folder(tmp_path / "mytasks")
     cfg = {
         "models": {"base": {"path": str(tiny_models["base"])}, "broken": {"path": str(broken)}},
         "harness": {

@@ -42,6 +42,7 @@ def every_job(exp):
     """(rule, wildcards) of every job of the campaign."""
     jobs = [("merge", {"model": m}) for m in exp.merges] + [("merges_table", {})]
     jobs += [("harness_eval", {"model": m, "task": t}) for m in exp.harness.models for t in exp.harness.tasks]
+    jobs += [("harness_eval_model", {"model": m}) for m in exp.harness.models]  # harness.jobs: per_model
     jobs += [("holmes_eval", {"model": m}) for m in exp.holmes.models] + [("holmes_data", {})]
     jobs += [("fetch", {"model": m}) for m, spec in exp.models.items() if spec.kind == "hub"]
     jobs += [("sanity_check", {"model": m}) for m in exp.checked]
@@ -109,7 +110,8 @@ def test_jobs_outside_the_config_are_refused(two_folders):
         exp.job("fetch", model="base")
 
 
-RULE_BLOCK = re.compile(r"^rule (\w+):\n(.*?)(?=^rule |^use rule |\Z)", re.M | re.S)
+# rules may be indented (harness.smk defines harness_eval or harness_eval_model as harness.jobs says)
+RULE_BLOCK = re.compile(r"^[ \t]*rule (\w+):\n(.*?)(?=^[ \t]*rule |^[ \t]*use rule |^else:|\Z)", re.M | re.S)
 PARAM = re.compile(r"^\s+(\w+)=job_param\(\"(\w+)\", \"(\w+)\"\)", re.M)
 
 

@@ -83,3 +83,32 @@ def test_on_fail_stop_fails_the_check_with_one_line(tmp_path, tiny_models):
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("mergelab: merge boom_")]
     assert len(lines) == 1 and " is broken: " in lines[0] and "(sanity.on_fail: stop)" in lines[0], proc.stderr[-3000:]
     assert not list((wd / "results/harness").glob("*/*.json")) if (wd / "results/harness").exists() else True
+
+
+@pytest.mark.workflow
+def test_per_model_job_of_a_broken_merge_writes_every_task_skipped(tmp_path, tiny_models):
+    """harness.jobs: per_model: the one job of a broken merge loads nothing and writes each
+    task's JSON marked skipped, with its own task name; the tables say broken for each."""
+    wd = tmp_path
+    cfg = sanity_config(tiny_models)
+    cfg["merges"] = [m for m in cfg["merges"] if m["name"] == "boom"]
+    cfg["evaluation"] = {"models": ["boom"]}
+    tasks = ["mergelab_arithmetic", "mergelab_categories"]
+    cfg["harness"] = {
+        **HARNESS,
+        "tasks": tasks,
+        "jobs": "per_model",
+        "task_settings": {tasks[1]: {"log_samples": True}},
+    }
+    snakemake(wd, write_config(wd, cfg), "tables", check=True, timeout=1200)
+    boom = pd.read_csv(wd / "results/merges.tsv", sep="\t")["model"].iloc[0]
+
+    log = (wd / f"logs/harness_eval_model/{boom}.log").read_text()
+    assert "skipped: " in log and "the model is not loaded" in log and "evaluating" not in log
+    for task in tasks:
+        res = json.loads((wd / f"results/harness/{boom}/{task}.json").read_text())
+        assert res["results"] == {} and res["mergelab"]["skipped"] is True and res["mergelab"]["task"] == task
+    assert (wd / f"results/harness/{boom}/{tasks[1]}.samples.jsonl").read_text() == ""
+    harness = pd.read_csv(wd / "results/tables/harness.csv")
+    rows = harness[harness["model"] == boom]
+    assert set(rows["task"]) >= set(tasks) and set(rows["status"]) == {"broken"} and rows["value"].isna().all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -181,46 +182,119 @@ def evaluate(
     check_task: bool = False,
     threads: Optional[int] = None,
 ) -> Dict[str, Any]:
-    """Run lm-eval on one (model, task) with resolved settings ``s``; return its results dict.
+    """Run lm-eval on one (model, task) with resolved settings ``s``; return its results dict
+    (a per_task job: evaluate_model with one group of one task)."""
+    results = evaluate_model(
+        model_path,
+        [[task]],
+        {task: s},
+        include_paths=include_paths,
+        include_defaults=include_defaults,
+        device=device,
+        gpus=gpus,
+        check_tasks=[task] if check_task else [],
+        threads=threads,
+    )
+    return results[task]
 
-    ``check_task`` builds the task once before the model is loaded, so that a
-    broken data file of a local task fails in a second with one line (cheap for
-    local tasks; built-in ones are lm-eval's responsibility).
-    """
-    import lm_eval
+
+def evaluate_model(
+    model_path: str,
+    groups: List[List[str]],
+    settings: Dict[str, Dict[str, Any]],
+    *,
+    include_paths: List[str],
+    include_defaults: bool,
+    device: str,
+    gpus: int,
+    check_tasks: List[str] = (),
+    threads: Optional[int] = None,
+) -> Dict[str, Dict[str, Any]]:
+    """lm-eval on a model's tasks: one lm-eval run per group of tasks with identical settings
+    ``settings`` (task -> the resolved settings), the model loaded once (again only for a group
+    that loads it differently: another dtype, batch size, model_args...). Returns task -> its
+    results dict, as a run of that task alone writes it (split_results). A tag (lm-eval names
+    no entry after it) runs alone. Any failure fails the whole job.
+
+    A per_task job is one group of one task. ``check_tasks`` (local ones) are built before the
+    model is loaded, so that a broken data file fails in a second with one line (cheap for
+    local tasks; built-in ones are lm-eval's responsibility)."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     tm = task_manager(include_paths, include_defaults)
-    if check_task:
+    for task in check_tasks:
         build_task(task, tm)
-    common = dict(
-        tasks=[task],
-        num_fewshot=s["num_fewshot"],
-        limit=s["limit"],
-        log_samples=bool(s["log_samples"]),
-        apply_chat_template=s["apply_chat_template"],
-        fewshot_as_multiturn=s["fewshot_as_multiturn"],
-        gen_kwargs=s["gen_kwargs"],
-        bootstrap_iters=s["bootstrap_iters"],
-        task_manager=tm,
-        **{SEED_KEYS[k]: v for k, v in s["seeds"].items()},
-    )
-    t0 = time.time()
-    if s["backend"] == "vllm":
-        args = vllm_model_args(model_path, s, gpus)
-        results = lm_eval.simple_evaluate(
-            model="vllm", model_args=args_string(args), batch_size=s["batch_size"], device=device, **common
-        )
-        bs, failed = s["batch_size"], []
-    else:
+    out: Dict[str, Dict[str, Any]] = {}
+    model = None
+    groups = tags_alone(groups, tm)
+    for i, tasks in enumerate(groups, 1):
+        s = settings[tasks[0]]
+        if model is None or model.key != load_key(s):
+            model = None
+            _free_cuda()
+            model = Model(model_path, s, device, gpus)
+        log.info("lm-eval run %d of %d: %s", i, len(groups), ", ".join(tasks))
+        results = model.run(tasks, s, tm)
+        for task, res in split_results(results, tasks).items():
+            res["mergelab"]["task"] = task
+            if len(tasks) > 1:
+                res["mergelab"]["evaluated_with"] = list(tasks)  # the tasks that shared its lm-eval run
+            out[task] = res
+    return out
+
+
+def tags_alone(groups: List[List[str]], tm) -> List[List[str]]:
+    """``groups`` with every lm-eval tag in a run of its own: a tag's tasks are not named after
+    it in the results (no group entry), so they cannot be told apart from the other tasks'."""
+    out = []
+    for tasks in groups:
+        tags = [t for t in tasks if len(tasks) > 1 and _is_tag(t, tm)]
+        out += [[t for t in tasks if t not in tags]] if len(tags) < len(tasks) else []
+        out += [[t] for t in tags]
+    return out
+
+
+def _is_tag(name: str, tm) -> bool:
+    entry = getattr(tm, "task_index", {}).get(name)
+    return getattr(getattr(entry, "kind", None), "name", None) == "TAG"
+
+
+# settings that the model load depends on; the others only change the lm-eval run
+LOAD_SETTINGS = (
+    "backend",
+    "dtype",
+    "quantization",
+    "model_args",
+    "trust_remote_code",
+    "revision",
+    "batch_size",
+    "max_batch_size",
+)
+
+
+def load_key(s: Dict[str, Any]) -> str:
+    return repr([(k, s.get(k)) for k in LOAD_SETTINGS])
+
+
+class Model:
+    """The model of an evaluation, loaded once (hf backend) for one or more lm-eval runs.
+    The vllm backend gives lm-eval the model's arguments: each run loads it."""
+
+    def __init__(self, model_path: str, s: Dict[str, Any], device: str, gpus: int):
+        self.path, self.device, self.gpus, self.key = model_path, device, gpus, load_key(s)
+        self.lm = None
+        self.started = time.time()  # the first run's wall_seconds include the load
+        if s["backend"] == "vllm":
+            self.args = vllm_model_args(model_path, s, gpus)
+            return
         from lm_eval.models.huggingface import HFLM
 
-        args = hf_model_args(model_path, s, device, gpus)
+        self.args = hf_model_args(model_path, s, device, gpus)
         if s["quantization"]:
             pretrained = _load_quantized(model_path, s, device)
-            lm = HFLM(
+            self.lm = HFLM(
                 pretrained=pretrained,
                 tokenizer=model_path,
                 batch_size=s["batch_size"],
@@ -228,40 +302,118 @@ def evaluate(
                 trust_remote_code=bool(s["trust_remote_code"]),
             )
         else:
-            lm = HFLM(batch_size=s["batch_size"], max_batch_size=s["max_batch_size"], device=device, **args)
+            self.lm = HFLM(batch_size=s["batch_size"], max_batch_size=s["max_batch_size"], device=device, **self.args)
 
-        def run(bs):
-            lm.batch_size_per_gpu = bs
-            lm.batch_sizes = {}
-            return lm_eval.simple_evaluate(model=lm, **common)
+    def run(self, tasks: List[str], s: Dict[str, Any], tm) -> Dict[str, Any]:
+        """One lm-eval run of ``tasks`` with settings ``s``: its results dict, and ours under "mergelab"."""
+        import lm_eval
 
-        def detected():
-            sizes = [v for v in getattr(lm, "batch_sizes", {}).values() if isinstance(v, int)]
-            return max(sizes) if sizes else None
-
-        results, bs, failed = run_with_oom_retry(
-            run, _parse_batch_size(s["batch_size"]), detected, fallback=s["max_batch_size"]
+        common = dict(
+            tasks=list(tasks),
+            num_fewshot=s["num_fewshot"],
+            limit=s["limit"],
+            log_samples=bool(s["log_samples"]),
+            apply_chat_template=s["apply_chat_template"],
+            fewshot_as_multiturn=s["fewshot_as_multiturn"],
+            gen_kwargs=s["gen_kwargs"],
+            bootstrap_iters=s["bootstrap_iters"],
+            task_manager=tm,
+            **{SEED_KEYS[k]: v for k, v in s["seeds"].items()},
         )
-        results["config"]["model"] = "hf"
-        results["config"]["model_args"] = args_string(args)
-        results["config"]["batch_size"] = bs
-        results["config"]["device"] = device
-    if results is None:  # only on non-zero ranks of a distributed run
-        raise JobError("lm-eval returned no results")
-    results["mergelab"] = {
-        "model_path": model_path,
-        "task": task,
-        "settings": s,
-        "backend": s["backend"],
-        "device": device,
-        "gpus": gpus,
-        "quantization": s["quantization"],
-        "batch_size_used": bs,
-        "oom_batch_sizes": failed,
-        "lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else _version("lm_eval"),
-        "wall_seconds": round(time.time() - t0, 3),
-    }
-    return results
+        device, lm = self.device, self.lm
+        t0, self.started = self.started or time.time(), None
+        if lm is None:
+            results = lm_eval.simple_evaluate(
+                model="vllm",
+                model_args=args_string(self.args),
+                batch_size=s["batch_size"],
+                device=device,
+                **common,
+            )
+            bs, failed = s["batch_size"], []
+        else:
+
+            def run(bs):
+                lm.batch_size_per_gpu = bs
+                lm.batch_sizes = {}
+                return lm_eval.simple_evaluate(model=lm, **common)
+
+            def detected():
+                sizes = [v for v in getattr(lm, "batch_sizes", {}).values() if isinstance(v, int)]
+                return max(sizes) if sizes else None
+
+            results, bs, failed = run_with_oom_retry(
+                run, _parse_batch_size(s["batch_size"]), detected, fallback=s["max_batch_size"]
+            )
+            results["config"]["model"] = "hf"
+            results["config"]["model_args"] = args_string(self.args)
+            results["config"]["batch_size"] = bs
+            results["config"]["device"] = device
+        if results is None:  # only on non-zero ranks of a distributed run
+            raise JobError("lm-eval returned no results")
+        results["mergelab"] = {
+            "model_path": self.path,
+            "task": None,
+            "settings": s,
+            "backend": s["backend"],
+            "device": device,
+            "gpus": self.gpus,
+            "quantization": s["quantization"],
+            "batch_size_used": bs,
+            "oom_batch_sizes": failed,
+            "lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else _version("lm_eval"),
+            "wall_seconds": round(time.time() - t0, 3),
+        }
+        return results
+
+
+# results keys that map a task or group name to its entry
+PER_TASK_KEYS = (
+    "results",
+    "groups",
+    "group_subtasks",
+    "configs",
+    "versions",
+    "n-shot",
+    "higher_is_better",
+    "n-samples",
+    "samples",
+    "task_hashes",
+)
+
+
+def members(task: str, group_subtasks: Dict[str, List[str]]) -> List[str]:
+    """``task`` and, for a group, its subtasks and theirs, depth first."""
+    out = [task]
+    for sub in group_subtasks.get(task) or []:
+        out += [m for m in members(sub, group_subtasks) if m not in out]
+    return out
+
+
+def split_results(results: Dict[str, Any], tasks: List[str]) -> Dict[str, Dict[str, Any]]:
+    """lm-eval's results of a run of several tasks, as the results of a run of each task alone:
+    the keys naming tasks (PER_TASK_KEYS) keep the task's entries (a group's: its own and its
+    subtasks'); every other key (config, environment, tokenizer, timing) is copied."""
+    import copy
+
+    if len(tasks) == 1:
+        return {tasks[0]: results}
+    subtasks = results.get("group_subtasks") or {}
+    out = {}
+    for task in tasks:
+        if task not in results.get("results", {}) and task not in subtasks:
+            raise JobError(f"lm-eval's results of {', '.join(tasks)} name no entry {task!r}")
+        keep = set(members(task, subtasks))
+        res = {}
+        for key, value in results.items():
+            if key in PER_TASK_KEYS and isinstance(value, dict):
+                part = {k: v for k, v in value.items() if k in keep}  # written, never changed
+                if part or key != "groups":  # lm-eval writes groups only when there are some
+                    res[key] = part
+            else:
+                res[key] = copy.deepcopy(value)
+        out[task] = res
+    return out
 
 
 def _parse_batch_size(bs):
@@ -276,16 +428,29 @@ def _version(pkg: str) -> str:
     return version(pkg)
 
 
-def write_results(results: Dict[str, Any], json_path: str, samples_path: Optional[str] = None) -> None:
-    """The results dict as JSON under its declared name; samples as JSON lines beside it."""
+def write_results(results: Dict[str, Any], json_path: str, samples_path: Optional[str] = None, stack=None) -> None:
+    """The results dict as JSON under its declared name; samples as JSON lines beside it.
+    With ``stack`` (an ExitStack), the files take their names only when the stack closes."""
     from lm_eval.utils import handle_non_serializable
 
-    samples = results.pop("samples", None)
-    if samples_path:
-        with atomic_file(samples_path) as fh:
+    with contextlib.ExitStack() if stack is None else contextlib.nullcontext(stack) as files:
+        samples = results.pop("samples", None)
+        if samples_path:
+            fh = files.enter_context(atomic_file(samples_path))
             for task_name, rows in (samples or {}).items():
                 for row in rows:
                     fh.write(json.dumps({"task": task_name, **row}, default=handle_non_serializable) + "\n")
-    with atomic_file(json_path) as fh:
+        fh = files.enter_context(atomic_file(json_path))
         json.dump(results, fh, indent=2, default=handle_non_serializable, sort_keys=False)
         fh.write("\n")
+
+
+def write_model_results(results: Dict[str, Dict[str, Any]], json_paths: List[str], samples_paths: List[str]) -> None:
+    """A per_model job's outputs: each task's results under its declared names (<task>.json,
+    <task>.samples.jsonl). All or nothing: no file takes its name unless every one was written."""
+    from pathlib import Path
+
+    named = {Path(p).name: p for p in list(json_paths) + list(samples_paths)}
+    with contextlib.ExitStack() as stack:
+        for task, res in results.items():
+            write_results(res, named[f"{task}.json"], named.get(f"{task}.samples.jsonl"), stack=stack)

@@ -199,6 +199,10 @@ def skipped_record(spec, check) -> dict:
     return {"model": spec.model, "skipped": True, "status": "broken", "reasons": list(check.get("reasons") or [])}
 
 
+def _as_list(files) -> list:
+    return [] if not files else [files] if isinstance(files, str) else list(files)
+
+
 def write_skipped(smk):
     """The writer of a skipped evaluation's outputs: a harness job's JSON marked skipped (and
     empty samples), a Holmes job's scores with the header only. Neither loads a tool."""
@@ -206,13 +210,15 @@ def write_skipped(smk):
 
     def write(spec, check):
         if "json" in smk.output.keys():
-            if smk.output.get("samples"):
-                with atomic_file(smk.output.samples):
+            for path in _as_list(smk.output.get("samples")):
+                with atomic_file(path):
                     pass
-            record = {**skipped_record(spec, check), "task": getattr(spec, "task", None)}
-            with atomic_file(smk.output.json) as fh:
-                json.dump({"results": {}, "mergelab": record}, fh, indent=2)
-                fh.write("\n")
+            tasks = list(getattr(spec, "tasks", None) or [getattr(spec, "task", None)])
+            for task, path in zip(tasks, _as_list(smk.output.json)):  # per_model: one per task, in order
+                record = {**skipped_record(spec, check), "task": task}
+                with atomic_file(path) as fh:
+                    json.dump({"results": {}, "mergelab": record}, fh, indent=2)
+                    fh.write("\n")
         else:
             from mergelab.holmes import write_scores
 

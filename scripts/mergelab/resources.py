@@ -162,7 +162,18 @@ def gpu_job_threads(cores: Optional[int], gpus: Optional[int]) -> int:
 def job_resources(exp, rule: str, model: str, task: Optional[str] = None) -> Dict[str, int]:
     """gpu, mem_mb and runtime of one job of ``rule`` (merge, harness_eval, holmes_eval) of the
     Experiment ``exp``: estimated from the size of the models it reads, then the config's overrides.
-    Snakemake asks again just before the job starts, when its inputs exist."""
+    Snakemake asks again just before the job starts, when its inputs exist.
+
+    harness_eval_model (harness.jobs: per_model) runs every task of the model after one load:
+    the runtime is the sum of its tasks' harness_eval runtimes, GPUs and memory those of its
+    biggest task (the model is loaded once; tasks in another dtype load it again, one at a time)."""
+    if rule == "harness_eval_model":
+        per_task = [job_resources(exp, "harness_eval", model, t) for t in exp.harness.tasks]
+        return {
+            "gpu": max(r["gpu"] for r in per_task),
+            "mem_mb": max(r["mem_mb"] for r in per_task),
+            "runtime": sum(r["runtime"] for r in per_task),
+        }
     if rule == "merge":
         spec = exp.merge_spec(model)
         sizes = [size_of(p) for p in exp.merge_inputs(model)]

@@ -105,6 +105,11 @@ def get_harness_input(wildcards):
     return {"model": EXP.model_input(wildcards.model), "check": EXP.check_input(wildcards.model)}
 
 
+def get_harness_model_input(wildcards):
+    EXP.job("harness_eval_model", model=wildcards.model)  # not evaluated by the harness: fails here
+    return {"model": EXP.model_input(wildcards.model), "check": EXP.check_input(wildcards.model)}
+
+
 def get_holmes_input(wildcards):
     EXP.job("holmes_eval", model=wildcards.model)
     inputs = {"model": EXP.model_input(wildcards.model), "manifest": EXP.holmes.manifest}
@@ -140,6 +145,15 @@ def _task_regex(tasks):
 
 HARNESS_SAMPLES_TASKS = _task_regex(EXP.harness.samples_tasks)
 HARNESS_PLAIN_TASKS = _task_regex([t for t in EXP.harness.tasks if t not in EXP.harness.samples_tasks])
+
+
+def harness_model_outputs():
+    """harness_eval_model's outputs: every task's JSON (and samples where logged) of {model}."""
+    h = EXP.harness
+    out = {"json": [paths.HARNESS_JSON.format(model="{model}", task=t) for t in h.tasks]}
+    if h.samples_tasks:
+        out["samples"] = [paths.HARNESS_SAMPLES.format(model="{model}", task=t) for t in h.samples_tasks]
+    return out
 
 
 def table_outputs():

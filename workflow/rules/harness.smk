@@ -1,41 +1,75 @@
-# Harness stage: lm-evaluation-harness, one job per (model, task), each on its own GPU(s).
-# Tasks that log samples get a second declared output; two rules with disjoint
-# task constraints keep every job's outputs exactly what it declares.
+# Harness stage: lm-evaluation-harness. harness.jobs: per_task (the default): one job per
+# (model, task), each on its own GPU(s); tasks that log samples get a second declared output,
+# and two rules with disjoint task constraints keep every job's outputs exactly what it declares.
+# per_model: one job per model (harness_eval_model) runs all its tasks after one model load and
+# writes the same files; only one of the two kinds of rule is defined.
 
 
-rule harness_eval:
-    input:
-        unpack(get_harness_input),
-    output:
-        json=paths.HARNESS_JSON,
-    log:
-        "logs/harness_eval/{model}/{task}.log",
-    benchmark:
-        "benchmarks/harness_eval/{model}/{task}.tsv"
-    wildcard_constraints:
-        task=HARNESS_PLAIN_TASKS,
-    conda:
-        "../../envs/lm-eval.yaml"
-    threads: get_gpu_job_threads
-    resources:
-        gpu=job_resource("harness_eval", "gpu"),
-        mem_mb=job_resource("harness_eval", "mem_mb"),
-        runtime=job_resource("harness_eval", "runtime"),
-    params:
-        model=job_param("harness_eval", "model"),
-        model_path=job_param("harness_eval", "model_path"),
-        receipt=job_param("harness_eval", "receipt"),
-        task=job_param("harness_eval", "task"),
-        settings=job_param("harness_eval", "settings"),
-        include_paths=job_param("harness_eval", "include_paths"),
-        include_defaults=job_param("harness_eval", "include_defaults"),
-    script:
-        "../../scripts/run_harness.py"
+if EXP.harness.jobs == "per_task":
 
+    rule harness_eval:
+        input:
+            unpack(get_harness_input),
+        output:
+            json=paths.HARNESS_JSON,
+        log:
+            "logs/harness_eval/{model}/{task}.log",
+        benchmark:
+            "benchmarks/harness_eval/{model}/{task}.tsv"
+        wildcard_constraints:
+            task=HARNESS_PLAIN_TASKS,
+        conda:
+            "../../envs/lm-eval.yaml"
+        threads: get_gpu_job_threads
+        resources:
+            gpu=job_resource("harness_eval", "gpu"),
+            mem_mb=job_resource("harness_eval", "mem_mb"),
+            runtime=job_resource("harness_eval", "runtime"),
+        params:
+            model=job_param("harness_eval", "model"),
+            model_path=job_param("harness_eval", "model_path"),
+            receipt=job_param("harness_eval", "receipt"),
+            task=job_param("harness_eval", "task"),
+            settings=job_param("harness_eval", "settings"),
+            include_paths=job_param("harness_eval", "include_paths"),
+            include_defaults=job_param("harness_eval", "include_defaults"),
+        script:
+            "../../scripts/run_harness.py"
 
-use rule harness_eval as harness_eval_samples with:
-    output:
-        json=paths.HARNESS_JSON,
-        samples=paths.HARNESS_SAMPLES,
-    wildcard_constraints:
-        task=HARNESS_SAMPLES_TASKS,
+    use rule harness_eval as harness_eval_samples with:
+        output:
+            json=paths.HARNESS_JSON,
+            samples=paths.HARNESS_SAMPLES,
+        wildcard_constraints:
+            task=HARNESS_SAMPLES_TASKS,
+
+else:
+
+    rule harness_eval_model:
+        input:
+            unpack(get_harness_model_input),
+        output:
+            **harness_model_outputs(),
+        log:
+            "logs/harness_eval_model/{model}.log",
+        benchmark:
+            "benchmarks/harness_eval_model/{model}.tsv"
+        conda:
+            "../../envs/lm-eval.yaml"
+        threads: get_gpu_job_threads
+        resources:
+            gpu=job_resource("harness_eval_model", "gpu"),
+            mem_mb=job_resource("harness_eval_model", "mem_mb"),
+            runtime=job_resource("harness_eval_model", "runtime"),
+        params:
+            model=job_param("harness_eval_model", "model"),
+            model_path=job_param("harness_eval_model", "model_path"),
+            receipt=job_param("harness_eval_model", "receipt"),
+            tasks=job_param("harness_eval_model", "tasks"),
+            groups=job_param("harness_eval_model", "groups"),
+            settings=job_param("harness_eval_model", "settings"),
+            include_paths=job_param("harness_eval_model", "include_paths"),
+            include_defaults=job_param("harness_eval_model", "include_defaults"),
+            local_tasks=job_param("harness_eval_model", "local_tasks"),
+        script:
+            "../../scripts/run_harness_model.py"

@@ -16,6 +16,7 @@ TARGET_OF_RULE = {
     "push_results": "pushes",
     "harness_eval": "evaluations",
     "harness_eval_samples": "evaluations",
+    "harness_eval_model": "evaluations",
     "holmes_eval": "evaluations",
     "fetch": "merges",  # and evaluations: a hub parent is fetched for whatever needs it
 }

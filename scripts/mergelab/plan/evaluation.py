@@ -43,6 +43,7 @@ class HarnessPlan:
     task_settings: Dict[str, Dict[str, Any]]
     model_dtypes: Dict[str, str] = field(default_factory=dict)
     model_revisions: Dict[str, Optional[str]] = field(default_factory=dict)
+    jobs: str = "per_task"  # harness.jobs: per_task (rule harness_eval) or per_model (harness_eval_model)
 
     def settings_for(self, model: str, task: str) -> Dict[str, Any]:
         s = merge_settings(self.defaults, self.settings)
@@ -54,6 +55,15 @@ class HarnessPlan:
             s["dtype"] = self.model_dtypes.get(model, "auto")
         s["revision"] = self.model_revisions.get(model)
         return s
+
+    def task_groups(self, model: str) -> List[List[str]]:
+        """The model's tasks in groups of identical resolved settings, in config order: one
+        lm-eval run each in a per_model job (tasks of a run share num_fewshot, limit, batch size...)."""
+        groups: Dict[str, List[str]] = {}
+        for task in self.tasks:
+            key = repr(sorted(self.settings_for(model, task).items()))
+            groups.setdefault(key, []).append(task)
+        return list(groups.values())
 
     @property
     def task_folders(self) -> List[str]:
@@ -157,6 +167,7 @@ def build_harness_plan(
         task_settings=h["task_settings"],
         model_dtypes=dtypes,
         model_revisions=revisions,
+        jobs=h["jobs"],
     )
     s = merge_settings(plan.defaults, plan.settings)
     check_settings(s, "harness.settings", fail)

@@ -19,6 +19,7 @@ from mergelab.plan.hub import HubPlan, build_hub_plan
 from mergelab.plan.jobs import (
     FetchJob,
     HarnessJob,
+    HarnessModelJob,
     HolmesDataJob,
     HolmesJob,
     JobSpec,
@@ -277,6 +278,22 @@ class Experiment:
             include_defaults=not self.harness.is_local(task),
         )
 
+    def harness_model_job(self, model: str) -> HarnessModelJob:
+        h = self.harness
+        if model not in h.models:
+            raise ValueError(f"{model!r} is not evaluated by the harness in this config")
+        return HarnessModelJob(
+            model=model,
+            model_path=self.model_path(model),
+            receipt=self.receipt(model),
+            tasks=list(h.tasks),
+            groups=h.task_groups(model),
+            settings={t: h.settings_for(model, t) for t in h.tasks},
+            include_paths=h.include_paths,
+            include_defaults=not all(h.is_local(t) for t in h.tasks),
+            local_tasks=[t for t in h.tasks if h.is_local(t)],
+        )
+
     def holmes_job(self, model: str) -> HolmesJob:
         if model not in self.holmes.models:
             raise ValueError(f"{model!r} is not probed by this config")
@@ -360,6 +377,7 @@ JOB_BUILDERS: Dict[str, Callable[..., JobSpec]] = {
     "merge": Experiment.merge_job,
     "merges_table": Experiment.merges_table_job,
     "harness_eval": Experiment.harness_job,
+    "harness_eval_model": Experiment.harness_model_job,
     "holmes_eval": Experiment.holmes_job,
     "holmes_data": Experiment.holmes_data_job,
     "sanity_check": Experiment.sanity_job,

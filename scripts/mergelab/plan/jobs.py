@@ -99,6 +99,18 @@ class HarnessJob(EvaluationJob):
 
 
 @dataclass(frozen=True)
+class HarnessModelJob(EvaluationJob):
+    """harness.jobs: per_model: every task of one model, one model load."""
+
+    tasks: List[str]  # harness.tasks, in order; one results JSON each
+    groups: List[List[str]]  # the tasks in groups of identical settings: one lm-eval run each
+    settings: Dict[str, Dict[str, Any]]  # task -> its resolved settings (as HarnessJob's)
+    include_paths: List[str]
+    include_defaults: bool  # some task is not a local one
+    local_tasks: List[str]  # the tasks of the local task folders: checked before the model loads
+
+
+@dataclass(frozen=True)
 class HolmesJob(EvaluationJob):
     data_dir: str  # <holmes.data.root>/<version>
     datasets: Optional[List[str]]  # as HolmesDataJob's; the job probes those its manifest (input) lists
