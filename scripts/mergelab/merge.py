@@ -12,6 +12,7 @@ import yaml
 
 from mergelab.jobs import JobError, atomic_dir
 from mergelab.plan.refs import map_refs, refs
+from mergelab.storage import check_against_record
 
 log = logging.getLogger("mergelab.merge")
 
@@ -178,6 +179,7 @@ def run_moe(
             )
             (tmp / "README.md").write_text(model_card(Path(out_dir).name, meta, config_text), encoding="utf-8")
         _check_written(tmp, "mergekit_moe_config.yml")
+        check_against_record(Path(out_dir).name, tmp)
 
 
 def run_merge(
@@ -233,3 +235,4 @@ def run_merge(
             card = model_card(Path(out_dir).name, meta, config_text)
             (tmp / "README.md").write_text(card, encoding="utf-8")
         _check_written(tmp, "mergekit_config.yml")
+        check_against_record(Path(out_dir).name, tmp)

@@ -89,12 +89,32 @@ def job_resource(rule, key):
     return get
 
 
+# ---- merges whose weights are deleted (storage.keep_merges)
+
+RELEASED = EXP.released
+if EXP.check_released_reads():
+    sys.exit(f"mergelab: {EXP.check_released_reads()}")
+_RELEASED_DIRS = {paths.MERGED_MODEL.format(model=m) for m in RELEASED}
+# Jobs that read merged weights run before new merges are made, when weights are deleted.
+READER_PRIORITY = 1 if RELEASED else 0
+
+
+def _ids_regex(ids):
+    return "|".join(re.escape(i) for i in ids)
+
+
+def weights(files):
+    """Inputs naming models' weights: a deleted merge's are ancient, so that making them
+    again (snakemake results/models/<id>) makes none of the jobs that read them rerun."""
+    return [ancient(f) if f in _RELEASED_DIRS else f for f in files]
+
+
 # ---- inputs
 
 
 def get_merge_input(wildcards):
     spec = EXP.merge_spec(wildcards.model)  # a model that is no merge of the config fails here
-    inputs = {"models": EXP.merge_inputs(wildcards.model)}
+    inputs = {"models": weights(EXP.merge_inputs(wildcards.model))}
     if spec.raw_file:
         inputs["mergekit_config"] = paths.relative(spec.raw_file, EXP.workdir)
     return inputs
@@ -102,23 +122,44 @@ def get_merge_input(wildcards):
 
 def get_harness_input(wildcards):
     EXP.job("harness_eval", model=wildcards.model, task=wildcards.task)  # not an evaluation: fails here
-    return {"model": EXP.model_input(wildcards.model), "check": EXP.check_input(wildcards.model)}
+    return {"model": weights(EXP.model_input(wildcards.model)), "check": EXP.check_input(wildcards.model)}
 
 
 def get_harness_model_input(wildcards):
     EXP.job("harness_eval_model", model=wildcards.model)  # not evaluated by the harness: fails here
-    return {"model": EXP.model_input(wildcards.model), "check": EXP.check_input(wildcards.model)}
+    return {"model": weights(EXP.model_input(wildcards.model)), "check": EXP.check_input(wildcards.model)}
 
 
 def get_holmes_input(wildcards):
     EXP.job("holmes_eval", model=wildcards.model)
-    inputs = {"model": EXP.model_input(wildcards.model), "manifest": EXP.holmes.manifest}
+    inputs = {"model": weights(EXP.model_input(wildcards.model)), "manifest": EXP.holmes.manifest}
     return {**inputs, "check": EXP.check_input(wildcards.model)}
 
 
 def get_sanity_check_input(wildcards):
     spec = EXP.job("sanity_check", model=wildcards.model)  # a model without a check fails here
-    return {"model": EXP.model_input(wildcards.model), "parents": spec.parents}
+    return {"model": weights(EXP.model_input(wildcards.model)), "parents": spec.parents}
+
+
+def get_merge_record_input(wildcards):
+    if wildcards.model not in RELEASED:
+        raise ValueError(f"{wildcards.model!r} keeps its weights (storage.keep_merges): it has no record")
+    return {"model": weights([paths.MERGED_MODEL.format(model=wildcards.model)])[0]}
+
+
+def get_push_input(wildcards):
+    return {"model": weights([paths.MERGED_MODEL.format(model=wildcards.model)])[0]}
+
+
+def get_push_results_input(wildcards):
+    """A pushed merge's card: in its directory, or in its record once its weights are deleted."""
+    card = paths.MERGE_RECORD if wildcards.model in RELEASED else paths.MERGED_MODEL
+    return {
+        "receipt": paths.PUSH_RECEIPT.format(model=wildcards.model),
+        "model": card.format(model=wildcards.model),
+        "harness": paths.TABLES["harness"],
+        "competences": paths.TABLES["competences"],
+    }
 
 
 def get_organize_input(wildcards):

@@ -18,6 +18,7 @@ if EXP.harness.jobs == "per_task":
             "benchmarks/harness_eval/{model}/{task}.tsv"
         wildcard_constraints:
             task=HARNESS_PLAIN_TASKS,
+        priority: READER_PRIORITY
         conda:
             "../../envs/lm-eval.yaml"
         threads: get_gpu_job_threads
@@ -54,6 +55,7 @@ else:
             "logs/harness_eval_model/{model}.log",
         benchmark:
             "benchmarks/harness_eval_model/{model}.tsv"
+        priority: READER_PRIORITY
         conda:
             "../../envs/lm-eval.yaml"
         threads: get_gpu_job_threads

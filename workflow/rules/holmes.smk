@@ -29,6 +29,7 @@ rule holmes_eval:
         "logs/holmes_eval/{model}.log",
     benchmark:
         "benchmarks/holmes_eval/{model}.tsv"
+    priority: READER_PRIORITY
     conda:
         "../../envs/holmes.yaml"
     threads: get_gpu_job_threads

@@ -23,11 +23,12 @@ rule fetch:
 
 rule push:
     input:
-        model=paths.MERGED_MODEL,
+        unpack(get_push_input),
     output:
         paths.PUSH_RECEIPT,
     log:
         "logs/push/{model}.log",
+    priority: READER_PRIORITY
     localrule: LIGHT_LOCAL
     conda:
         "../../envs/hub.yaml"
@@ -43,10 +44,7 @@ rule push:
 
 rule push_results:
     input:
-        receipt=paths.PUSH_RECEIPT,
-        model=paths.MERGED_MODEL,
-        harness=paths.TABLES["harness"],
-        competences=paths.TABLES["competences"],
+        unpack(get_push_results_input),
     output:
         paths.PUSH_RESULTS_RECEIPT,
     log:

@@ -12,6 +12,7 @@ rule sanity_check:
         "logs/sanity_check/{model}.log",
     benchmark:
         "benchmarks/sanity_check/{model}.tsv"
+    priority: READER_PRIORITY
     conda:
         "../../envs/lm-eval.yaml"
     threads: get_gpu_job_threads

@@ -127,6 +127,54 @@ class Experiment:
         return out
 
     @property
+    def keep_merges(self) -> str:
+        """storage.keep_merges: all, pushed or none."""
+        return self.config["storage"]["keep_merges"]
+
+    @cached_property
+    def read_by_merges(self) -> Dict[str, List[str]]:
+        """merge id -> the merges of the config that read it (merges of merges)."""
+        out: Dict[str, List[str]] = {}
+        for mid, spec in self.merges.items():
+            for name in spec.inputs:
+                if name in self.merges:
+                    out.setdefault(name, []).append(mid)
+        return out
+
+    def _on_disk(self, template: str, name: str) -> bool:
+        return (self.workdir / template.format(model=name)).exists()
+
+    @cached_property
+    def released(self) -> List[str]:
+        """The merges whose weights are deleted once every job that reads them has finished
+        (storage.keep_merges: the pushed ones with `pushed`, every one with `none`), but for a
+        merge that another merge reads, which keeps them; and a merge whose weights are gone
+        already (its record is there, its directory is not), whatever keep_merges says now.
+        Their card, mergekit config and checksums stay (paths.MERGE_RECORD)."""
+        keep = self.keep_merges
+        out = []
+        for m in self.merges:
+            by_config = keep == "none" or (keep == "pushed" and m in self.hub.repos)
+            if by_config and m not in self.read_by_merges:
+                out.append(m)
+            elif self._on_disk(paths.MERGE_RECORD, m) and not self._on_disk(paths.MERGED_MODEL, m):
+                out.append(m)
+        return out
+
+    def check_released_reads(self) -> Optional[str]:
+        """Why a merge still to be made cannot be, when it reads a merge whose weights were
+        deleted: making them again for it would rerun every evaluation of that merge."""
+        for m in self.released:
+            for child in self.read_by_merges.get(m, []):
+                if not self._on_disk(paths.MERGED_MODEL, child) and not self._on_disk(paths.MERGE_RECORD, child):
+                    made = paths.MERGED_MODEL.format(model=m)
+                    return (
+                        f"merge {child} reads {m}, whose weights were deleted (storage.keep_merges); "
+                        f"bring them back first with `snakemake {made}` (nothing that read them reruns), then run again"
+                    )
+        return None
+
+    @property
     def sanity(self) -> Dict[str, Any]:
         """The config's sanity section (activate, on_fail, max_ppl_ratio)."""
         return self.config["sanity"]
@@ -204,8 +252,10 @@ class Experiment:
         from mergelab import outputs
 
         h, ho = self.harness, self.holmes
-        if what == "merges":
-            return [paths.MERGED_MODEL.format(model=m) for m in self.merges] + [paths.MERGES_TABLE]
+        if what == "merges":  # a merge whose weights are deleted: its record, which reads them once
+            released = set(self.released)
+            out = [(paths.MERGE_RECORD if m in released else paths.MERGED_MODEL).format(model=m) for m in self.merges]
+            return out + [paths.MERGES_TABLE]
         if what == "evaluations":
             out = [paths.HARNESS_JSON.format(model=m, task=t) for m in h.models for t in h.tasks]
             out += [paths.HARNESS_SAMPLES.format(model=m, task=t) for m in h.models for t in h.samples_tasks]
@@ -434,4 +484,6 @@ def load_experiment(
     )
     holmes = build_holmes_plan(cfg, evaluated, dtypes, workdir, fail)
     hub = build_hub_plan(cfg, merges, fail)
+    if cfg["storage"]["keep_merges"] == "pushed" and merges and not hub.repos:
+        fail("storage.keep_merges", "pushed deletes a merge's weights once pushed, but no merge is pushed (hub.push)")
     return Experiment(source, cfg, models, merges, harness, holmes, hub, workdir=workdir)

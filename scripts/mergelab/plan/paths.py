@@ -25,6 +25,8 @@ WORKFLOW_TASKS = Path(__file__).resolve().parents[3] / "workflow" / "tasks"
 DEMO_MODEL = "results/demo/{name}"  # trained by demo_models
 MERGED_MODEL = "results/models/{model}"  # a merge: weights, tokenizer, mergekit config, card
 MERGES_TABLE = "results/merges.tsv"
+MERGE_RECORD = "results/records/{model}"  # a merge whose weights are deleted: card, mergekit config, weights.json
+MERGE_RECORD_WEIGHTS = "results/records/{model}/weights.json"  # its files: bytes and sha256
 
 # ---- hub
 FETCH_RECEIPT = "results/hub/parents/{model}.json"  # a hub parent's commit and local snapshot
