@@ -163,3 +163,34 @@ def load_cfg(path):
     import yaml
 
     return yaml.safe_load(path.read_text())
+
+
+@pytest.mark.workflow
+def test_pushed_deletes_a_merge_once_pushed_and_its_card_comes_from_its_record(tmp_path, tiny_models):
+    import hashlib
+
+    from test_hub import TOKEN, hub_env, push_cfg
+
+    from hubstub import HubStub
+
+    stub = HubStub(token=TOKEN).start()
+    try:
+        wd, env = tmp_path / "wd", hub_env(tmp_path, stub)
+        cfg = push_cfg(tiny_models)
+        cfg["storage"] = {"keep_merges": "pushed"}
+        path = write_config(wd, cfg)
+        snakemake(wd, path, env=env, check=True, timeout=1200)
+        mid = "ab_task_arithmetic_w0.5"
+        repo = f"me/{mid}"
+        assert not (wd / f"results/models/{mid}").exists()
+        record = json.loads((wd / f"results/records/{mid}/weights.json").read_text())
+        pushed = json.loads((wd / f"results/hub/{mid}.json").read_text())["commit_id"]
+        for name, entry in record["files"].items():  # what was pushed is what was recorded
+            assert hashlib.sha256(stub.file(repo, name, pushed)).hexdigest() == entry["sha256"], name
+        # the results were added to the card after the weights were gone: from the record's card
+        assert (wd / f"results/hub/results/{mid}.json").is_file()
+        assert "## Evaluation (mergelab)" in stub.file(repo, "README.md").decode()
+        proc = snakemake(wd, path, "-n", env=env, check=True)
+        assert "Nothing to be done" in proc.stdout + proc.stderr
+    finally:
+        stub.stop()
