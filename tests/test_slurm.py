@@ -25,7 +25,7 @@ from conftest import REPO, SNAKEMAKE, UNKNOWN_ARCHITECTURE, base_env, unloadable
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
 SCRIPT = REPO / "scripts" / "local_slurm.sh"
-GPU_RULES = ("merge", "harness_eval", "harness_eval_samples", "holmes_eval")
+GPU_RULES = ("merge", "harness_eval", "harness_eval_samples", "harness_eval_model", "holmes_eval")
 LIGHT_RULES = ("demo_models", "holmes_data", "merges_table", "organize", "plot", "fetch", "push", "push_results")
 # The profile as it is, plus what a 2-core test machine needs: quick first status
 # checks, no account, one CPU per job (the profile asks for 4).
@@ -171,7 +171,8 @@ def test_a_demo_campaign_runs_through_the_profile(slurm_cluster, trained_demo, t
         by_rule.setdefault(j["rule"], []).append(j)
     n_merges = len(list((tmp_path / "results" / "models").iterdir()))
     assert len(by_rule.get("merge", [])) == n_merges
-    assert len(by_rule.get("harness_eval", [])) == len(list((tmp_path / "results" / "harness").rglob("*.json")))
+    # the default's harness.jobs: per_model, one job per model (here of one task)
+    assert len(by_rule.get("harness_eval_model", [])) == len(list((tmp_path / "results" / "harness").rglob("*.json")))
     assert len(by_rule.get("holmes_eval", [])) == len(list((tmp_path / "results" / "holmes").rglob("scores.csv")))
     assert not set(by_rule) & set(LIGHT_RULES), "light rules must run on the submitting host"
 
