@@ -1,0 +1,202 @@
+"""lm-eval task data from the Hub: fetched once by the local rule harness_data, read offline by
+the harness jobs.
+
+On a cluster the login node usually has the internet and the compute nodes do not. The
+harness_data job (on the machine running snakemake) builds the task with lm-eval, which makes
+`datasets.load_dataset` download and prepare every (sub)task's dataset into the datasets cache
+(or harness.data.cache_dir), exactly as the evaluation will ask for it, and writes a receipt:
+results/harness/data/{task}.json. Harness jobs run with HF_HUB_OFFLINE / HF_DATASETS_OFFLINE
+set, so `datasets` takes the prepared copy and never touches the network; without it, the job
+fails in one line naming the task, the dataset and what to run where.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from mergelab.jobs import JobError, atomic_file
+
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def use_cache_dir(cache_dir: Optional[str]) -> None:
+    """Point `datasets` at harness.data.cache_dir (before it is imported); None: its default."""
+    if cache_dir:
+        os.environ["HF_DATASETS_CACHE"] = cache_dir
+
+
+def go_offline(cache_dir: Optional[str]) -> None:
+    """A harness job's environment: the Hub offline (set before huggingface_hub / datasets load)."""
+    import sys
+
+    os.environ.update(OFFLINE)
+    use_cache_dir(cache_dir)
+    if "huggingface_hub" in sys.modules:  # read its environment at import: tell it too
+        sys.modules["huggingface_hub"].constants.HF_HUB_OFFLINE = True
+    if "datasets" in sys.modules:
+        cfg = sys.modules["datasets"].config
+        cfg.HF_HUB_OFFLINE = cfg.HF_DATASETS_OFFLINE = True
+        if cache_dir:
+            cfg.HF_DATASETS_CACHE = Path(cache_dir)
+
+
+def leaf_tasks(task_dict: Dict) -> Iterator[Tuple[str, Any]]:
+    """(name, Task) of every task in lm-eval's (nested) task dict: a group's subtasks, depth first."""
+    for key, value in task_dict.items():
+        if isinstance(value, dict):
+            yield from leaf_tasks(value)
+        elif value is not None and not isinstance(value, tuple):
+            yield getattr(value, "config", None) and value.config.task or str(key), value
+        elif isinstance(value, tuple) and value[1] is not None:  # older lm-eval: (group, task)
+            yield str(key), value[1]
+
+
+def hub_dataset(task) -> Optional[Dict[str, Any]]:
+    """What a built task reads from the Hub: {path, name, revision}; None for local data."""
+    from mergelab.plan.tasks import _doc_reads_hub
+
+    cfg = task.config
+    doc = {
+        "dataset_path": cfg.dataset_path,
+        "dataset_kwargs": cfg.dataset_kwargs or {},
+        "custom_dataset": cfg.custom_dataset,
+    }
+    if not _doc_reads_hub(doc):
+        return None
+    kwargs = cfg.dataset_kwargs or {}
+    return {"path": cfg.dataset_path, "name": cfg.dataset_name, "revision": kwargs.get("revision")}
+
+
+def _cached_files(dataset) -> Tuple[Dict[str, int], List[str]]:
+    """Rows per split and the prepared (arrow) files of a loaded dataset."""
+    splits = dataset.items() if hasattr(dataset, "items") else [("all", dataset)]
+    rows, files = {}, []
+    for split, ds in splits:
+        rows[split] = int(getattr(ds, "num_rows", 0) or 0)
+        files += [f["filename"] for f in getattr(ds, "cache_files", []) or [] if f.get("filename")]
+    return rows, sorted(set(files))
+
+
+def fetch_task_data(
+    task: str, include_paths: List[str], include_defaults: bool, cache_dir: Optional[str], log=None
+) -> Dict[str, Any]:
+    """Download the Hub datasets of ``task`` (every subtask's, for a group) and return the receipt:
+    the task, the cache, and per dataset its id, config, revision asked, commit, splits, files, bytes."""
+    use_cache_dir(cache_dir)
+    from mergelab.harness import build_task, task_manager
+
+    tm = task_manager(include_paths, include_defaults)
+    task_dict = build_task(task, tm)  # lm-eval loads every subtask's data: online, into the cache
+    found: Dict[tuple, Dict[str, Any]] = {}
+    for name, t in leaf_tasks(task_dict):
+        ds = hub_dataset(t)
+        if ds is None:
+            continue
+        key = (ds["path"], ds["name"], ds["revision"])
+        entry = found.get(key)
+        if entry is None:
+            rows, files = _cached_files(t.dataset)
+            entry = found[key] = {
+                "dataset": ds["path"],
+                "config": ds["name"],
+                "revision": ds["revision"],
+                "commit": _commit(ds["path"], ds["revision"]),
+                "tasks": [],
+                "splits": rows,
+                "files": files,
+                "bytes": sum(os.path.getsize(f) for f in files if os.path.exists(f)),
+            }
+            if log:
+                log.info(
+                    "%s: %s (%s) at %s: %d files, %d bytes", name, *key[:2], entry["commit"], len(files), entry["bytes"]
+                )
+        entry["tasks"].append(name)
+    import datasets
+
+    return {
+        "task": task,
+        "datasets": list(found.values()),
+        "cache_dir": str(datasets.config.HF_DATASETS_CACHE),
+        "datasets_version": datasets.__version__,
+        "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _commit(path: str, revision: Optional[str]) -> Optional[str]:
+    from huggingface_hub import HfApi
+
+    return HfApi().dataset_info(path, revision=revision).sha
+
+
+def write_receipt(receipt: Dict[str, Any], path: str) -> None:
+    with atomic_file(path) as fh:
+        json.dump(receipt, fh, indent=2)
+        fh.write("\n")
+
+
+# --------------------------------------------------------------------------- in the harness job
+
+
+def fetch_hint(task: str) -> str:
+    return (
+        f"on a machine with the internet (where snakemake runs, the login node) run "
+        f"`snakemake {receipt_path(task)} --forcerun harness_data --cores 1`, "
+        "with harness.data.cache_dir on a file system the jobs see"
+    )
+
+
+def receipt_path(task: str) -> str:
+    from mergelab.plan.paths import HARNESS_DATA
+
+    return HARNESS_DATA.format(task=task)
+
+
+def check_receipts(receipts: List[str]) -> None:
+    """Before the model loads: every prepared file a receipt names exists here; else one line
+    naming the task, the dataset and what to run where."""
+    for path in receipts:
+        try:
+            receipt = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise JobError(f"{path}: unreadable receipt of harness_data ({e}); delete it and run again") from None
+        for ds in receipt.get("datasets", []):
+            missing = [f for f in ds.get("files", []) if not os.path.exists(f)]
+            if missing:
+                raise JobError(
+                    f"task {receipt.get('task')!r}: dataset {_name(ds)} is not here (missing {missing[0]}) and "
+                    f"harness jobs run with the Hub offline: {fetch_hint(receipt.get('task'))}"
+                )
+
+
+def _name(ds: Dict[str, Any]) -> str:
+    return ds["dataset"] + (f" ({ds['config']})" if ds.get("config") else "")
+
+
+def offline_failure(exc: BaseException, tasks: List[str]) -> Optional[str]:
+    """One line for a dataset that `datasets` could not find offline (its ConnectionError
+    "Couldn't reach '<id>' on the Hub (OfflineModeIsEnabled)"), else None."""
+    seen = set()
+    e: Optional[BaseException] = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        text = str(e)
+        if (
+            "OfflineModeIsEnabled" in text
+            or "offline mode is enabled" in text.lower()
+            or type(e).__name__ == "OfflineModeIsEnabled"
+        ):
+            import re
+
+            m = re.search(r"reach '([^']+)'", text)
+            dataset = m.group(1) if m else "a dataset"
+            task = tasks[0] if len(tasks) == 1 else " / ".join(tasks)
+            return (
+                f"task {task!r}: dataset {dataset} is not in the datasets cache and harness jobs run with "
+                f"the Hub offline: {fetch_hint(tasks[0])}"
+            )
+        e = e.__cause__ or e.__context__
+    return None
