@@ -171,6 +171,32 @@ def test_offline_dataset_errors_become_one_line():
     assert offline_failure(ValueError("bad data"), ["t"]) is None
 
 
+def test_request_cache_folders_follow_settings_and_model_and_go_on_success(tmp_path):
+    from conftest import fake_model_dir
+    from mergelab import harness
+
+    model = fake_model_dir(tmp_path / "m")
+    root = str(tmp_path / "cache")
+    a = harness.cache_folder(root, "base", ["t"], {"limit": None}, str(model))
+    assert a == harness.cache_folder(root, "base", ["t"], {"limit": None}, str(model))
+    assert a != harness.cache_folder(root, "base", ["t"], {"limit": 5}, str(model))
+    assert a != harness.cache_folder(root, "alpha", ["t"], {"limit": None}, str(model))
+    (model / "config.json").write_text('{"changed": 1}')  # the model made again: another cache
+    b = harness.cache_folder(root, "base", ["t"], {"limit": None}, str(model))
+    assert b != a and b.parent == a.parent
+
+    for keep in (True, False):
+        harness.REQUEST_CACHE.clear()
+        harness.REQUEST_CACHE.update(root=root, model="base", keep=keep, model_path=str(model))
+        used = Path(harness.request_cache(["t"], {"limit": None})).parent
+        stale, other = used.parent / f"t-{'0' * 16}", used.parent / f"t_other-{'0' * 16}"
+        stale.mkdir(exist_ok=True)
+        other.mkdir(exist_ok=True)
+        harness.finish_request_cache()
+        assert used.is_dir() == keep and stale.is_dir() == keep and other.is_dir()
+    harness.REQUEST_CACHE.clear()
+
+
 # ---------------------------------------------------------------- harness_data through the stand-in Hub
 
 

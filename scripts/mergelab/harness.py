@@ -391,6 +391,7 @@ class Model:
 # Set by the harness job (mergelab.jobs.evaluation_job) from harness.cache: root (absolute; None:
 # off), model, keep; the folders this job used are listed in "folders" and removed on success.
 REQUEST_CACHE: Dict[str, Any] = {}
+KEY_LENGTH = 16  # hex digits of a cache folder's key
 
 
 def _model_fingerprint(model_path: str) -> List:
@@ -416,7 +417,7 @@ def cache_folder(root: str, model: str, tasks: List[str], s: Dict[str, Any], mod
     tasks, the resolved settings, the model's files and lm-eval's version (responses are keyed by
     the request alone, so everything else that changes them must change the folder)."""
     key = json.dumps([list(tasks), s, _model_fingerprint(model_path), _version("lm_eval")], sort_keys=True, default=str)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(key.encode()).hexdigest()[:KEY_LENGTH]
     return Path(root) / model / f"{cache_label(tasks)}-{digest}"
 
 
@@ -454,7 +455,7 @@ def finish_request_cache() -> None:
         return
     for folder in REQUEST_CACHE.get("folders", []):
         f = Path(folder)
-        for old in f.parent.glob(f"{f.name.rsplit('-', 1)[0]}-*"):
+        for old in f.parent.glob(f"{f.name.rsplit('-', 1)[0]}-{'?' * KEY_LENGTH}"):
             shutil.rmtree(old, ignore_errors=True)
         with contextlib.suppress(OSError):
             f.parent.rmdir()  # the model's folder, once empty
