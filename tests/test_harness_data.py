@@ -296,6 +296,23 @@ def test_data_fetched_once_then_evaluated_offline(tmp_path, tiny_models, hub):
     assert "'hub_group'" in line and "mergelab-test/" in line and "harness_data" in line and "login node" in line
 
 
+@pytest.mark.workflow
+def test_a_per_model_job_waits_for_the_receipts_of_its_tasks(tmp_path, tiny_models):
+    (tmp_path / "tasks").mkdir()
+    mc_task(tmp_path / "tasks", "hub_capitals", "mergelab-test/capitals")
+    cfg = {
+        "models": {"base": {"path": str(tiny_models["base"])}},
+        "merges": [],
+        "harness": {"jobs": "per_model", "tasks": ["hub_capitals", "mergelab_categories"], "include_path": ["tasks"]},
+    }
+    proc = snakemake(tmp_path, write_config(tmp_path, cfg), "-n", "--forceall", check=True)
+    plan = planned_jobs(proc.stdout)
+    assert plan["harness_data"] == ["task=hub_capitals"] and plan["harness_eval_model"] == ["model=base"]
+    block = proc.stdout[proc.stdout.index("rule harness_eval_model:") :]
+    assert "results/harness/data/hub_capitals.json" in block.split("output:")[0]
+    assert "results/harness/data/mergelab_categories.json" not in proc.stdout
+
+
 # ---------------------------------------------------------------- resuming a killed evaluation
 
 RESUME_TASK = "big_capitals"
