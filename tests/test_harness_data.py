@@ -171,6 +171,43 @@ def test_offline_dataset_errors_become_one_line():
     assert offline_failure(ValueError("bad data"), ["t"]) is None
 
 
+PREPARE = """
+import json, logging, os, sys, types
+from mergelab import harness
+from mergelab.jobs import prepare_harness_job
+smk = types.SimpleNamespace(config=json.loads(sys.argv[1]), input={"data": []})
+prepare_harness_job(smk, types.SimpleNamespace(model="base"), logging.getLogger())
+print(json.dumps([os.environ.get("HF_HUB_OFFLINE"), os.environ.get("HF_DATASETS_CACHE"), harness.REQUEST_CACHE]))
+"""
+
+
+@pytest.mark.parametrize(
+    "harness,offline,cache",
+    [
+        ({}, "1", {"root": "results/harness/.cache", "model": "base", "keep": False}),
+        ({"data": {"offline": False, "cache_dir": "d"}, "cache": {"activate": False}}, None, {}),
+        ({"cache": {"dir": "c", "keep": True}}, "1", {"root": "c", "model": "base", "keep": True}),
+    ],
+)
+def test_harness_jobs_read_data_and_cache_settings_from_the_config(tmp_path, harness, offline, cache):
+    env = {k: v for k, v in base_env(tmp_path).items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_CACHE")}
+    proc = subprocess.run(
+        ["python", "-c", PREPARE, json.dumps({"harness": harness})],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got_offline, got_cache_dir, got_cache = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got_offline == offline
+    assert got_cache_dir == (str(tmp_path / "d") if harness.get("data", {}).get("cache_dir") else None)
+    if cache:
+        cache = {**cache, "root": str(tmp_path / cache["root"])}
+    assert got_cache == cache
+
+
 def test_request_cache_folders_follow_settings_and_model_and_go_on_success(tmp_path):
     from conftest import fake_model_dir
     from mergelab import harness

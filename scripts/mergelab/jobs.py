@@ -192,11 +192,16 @@ def prepare_harness_job(smk, spec, log) -> None:
     """Before lm-eval loads: the Hub offline (task data comes from harness_data's receipts, which
     are checked here), and lm-eval's request cache for this job (mergelab.harness.REQUEST_CACHE)."""
     from mergelab import harness
-    from mergelab.harness_data import check_receipts, go_offline
+    from mergelab.harness_data import check_receipts, go_offline, use_cache_dir
 
     s = harness_settings(getattr(smk, "config", None))
     cache_dir = s["data"]["cache_dir"]
-    go_offline(str(Path(os.path.expanduser(cache_dir)).resolve()) if cache_dir else None)
+    cache_dir = str(Path(os.path.expanduser(cache_dir)).resolve()) if cache_dir else None
+    if s["data"]["offline"]:
+        go_offline(cache_dir)
+    else:
+        log.info("the Hub stays online in this job (harness.data.offline: false)")
+        use_cache_dir(cache_dir)
     check_receipts(_as_list(smk.input.get("data")))
     c = s["cache"]
     harness.REQUEST_CACHE.clear()
