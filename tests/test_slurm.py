@@ -111,6 +111,18 @@ def run_profile(workdir, configfile, conf, *args, timeout=1500) -> subprocess.Co
     )
 
 
+def start_profile(workdir, configfile, conf, *args) -> subprocess.Popen:
+    """A run through the profile in the background: its console in ``.stdout`` (text)."""
+    return subprocess.Popen(
+        _cmd(workdir, configfile, *args),
+        cwd=workdir,
+        env=_env(workdir, conf),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def _when(stamp: str) -> float:
     return datetime.fromisoformat(stamp).timestamp()
 
@@ -262,14 +274,7 @@ def test_sigint_cancels_the_jobs_and_the_run_resumes(slurm_cluster, tiny_models,
     campaign without redoing what was done. With compute.light_rules: cluster the
     tables and plots are SLURM jobs too."""
     cfg = _small_config(tmp_path, tiny_models, compute={"light_rules": "cluster"})
-    proc = subprocess.Popen(
-        _cmd(tmp_path, cfg),
-        cwd=tmp_path,
-        env=_env(tmp_path, slurm_cluster),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_profile(tmp_path, cfg, slurm_cluster)
     harness = tmp_path / "results" / "harness"
     try:
         deadline = time.monotonic() + 600
@@ -315,14 +320,7 @@ def test_a_cancelled_evaluation_resumes_from_its_cache(slurm_cluster, tiny_model
 
     big_task(tmp_path / "tasks")
     cfg = write_config(tmp_path, {**resume_cfg(tiny_models, tmp_path / "tasks"), "holmes": {"activate": False}})
-    proc = subprocess.Popen(
-        _cmd(tmp_path, cfg),
-        cwd=tmp_path,
-        env=_env(tmp_path, slurm_cluster),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_profile(tmp_path, cfg, slurm_cluster)
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None and cached_rows(tmp_path) < 300:
