@@ -143,6 +143,31 @@ def test_a_partial_result_is_named_in_one_line():
     assert partial_result(res(5, 40, 10))
 
 
+def test_a_job_with_a_partial_result_fails_in_one_line_before_writing(monkeypatch):
+    from mergelab import harness
+    from mergelab.jobs import JobError
+
+    class Partial:
+        key = None
+
+        def __init__(self, *args):
+            self.key = harness.load_key(args[1])
+
+        def run(self, tasks, s, tm):
+            return {
+                "results": {"t": {"acc,none": 1.0}},
+                "n-samples": {"t": {"original": 40, "effective": 37}},
+                "mergelab": {"settings": s},
+            }
+
+    monkeypatch.setattr(harness, "Model", Partial)
+    monkeypatch.setattr(harness, "task_manager", lambda *a: object())
+    with pytest.raises(JobError, match=r"^t: partial result: task t evaluated 37 of the 40 documents .*not written"):
+        harness.evaluate_model(
+            "m", [["t"]], {"t": {"limit": None}}, include_paths=[], include_defaults=False, device="cpu", gpus=0
+        )
+
+
 def test_organize_never_tabulates_a_partial_result(tmp_path):
     from mergelab.organize import harness_table
 
