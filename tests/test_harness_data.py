@@ -462,4 +462,6 @@ def test_a_killed_evaluation_resumes_from_its_cache(tmp_path, tiny_models, unint
     cached, computed = counts[-1]
     assert cached >= killed and cached + computed == full_calls and computed < full_calls
     assert res["results"] == full["results"] and res["n-samples"] == full["n-samples"]
+    assert res["mergelab"]["resumed_from_cache"] and not full["mergelab"]["resumed_from_cache"]
+    assert res["config"]["use_cache"] is None  # no path to a cache that is gone
     assert not list((tmp_path / "results" / "harness" / ".cache").rglob("*.db"))  # removed on success

@@ -325,6 +325,7 @@ class Model:
         import lm_eval
 
         cache = request_cache(tasks, s)
+        resumed = bool(cache) and any(Path(cache).parent.glob("lm_eval_rank*.db"))
         common = dict(
             use_cache=cache,
             tasks=list(tasks),
@@ -382,7 +383,10 @@ class Model:
             "oom_batch_sizes": failed,
             "lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else _version("lm_eval"),
             "wall_seconds": round(time.time() - t0, 3),
+            "resumed_from_cache": resumed,  # an earlier attempt was cut off: some responses are its
         }
+        if "use_cache" in results.get("config", {}):  # the cache is gone once the job succeeds
+            results["config"]["use_cache"] = None
         return results
 
 
@@ -429,8 +433,7 @@ def request_cache(tasks: List[str], s: Dict[str, Any]) -> Optional[str]:
         return None
     folder = cache_folder(root, REQUEST_CACHE["model"], tasks, s, REQUEST_CACHE.get("model_path", ""))
     folder.mkdir(parents=True, exist_ok=True)
-    cached = sorted(folder.glob("lm_eval_rank*.db"))
-    if cached:
+    if any(folder.glob("lm_eval_rank*.db")):
         log.info("resuming from the request cache %s (an earlier attempt was cut off)", folder)
     REQUEST_CACHE.setdefault("folders", []).append(str(folder))
     return str(folder / "lm_eval")

@@ -49,15 +49,13 @@ def leaf_tasks(task_dict: Dict) -> Iterator[Tuple[str, Any]]:
     for key, value in task_dict.items():
         if isinstance(value, dict):
             yield from leaf_tasks(value)
-        elif value is not None and not isinstance(value, tuple):
-            yield getattr(value, "config", None) and value.config.task or str(key), value
-        elif isinstance(value, tuple) and value[1] is not None:  # older lm-eval: (group, task)
-            yield str(key), value[1]
+        elif value is not None:
+            yield str(key), value
 
 
 def hub_dataset(task) -> Optional[Dict[str, Any]]:
     """What a built task reads from the Hub: {path, name, revision}; None for local data."""
-    from mergelab.plan.tasks import _doc_reads_hub
+    from mergelab.plan.tasks import doc_reads_hub
 
     cfg = task.config
     doc = {
@@ -65,7 +63,7 @@ def hub_dataset(task) -> Optional[Dict[str, Any]]:
         "dataset_kwargs": cfg.dataset_kwargs or {},
         "custom_dataset": cfg.custom_dataset,
     }
-    if not _doc_reads_hub(doc):
+    if not doc_reads_hub(doc):
         return None
     kwargs = cfg.dataset_kwargs or {}
     return {"path": cfg.dataset_path, "name": cfg.dataset_name, "revision": kwargs.get("revision")}

@@ -97,7 +97,7 @@ def _read_task_docs(dirs: Iterable[os.PathLike]) -> Dict[str, list]:
     return found
 
 
-def _doc_reads_hub(doc: dict) -> bool:
+def doc_reads_hub(doc: dict) -> bool:
     """Whether one task's YAML reads a dataset from the Hub: a dataset_path that is not a
     packaged builder nor a local folder, and no data_files (custom_dataset: the task's own code)."""
     path = doc.get("dataset_path")
@@ -112,7 +112,7 @@ def _doc_reads_hub(doc: dict) -> bool:
 def hub_tasks(names: Iterable[str], dirs: Iterable[os.PathLike]) -> list:
     """Of the task names ``names``, those that read data from the Hub: lm-eval's built-in ones
     (any name the task folders ``dirs`` do not define) and local ones with a task, or a subtask
-    of a group or tag, whose YAML names a Hub dataset (_doc_reads_hub). YAML only: no lm-eval."""
+    of a group or tag, whose YAML names a Hub dataset (doc_reads_hub). YAML only: no lm-eval."""
     docs = _read_task_docs(dirs)
 
     def reads(name: str, seen: frozenset) -> bool:
@@ -122,7 +122,7 @@ def hub_tasks(names: Iterable[str], dirs: Iterable[os.PathLike]) -> list:
             return False
         for doc in docs[name]:
             if not isinstance(doc.get("group"), str) or doc["group"] != name:
-                if _doc_reads_hub(doc):
+                if doc_reads_hub(doc):
                     return True
                 continue
             entries = doc.get("task") or []
@@ -133,7 +133,7 @@ def hub_tasks(names: Iterable[str], dirs: Iterable[os.PathLike]) -> list:
                     sub = entry.get("task")
                     base = docs.get(sub, [{}])[0] if isinstance(sub, str) and sub in docs else {}
                     if "dataset_path" in entry or not isinstance(sub, str):
-                        if _doc_reads_hub({**base, **entry}):
+                        if doc_reads_hub({**base, **entry}):
                             return True
                     elif reads(sub, seen | {name}):
                         return True
