@@ -291,7 +291,12 @@ def test_data_fetched_once_then_evaluated_offline(tmp_path, tiny_models, hub):
     cfg = {
         "models": {"base": {"path": str(tiny_models["base"])}},
         "merges": [],
-        "harness": {"tasks": ["hub_group"], "include_path": ["tasks"], "settings": {"batch_size": 8}},
+        "harness": {
+            "tasks": ["hub_group"],
+            "include_path": ["tasks"],
+            "settings": {"batch_size": 8},
+            "data": {"cache_dir": "hf-data"},
+        },
     }
     path = write_config(tmp_path, cfg)
     env = online_env(tmp_path, hub)
@@ -307,8 +312,11 @@ def test_data_fetched_once_then_evaluated_offline(tmp_path, tiny_models, hub):
     assert by_id["mergelab-test/capitals"]["commit"] == pinned and by_id["mergelab-test/capitals"]["revision"] == pinned
     assert by_id["mergelab-test/capitals"]["splits"] == {"test": 12}  # the pinned commit, not the head's 20
     assert by_id["mergelab-test/more-capitals"]["commit"] == hub.dataset_repos["mergelab-test/more-capitals"].head
+    assert receipt["cache_dir"] == str(tmp_path / "hf-data")  # harness.data.cache_dir
     for d in by_id.values():
         assert d["files"] and d["bytes"] == sum(os.path.getsize(f) for f in d["files"]) > 0
+        assert all(f.startswith(str(tmp_path / "hf-data") + "/") for f in d["files"])
+    assert not (tmp_path / "hf-home" / "datasets").exists()
     assert by_id["mergelab-test/capitals"]["tasks"] == ["hub_capitals"]
 
     # the reference: the same evaluation with the data online (a fresh cache, through the Hub)
@@ -351,7 +359,7 @@ def test_data_fetched_once_then_evaluated_offline(tmp_path, tiny_models, hub):
     # offline without the data: one line naming the task, the dataset and what to run where
     import shutil
 
-    shutil.rmtree(tmp_path / "hf-home" / "datasets")
+    shutil.rmtree(tmp_path / "hf-data")
     proc = snakemake(tmp_path, path, "--forcerun", "harness_eval", env=env)
     assert proc.returncode != 0
     line = next(x for x in proc.stderr.splitlines() if x.startswith("mergelab: task"))
