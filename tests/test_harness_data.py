@@ -127,7 +127,7 @@ def test_harness_data_jobs_get_their_cache_dir_relative_to_the_workdir(tmp_path)
 
 
 def test_a_partial_result_is_named_in_one_line():
-    from mergelab.harness import partial_result
+    from mergelab.completeness import partial_result
 
     def res(effective, original, limit):
         return {
@@ -183,7 +183,7 @@ def test_organize_never_tabulates_a_partial_result(tmp_path):
 
 
 def test_offline_dataset_errors_become_one_line():
-    from mergelab.harness_data import offline_failure
+    from mergelab.harness_env import offline_failure
 
     try:
         try:
@@ -198,7 +198,7 @@ def test_offline_dataset_errors_become_one_line():
 
 PREPARE = """
 import json, logging, os, sys, types
-from mergelab import harness
+from mergelab import harness_env as harness
 from mergelab.jobs import prepare_harness_job
 smk = types.SimpleNamespace(config=json.loads(sys.argv[1]), input={"data": []})
 prepare_harness_job(smk, types.SimpleNamespace(model="base"), logging.getLogger())
@@ -235,7 +235,7 @@ def test_harness_jobs_read_data_and_cache_settings_from_the_config(tmp_path, har
 
 def test_request_cache_folders_follow_settings_and_model_and_go_on_success(tmp_path):
     from conftest import fake_model_dir
-    from mergelab import harness
+    from mergelab import harness_env as harness
 
     model = fake_model_dir(tmp_path / "m")
     root = str(tmp_path / "cache")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
-import math
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from mergelab import harness_env
+from mergelab.completeness import partial_result
+from mergelab.harness_env import request_cache
 from mergelab.jobs import JobError, atomic_file
 
 log = logging.getLogger("mergelab.harness")
@@ -230,7 +230,7 @@ def evaluate_model(
     tm = task_manager(include_paths, include_defaults)
     for task in check_tasks:
         build_task(task, tm)
-    REQUEST_CACHE.setdefault("model_path", model_path)
+    harness_env.REQUEST_CACHE.setdefault("model_path", model_path)
     out: Dict[str, Dict[str, Any]] = {}
     model = None
     groups = tags_alone(groups, tm)
@@ -244,7 +244,7 @@ def evaluate_model(
         try:
             results = model.run(tasks, s, tm)
         except Exception as e:  # noqa: BLE001 - a dataset missing offline becomes one line
-            from mergelab.harness_data import offline_failure
+            from mergelab.harness_env import offline_failure
 
             line = offline_failure(e, tasks)
             if line:
@@ -392,52 +392,6 @@ class Model:
 
 # --------------------------------------------------------------------------- resuming: the request cache
 
-# Set by the harness job (mergelab.jobs.evaluation_job) from harness.cache: root (absolute; None:
-# off), model, keep; the folders this job used are listed in "folders" and removed on success.
-REQUEST_CACHE: Dict[str, Any] = {}
-KEY_LENGTH = 16  # hex digits of a cache folder's key
-
-
-def _model_fingerprint(model_path: str) -> List:
-    """Names, sizes and times of a model directory's weights and config: a model made again
-    (another merge under the same name) gets another cache."""
-    d = Path(model_path)
-    if not d.is_dir():
-        return [model_path]
-    out = []
-    for f in sorted(d.iterdir()):
-        if f.suffix in (".safetensors", ".bin", ".json", ".pt", ".pth") and f.is_file():
-            st = f.stat()
-            out.append([f.name, st.st_size, st.st_mtime_ns])
-    return out
-
-
-def cache_label(tasks: List[str]) -> str:
-    return tasks[0] if len(tasks) == 1 else f"{tasks[0]}+{len(tasks) - 1}"
-
-
-def cache_folder(root: str, model: str, tasks: List[str], s: Dict[str, Any], model_path: str) -> Path:
-    """The request cache of one lm-eval run: <root>/<model>/<tasks>-<key>, the key a hash of the
-    tasks, the resolved settings, the model's files and lm-eval's version (responses are keyed by
-    the request alone, so everything else that changes them must change the folder)."""
-    key = json.dumps([list(tasks), s, _model_fingerprint(model_path), _version("lm_eval")], sort_keys=True, default=str)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:KEY_LENGTH]
-    return Path(root) / model / f"{cache_label(tasks)}-{digest}"
-
-
-def request_cache(tasks: List[str], s: Dict[str, Any]) -> Optional[str]:
-    """lm-eval's use_cache for a run of ``tasks`` in this job (None when harness.cache is off).
-    lm-eval appends _rank<r>.db: one SQLite file per process rank (0 here: one process a job)."""
-    root = REQUEST_CACHE.get("root")
-    if not root:
-        return None
-    folder = cache_folder(root, REQUEST_CACHE["model"], tasks, s, REQUEST_CACHE.get("model_path", ""))
-    folder.mkdir(parents=True, exist_ok=True)
-    if any(folder.glob("lm_eval_rank*.db")):
-        log.info("resuming from the request cache %s (an earlier attempt was cut off)", folder)
-    REQUEST_CACHE.setdefault("folders", []).append(str(folder))
-    return str(folder / "lm_eval")
-
 
 def _close_cache(lm) -> None:
     """Flush and close the SQLite cache lm-eval hooked to the model, so that nothing writes to it
@@ -449,47 +403,6 @@ def _close_cache(lm) -> None:
             db.commit()
             db.close()
         hook.dbdict = None
-
-
-def finish_request_cache() -> None:
-    """After the job wrote its outputs: remove its caches (and older ones of the same model and
-    tasks: other settings), unless harness.cache.keep."""
-    if REQUEST_CACHE.get("keep"):
-        return
-    for folder in REQUEST_CACHE.get("folders", []):
-        f = Path(folder)
-        for old in f.parent.glob(f"{f.name.rsplit('-', 1)[0]}-{'?' * KEY_LENGTH}"):
-            shutil.rmtree(old, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            f.parent.rmdir()  # the model's folder, once empty
-
-
-# --------------------------------------------------------------------------- partial results
-
-
-def expected_samples(original: int, limit) -> int:
-    """The documents lm-eval evaluates of a task with ``original`` documents under ``limit``
-    (lm_eval.evaluator_utils.get_sample_size: a fraction below 1 rounds up)."""
-    if limit is None:
-        return original
-    n = int(math.ceil(original * limit)) if limit < 1.0 else int(limit)
-    return min(n, original)
-
-
-def partial_result(res: Dict[str, Any]) -> Optional[str]:
-    """None when every task of a results dict evaluated as many documents as it has and
-    ``limit`` asks (n-samples effective); else one phrase naming the first that did not."""
-    limit = ((res.get("mergelab") or {}).get("settings") or {}).get("limit", (res.get("config") or {}).get("limit"))
-    for task, n in sorted((res.get("n-samples") or {}).items()):
-        if not isinstance(n, dict) or "effective" not in n or "original" not in n:
-            continue
-        want = expected_samples(int(n["original"]), limit)
-        if int(n["effective"]) != want:
-            return (
-                f"partial result: task {task} evaluated {n['effective']} of the {want} documents "
-                f"it has and limit {limit} asks for (n-samples)"
-            )
-    return None
 
 
 # results keys that map a task or group name to its entry

@@ -7,7 +7,7 @@ harness_data job (on the machine running snakemake) builds the task with lm-eval
 (or harness.data.cache_dir), exactly as the evaluation will ask for it, and writes a receipt:
 results/harness/data/{task}.json. Harness jobs run with HF_HUB_OFFLINE / HF_DATASETS_OFFLINE
 set, so `datasets` takes the prepared copy and never touches the network; without it, the job
-fails in one line naming the task, the dataset and what to run where.
+fails in one line naming the task, the dataset and what to run where (mergelab.harness_env).
 """
 
 from __future__ import annotations
@@ -15,33 +15,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from mergelab.jobs import JobError, atomic_file
-
-OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-
-
-def use_cache_dir(cache_dir: Optional[str]) -> None:
-    """Point `datasets` at harness.data.cache_dir (before it is imported); None: its default."""
-    if cache_dir:
-        os.environ["HF_DATASETS_CACHE"] = cache_dir
-
-
-def go_offline(cache_dir: Optional[str]) -> None:
-    """A harness job's environment: the Hub offline (set before huggingface_hub / datasets load)."""
-    import sys
-
-    os.environ.update(OFFLINE)
-    use_cache_dir(cache_dir)
-    if "huggingface_hub" in sys.modules:  # read its environment at import: tell it too
-        sys.modules["huggingface_hub"].constants.HF_HUB_OFFLINE = True
-    if "datasets" in sys.modules:
-        cfg = sys.modules["datasets"].config
-        cfg.HF_HUB_OFFLINE = cfg.HF_DATASETS_OFFLINE = True
-        if cache_dir:
-            cfg.HF_DATASETS_CACHE = Path(cache_dir)
+from mergelab.harness_env import use_cache_dir
+from mergelab.jobs import atomic_file
 
 
 def leaf_tasks(task_dict: Dict) -> Iterator[Tuple[str, Any]]:
@@ -134,67 +111,3 @@ def write_receipt(receipt: Dict[str, Any], path: str) -> None:
     with atomic_file(path) as fh:
         json.dump(receipt, fh, indent=2)
         fh.write("\n")
-
-
-# --------------------------------------------------------------------------- in the harness job
-
-
-def fetch_hint(task: str) -> str:
-    return (
-        f"on a machine with the internet (where snakemake runs, the login node) run "
-        f"`snakemake {receipt_path(task)} --forcerun harness_data --cores 1`, "
-        "with harness.data.cache_dir on a file system the jobs see"
-    )
-
-
-def receipt_path(task: str) -> str:
-    from mergelab.plan.paths import HARNESS_DATA
-
-    return HARNESS_DATA.format(task=task)
-
-
-def check_receipts(receipts: List[str]) -> None:
-    """Before the model loads: every prepared file a receipt names exists here; else one line
-    naming the task, the dataset and what to run where."""
-    for path in receipts:
-        try:
-            receipt = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise JobError(f"{path}: unreadable receipt of harness_data ({e}); delete it and run again") from None
-        for ds in receipt.get("datasets", []):
-            missing = [f for f in ds.get("files", []) if not os.path.exists(f)]
-            if missing:
-                raise JobError(
-                    f"task {receipt.get('task')!r}: dataset {_name(ds)} is not here (missing {missing[0]}) and "
-                    f"harness jobs run with the Hub offline: {fetch_hint(receipt.get('task'))}"
-                )
-
-
-def _name(ds: Dict[str, Any]) -> str:
-    return ds["dataset"] + (f" ({ds['config']})" if ds.get("config") else "")
-
-
-def offline_failure(exc: BaseException, tasks: List[str]) -> Optional[str]:
-    """One line for a dataset that `datasets` could not find offline (its ConnectionError
-    "Couldn't reach '<id>' on the Hub (OfflineModeIsEnabled)"), else None."""
-    seen = set()
-    e: Optional[BaseException] = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        text = str(e)
-        if (
-            "OfflineModeIsEnabled" in text
-            or "offline mode is enabled" in text.lower()
-            or type(e).__name__ == "OfflineModeIsEnabled"
-        ):
-            import re
-
-            m = re.search(r"reach '([^']+)'", text)
-            dataset = m.group(1) if m else "a dataset"
-            task = tasks[0] if len(tasks) == 1 else " / ".join(tasks)
-            return (
-                f"task {task!r}: dataset {dataset} is not in the datasets cache and harness jobs run with "
-                f"the Hub offline: {fetch_hint(tasks[0])}"
-            )
-        e = e.__cause__ or e.__context__
-    return None

@@ -174,7 +174,7 @@ def evaluation_job(smk, spec_class):
         with pinned_devices(smk.resources.gpu) as devices:
             yield spec, model_dir, torch_device(devices), devices, log
         if harness:  # the outputs are written: the request cache has served its purpose
-            from mergelab.harness import finish_request_cache
+            from mergelab.harness_env import finish_request_cache
 
             finish_request_cache()
 
@@ -190,9 +190,8 @@ def harness_settings(config) -> dict:
 
 def prepare_harness_job(smk, spec, log) -> None:
     """Before lm-eval loads: the Hub offline (task data comes from harness_data's receipts, which
-    are checked here), and lm-eval's request cache for this job (mergelab.harness.REQUEST_CACHE)."""
-    from mergelab import harness
-    from mergelab.harness_data import check_receipts, go_offline, use_cache_dir
+    are checked here), and lm-eval's request cache for this job (mergelab.harness_env.REQUEST_CACHE)."""
+    from mergelab.harness_env import REQUEST_CACHE, check_receipts, go_offline, use_cache_dir
 
     s = harness_settings(getattr(smk, "config", None))
     cache_dir = s["data"]["cache_dir"]
@@ -204,10 +203,10 @@ def prepare_harness_job(smk, spec, log) -> None:
         use_cache_dir(cache_dir)
     check_receipts(_as_list(smk.input.get("data")))
     c = s["cache"]
-    harness.REQUEST_CACHE.clear()
+    REQUEST_CACHE.clear()
     if c["activate"]:
         root = Path(os.path.expanduser(c["dir"])).resolve()
-        harness.REQUEST_CACHE.update(root=str(root), model=spec.model, keep=bool(c["keep"]))
+        REQUEST_CACHE.update(root=str(root), model=spec.model, keep=bool(c["keep"]))
         log.info("request cache under %s (harness.cache)", root)
 
 

@@ -21,7 +21,7 @@ import math
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
-from mergelab.harness import partial_result
+from mergelab.completeness import partial_result
 
 log = logging.getLogger("mergelab.organize")
 
