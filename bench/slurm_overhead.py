@@ -32,7 +32,14 @@ from pathlib import Path
 from common import OUT, REPO, env
 
 SCRIPT = REPO / "scripts" / "local_slurm.sh"
-THREADS = ["--set-threads", "merge=1", "harness_eval=1", "harness_eval_samples=1", "harness_eval_model=1", "holmes_eval=1"]
+THREADS = [
+    "--set-threads",
+    "merge=1",
+    "harness_eval=1",
+    "harness_eval_samples=1",
+    "harness_eval_model=1",
+    "holmes_eval=1",
+]
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})", re.M)
 
 

@@ -6,6 +6,10 @@ the no-op commit), model_info, snapshot_download and hf_hub_download (revision,
 tree listing, HEAD/GET resolve), so the real client runs end to end. Xet is not
 implemented: clients use the plain LFS path with HF_HUB_DISABLE_XET=1.
 
+Dataset repositories (`add_dataset`, `add_dataset_commit`) answer what `datasets` 5.2
+asks for one at a revision: dataset_info, the tree and paths-info listings, and the
+files under /datasets/<id>/resolve/<rev>/, so `datasets.load_dataset` runs end to end.
+
 State lives in memory. Tests can read every request (`requests`), require a
 token, and inject faults: `fail(path_regex, status, times, method)`.
 """
@@ -50,6 +54,7 @@ class HubStub(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.token = token
         self.repos: Dict[str, Repo] = {}
+        self.dataset_repos: Dict[str, Repo] = {}
         self.blobs: Dict[str, bytes] = {}  # sha256 -> content
         self.requests: List[dict] = []
         self.faults: List[dict] = []
@@ -80,6 +85,22 @@ class HubStub(ThreadingHTTPServer):
     def file(self, repo_id: str, path: str, rev: Optional[str] = None) -> bytes:
         repo = self.repos[repo_id]
         return self.blobs[repo.commits[rev or repo.head][path][0]]
+
+    def add_dataset(self, repo_id: str, files: Dict[str, bytes]) -> str:
+        """A public dataset repository holding ``files`` (path -> content); its first commit."""
+        with self.lock:
+            self.dataset_repos[repo_id] = Repo(repo_id, private=False)
+        return self.add_dataset_commit(repo_id, files)
+
+    def add_dataset_commit(self, repo_id: str, files: Dict[str, bytes]) -> str:
+        """A new commit of a dataset repository: exactly ``files``; returns its oid (the new head)."""
+        with self.lock:
+            stored = {}
+            for path, data in files.items():
+                sha = hashlib.sha256(data).hexdigest()
+                self.blobs[sha] = data
+                stored[path] = (sha, len(data), path.endswith(LFS_SUFFIXES))
+            return self.new_commit(self.dataset_repos[repo_id], stored)
 
     def new_commit(self, repo: Repo, files: Dict[str, tuple]) -> str:
         oid = hashlib.sha1(
@@ -140,8 +161,8 @@ class _Handler(BaseHTTPRequestHandler):
         given = auth[7:] if auth.lower().startswith("bearer ") else None
         return given is not None and (self.server.token is None or given == self.server.token)
 
-    def _repo(self, repo_id: str, write: bool = False) -> Repo:
-        repo = self.server.repos.get(repo_id)
+    def _repo(self, repo_id: str, write: bool = False, kind: str = "models") -> Repo:
+        repo = (self.server.dataset_repos if kind == "datasets" else self.server.repos).get(repo_id)
         if repo is None or ((repo.private or write) and not self._authorized()):
             raise Err(404 if repo is None else 401, "Repository not found", "RepoNotFound")
         return repo
@@ -165,6 +186,18 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json({"errors": [], "warnings": []})
         if parts == ["api", "repos", "create"] and m == "POST":
             return self._create(json.loads(body))
+        if parts[:2] == ["api", "datasets"] and len(parts) >= 4:
+            repo_id, rest = "/".join(parts[2:4]), parts[4:]
+            if not rest and m == "GET":
+                return self._info(repo_id, "main", "datasets")
+            if rest[:1] == ["revision"] and m == "GET":
+                return self._info(repo_id, "/".join(rest[1:]), "datasets")
+            if rest[:1] == ["tree"] and m == "GET":
+                return self._tree(repo_id, rest[1], "datasets", "/".join(rest[2:]))
+            if rest[:1] == ["paths-info"] and m == "POST":
+                return self._paths_info(repo_id, rest[1], body)
+        if parts[:1] == ["datasets"] and len(parts) >= 6 and parts[3] == "resolve" and m in ("GET", "HEAD"):
+            return self._resolve("/".join(parts[1:3]), parts[4], "/".join(parts[5:]), "datasets")
         if parts[:2] == ["api", "models"] and len(parts) >= 4:
             repo_id, rest = "/".join(parts[2:4]), parts[4:]
             if not rest and m == "GET":
@@ -201,8 +234,8 @@ class _Handler(BaseHTTPRequestHandler):
         )
         return self._json({"url": url, "name": repo_id, "id": repo_id})
 
-    def _info(self, repo_id: str, rev: str):
-        repo = self._repo(repo_id)
+    def _info(self, repo_id: str, rev: str, kind: str = "models"):
+        repo = self._repo(repo_id, kind=kind)
         oid = self._rev(repo, rev)
         files = repo.commits[oid]
         card = {}
@@ -295,19 +328,51 @@ class _Handler(BaseHTTPRequestHandler):
             }
         )
 
-    def _tree(self, repo_id: str, rev: str):
-        repo = self._repo(repo_id)
-        entries = []
+    def _entry(self, path: str, sha: str, size: int, lfs: bool) -> dict:
+        e = {"type": "file", "oid": git_sha1(self.server.blobs[sha]), "size": size, "path": path}
+        if lfs:
+            e["lfs"] = {"oid": sha, "size": size, "pointerSize": 134}
+        return e
+
+    def _tree(self, repo_id: str, rev: str, kind: str = "models", under: str = ""):
+        repo = self._repo(repo_id, kind=kind)
+        recursive = "recursive=true" in (urlsplit(self.path).query or "").lower() or kind == "models"
+        entries, dirs = [], set()
+        prefix = under.strip("/") + "/" if under.strip("/") else ""
         for path, (sha, size, lfs) in sorted(repo.commits[self._rev(repo, rev)].items()):
-            data = self.server.blobs[sha]
-            e = {"type": "file", "oid": git_sha1(data), "size": size, "path": path}
-            if lfs:
-                e["lfs"] = {"oid": sha, "size": size, "pointerSize": 134}
-            entries.append(e)
+            if not path.startswith(prefix):
+                continue
+            rest = path[len(prefix) :]
+            if "/" in rest and not recursive:
+                dirs.add(prefix + rest.split("/", 1)[0])
+                continue
+            entries.append(self._entry(path, sha, size, lfs))
+        if recursive:  # every folder too, as the Hub lists them
+            for path in {e["path"] for e in entries}:
+                parts = path[len(prefix) :].split("/")[:-1]
+                dirs.update(prefix + "/".join(parts[: i + 1]) for i in range(len(parts)))
+        entries += [{"type": "directory", "oid": "0" * 40, "size": 0, "path": d} for d in sorted(dirs)]
+        if prefix and not entries:
+            raise Err(404, f"Entry not found: {under}", "EntryNotFound")
         return self._json(entries)
 
-    def _resolve(self, repo_id: str, rev: str, path: str):
-        repo = self._repo(repo_id)
+    def _paths_info(self, repo_id: str, rev: str, body: bytes):
+        from urllib.parse import parse_qs
+
+        repo = self._repo(repo_id, kind="datasets")
+        files = repo.commits[self._rev(repo, rev)]
+        text = body.decode()
+        wanted = json.loads(text)["paths"] if text.startswith("{") else parse_qs(text).get("paths", [])
+        out = []
+        for p in wanted:
+            if p in files:
+                out.append(self._entry(p, *files[p]))
+            elif any(f.startswith(p.rstrip("/") + "/") for f in files):
+                out.append({"type": "directory", "oid": "0" * 40, "size": 0, "path": p})
+        return self._json(out)
+
+    def _resolve(self, repo_id: str, rev: str, path: str, kind: str = "models"):
+        repo = self._repo(repo_id, kind=kind)
         oid = self._rev(repo, rev)
         if path not in repo.commits[oid]:
             raise Err(404, "Entry not found", "EntryNotFound")

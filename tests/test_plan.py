@@ -25,6 +25,7 @@ def campaign(wd):
     shutil.copytree(REPO / "config", wd / "config")
     fake_model_dir(wd / "models" / "local")
     (wd / "tasks").mkdir()
+    (wd / "tasks" / "hub_t.yaml").write_text("task: hub_t\ndataset_path: org/dataset\n")  # data from the Hub
     cfg = yaml.safe_load((REPO / "config" / "experiment.yaml").read_text())
     cfg["models"]["local"] = {"path": "models/local"}
     cfg["models"]["hubbed"] = {"hub": "org/model", "revision": "abc123"}
@@ -33,6 +34,8 @@ def campaign(wd):
     )
     cfg["hub"] = {"fetch": {"cache_dir": "hf-cache"}}
     cfg["harness"]["include_path"] = ["tasks"]
+    cfg["harness"]["tasks"].append("hub_t")
+    cfg["harness"]["data"] = {"cache_dir": "hf-data"}
     cfg["holmes"]["data"] = {"root": "data/holmes", "archive": None}
     cfg["sanity"] = {"activate": True}
     return load_experiment(cfg, "config/experiment.yaml", workdir=wd)
@@ -43,6 +46,7 @@ def every_job(exp):
     jobs = [("merge", {"model": m}) for m in exp.merges] + [("merges_table", {})]
     jobs += [("harness_eval", {"model": m, "task": t}) for m in exp.harness.models for t in exp.harness.tasks]
     jobs += [("harness_eval_model", {"model": m}) for m in exp.harness.models]  # harness.jobs: per_model
+    jobs += [("harness_data", {"task": t}) for t in exp.harness.data_tasks]
     jobs += [("holmes_eval", {"model": m}) for m in exp.holmes.models] + [("holmes_data", {})]
     jobs += [("fetch", {"model": m}) for m, spec in exp.models.items() if spec.kind == "hub"]
     jobs += [("sanity_check", {"model": m}) for m in exp.checked]
@@ -135,6 +139,7 @@ def test_every_figure_is_one_registry_entry_with_its_caption(two_folders):
         "results/plots/harness/mergelab_arithmetic",
         "results/plots/harness/mergelab_categories",
         "results/plots/harness/mergelab_text_ppl",
+        "results/plots/harness/hub_t",
         "results/plots/holmes_competences",
         "results/plots/kendall_tau_competences",
         "results/plots/kendall_tau_datasets",

@@ -26,7 +26,17 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
 SCRIPT = REPO / "scripts" / "local_slurm.sh"
 GPU_RULES = ("merge", "harness_eval", "harness_eval_samples", "harness_eval_model", "holmes_eval")
-LIGHT_RULES = ("demo_models", "holmes_data", "merges_table", "organize", "plot", "fetch", "push", "push_results")
+LIGHT_RULES = (
+    "demo_models",
+    "holmes_data",
+    "harness_data",
+    "merges_table",
+    "organize",
+    "plot",
+    "fetch",
+    "push",
+    "push_results",
+)
 # The profile as it is, plus what a 2-core test machine needs: quick first status
 # checks, no account, one CPU per job (the profile asks for 4).
 TEST_ARGS = [
@@ -98,6 +108,18 @@ def run_profile(workdir, configfile, conf, *args, timeout=1500) -> subprocess.Co
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def start_profile(workdir, configfile, conf, *args) -> subprocess.Popen:
+    """A run through the profile in the background: its console in ``.stdout`` (text)."""
+    return subprocess.Popen(
+        _cmd(workdir, configfile, *args),
+        cwd=workdir,
+        env=_env(workdir, conf),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -253,14 +275,7 @@ def test_sigint_cancels_the_jobs_and_the_run_resumes(slurm_cluster, tiny_models,
     campaign without redoing what was done. With compute.light_rules: cluster the
     tables and plots are SLURM jobs too."""
     cfg = _small_config(tmp_path, tiny_models, compute={"light_rules": "cluster"})
-    proc = subprocess.Popen(
-        _cmd(tmp_path, cfg),
-        cwd=tmp_path,
-        env=_env(tmp_path, slurm_cluster),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_profile(tmp_path, cfg, slurm_cluster)
     harness = tmp_path / "results" / "harness"
     try:
         deadline = time.monotonic() + 600
@@ -297,3 +312,33 @@ def test_sigint_cancels_the_jobs_and_the_run_resumes(slurm_cluster, tiny_models,
     jobs = slurm_jobs(tmp_path)
     assert {"organize", "plot"} <= {j["rule"] for j in jobs if j["JobState"] == "COMPLETED"}
     assert "merges_table" in {j["rule"] for j in jobs}  # submitted in the first run or the second
+
+
+def test_a_cancelled_evaluation_resumes_from_its_cache(slurm_cluster, tiny_models, tmp_path):
+    """scancel of a harness job mid-way: the profile's retry resubmits it, and the new SLURM job
+    takes every response the first computed from lm-eval's request cache (issue 18)."""
+    from test_harness_data import RESUME_TASK, big_task, cache_counts, cached_rows, resume_cfg
+
+    big_task(tmp_path / "tasks")
+    cfg = write_config(tmp_path, {**resume_cfg(tiny_models, tmp_path / "tasks"), "holmes": {"activate": False}})
+    proc = start_profile(tmp_path, cfg, slurm_cluster)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None and cached_rows(tmp_path) < 300:
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before its job could be cancelled:\n" + proc.stdout.read()[-3000:]
+        killed = cached_rows(tmp_path)
+        running = [job for job, state in _our_queue(tmp_path) if state == "RUNNING"]
+        assert len(running) == 1, running
+        subprocess.run(["scancel", running[0]], check=True, timeout=60)
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-4000:]
+    jobs = [j for j in slurm_jobs(tmp_path) if j["rule"] == "harness_eval"]
+    assert sorted(j["JobState"] for j in jobs) == ["CANCELLED", "COMPLETED"], jobs
+    counts = cache_counts((tmp_path / f"logs/harness_eval/base/{RESUME_TASK}.log").read_text())
+    cached, computed = counts[-1]
+    assert cached >= killed > 0 and cached + computed == 1600
+    assert (tmp_path / f"results/harness/base/{RESUME_TASK}.json").is_file()

@@ -6,8 +6,12 @@ import contextlib
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from mergelab import harness_env
+from mergelab.completeness import partial_result
+from mergelab.harness_env import request_cache
 from mergelab.jobs import JobError, atomic_file
 
 log = logging.getLogger("mergelab.harness")
@@ -226,6 +230,7 @@ def evaluate_model(
     tm = task_manager(include_paths, include_defaults)
     for task in check_tasks:
         build_task(task, tm)
+    harness_env.REQUEST_CACHE.setdefault("model_path", model_path)
     out: Dict[str, Dict[str, Any]] = {}
     model = None
     groups = tags_alone(groups, tm)
@@ -236,7 +241,18 @@ def evaluate_model(
             _free_cuda()
             model = Model(model_path, s, device, gpus)
         log.info("lm-eval run %d of %d: %s", i, len(groups), ", ".join(tasks))
-        results = model.run(tasks, s, tm)
+        try:
+            results = model.run(tasks, s, tm)
+        except Exception as e:  # noqa: BLE001 - a dataset missing offline becomes one line
+            from mergelab.harness_env import offline_failure
+
+            line = offline_failure(e, tasks)
+            if line:
+                raise JobError(line) from e
+            raise
+        problem = partial_result(results)
+        if problem:
+            raise JobError(f"{', '.join(tasks)}: {problem}: not written as a result")
         for task, res in split_results(results, tasks).items():
             res["mergelab"]["task"] = task
             if len(tasks) > 1:
@@ -308,7 +324,10 @@ class Model:
         """One lm-eval run of ``tasks`` with settings ``s``: its results dict, and ours under "mergelab"."""
         import lm_eval
 
+        cache = request_cache(tasks, s)
+        resumed = bool(cache) and any(Path(cache).parent.glob("lm_eval_rank*.db"))
         common = dict(
+            use_cache=cache,
             tasks=list(tasks),
             num_fewshot=s["num_fewshot"],
             limit=s["limit"],
@@ -349,6 +368,7 @@ class Model:
             results["config"]["model_args"] = args_string(self.args)
             results["config"]["batch_size"] = bs
             results["config"]["device"] = device
+            _close_cache(lm)
         if results is None:  # only on non-zero ranks of a distributed run
             raise JobError("lm-eval returned no results")
         results["mergelab"] = {
@@ -363,8 +383,26 @@ class Model:
             "oom_batch_sizes": failed,
             "lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else _version("lm_eval"),
             "wall_seconds": round(time.time() - t0, 3),
+            "resumed_from_cache": resumed,  # an earlier attempt was cut off: some responses are its
         }
+        if "use_cache" in results.get("config", {}):  # the cache is gone once the job succeeds
+            results["config"]["use_cache"] = None
         return results
+
+
+# --------------------------------------------------------------------------- resuming: the request cache
+
+
+def _close_cache(lm) -> None:
+    """Flush and close the SQLite cache lm-eval hooked to the model, so that nothing writes to it
+    after the run (the model is reused by the next run of a per_model job)."""
+    hook = getattr(lm, "cache_hook", None)
+    db = getattr(hook, "dbdict", None)
+    if db is not None:
+        with contextlib.suppress(Exception):
+            db.commit()
+            db.close()
+        hook.dbdict = None
 
 
 # results keys that map a task or group name to its entry

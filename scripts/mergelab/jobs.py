@@ -166,10 +166,48 @@ def evaluation_job(smk, spec_class):
         else:
             model_dir = spec.model_path
         check_model_dir(model_dir)
+        harness = hasattr(spec, "include_defaults")  # a harness job (HarnessJob, HarnessModelJob)
+        if harness:
+            prepare_harness_job(smk, spec, log)
         from mergelab.devices import pinned_devices, torch_device
 
         with pinned_devices(smk.resources.gpu) as devices:
             yield spec, model_dir, torch_device(devices), devices, log
+        if harness:  # the outputs are written: the request cache has served its purpose
+            from mergelab.harness_env import finish_request_cache
+
+            finish_request_cache()
+
+
+def harness_settings(config) -> dict:
+    """The config's harness.data and harness.cache, defaults filled in (the job reads them from
+    Snakemake's config, not from params: where data and caches live never decides a rerun)."""
+    from mergelab.plan.load import fill_defaults, load_schema
+
+    h = fill_defaults({"harness": dict((config or {}).get("harness") or {})}, load_schema())["harness"]
+    return {"data": h["data"], "cache": h["cache"]}
+
+
+def prepare_harness_job(smk, spec, log) -> None:
+    """Before lm-eval loads: the Hub offline (task data comes from harness_data's receipts, which
+    are checked here), and lm-eval's request cache for this job (mergelab.harness_env.REQUEST_CACHE)."""
+    from mergelab.harness_env import REQUEST_CACHE, check_receipts, go_offline, use_cache_dir
+
+    s = harness_settings(getattr(smk, "config", None))
+    cache_dir = s["data"]["cache_dir"]
+    cache_dir = str(Path(os.path.expanduser(cache_dir)).resolve()) if cache_dir else None
+    if s["data"]["offline"]:
+        go_offline(cache_dir)
+    else:
+        log.info("the Hub stays online in this job (harness.data.offline: false)")
+        use_cache_dir(cache_dir)
+    check_receipts(_as_list(smk.input.get("data")))
+    c = s["cache"]
+    REQUEST_CACHE.clear()
+    if c["activate"]:
+        root = Path(os.path.expanduser(c["dir"])).resolve()
+        REQUEST_CACHE.update(root=str(root), model=spec.model, keep=bool(c["keep"]))
+        log.info("request cache under %s (harness.cache)", root)
 
 
 def skip_if_broken(smk, spec_class, write) -> bool:

@@ -21,6 +21,8 @@ import math
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
+from mergelab.completeness import partial_result
+
 log = logging.getLogger("mergelab.organize")
 
 PRIMARY_METRICS = [
@@ -242,6 +244,11 @@ def harness_table(files: Dict[str, Dict[str, str]], context: Dict[str, Any]):
                 res = json.load(fh)
             if (res.get("mergelab") or {}).get("skipped"):  # a broken merge, not evaluated (sanity.on_fail)
                 rows.append(_valueless_row(model, harness_task, context, "broken"))
+                continue
+            problem = partial_result(res)
+            if problem:  # fewer documents than the task and limit ask: never a full result
+                log.warning("rejected %s (%s on %s): %s", path, model, harness_task, problem)
+                rows.append(_valueless_row(model, harness_task, context, "partial"))
                 continue
             found = harness_rows(res, model, harness_task, context)
             for r in found:

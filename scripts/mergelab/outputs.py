@@ -152,7 +152,7 @@ def build_tables(catalogue: Dict[str, Any], files: Dict[str, Any], out: Dict[str
     with atomic_file(out["provenance"]) as fh:
         json.dump(org.provenance(catalogue), fh, indent=2, sort_keys=True, default=str)
         fh.write("\n")
-    missing = int((harness["status"] == "missing").sum() + (holmes["status"] == "missing").sum())
+    missing = int(harness["status"].isin(["missing", "partial"]).sum() + (holmes["status"] == "missing").sum())
     log.info("tables written; %d missing value(s)%s", missing, " (see the warnings above)" if missing else "")
 
 

@@ -122,12 +122,14 @@ def get_merge_input(wildcards):
 
 def get_harness_input(wildcards):
     EXP.job("harness_eval", model=wildcards.model, task=wildcards.task)  # not an evaluation: fails here
-    return {"model": weights(EXP.model_input(wildcards.model)), "check": EXP.check_input(wildcards.model)}
+    inputs = {"model": weights(EXP.model_input(wildcards.model)), "check": EXP.check_input(wildcards.model)}
+    return {**inputs, "data": EXP.harness.data_receipts([wildcards.task])}
 
 
 def get_harness_model_input(wildcards):
     EXP.job("harness_eval_model", model=wildcards.model)  # not evaluated by the harness: fails here
-    return {"model": weights(EXP.model_input(wildcards.model)), "check": EXP.check_input(wildcards.model)}
+    inputs = {"model": weights(EXP.model_input(wildcards.model)), "check": EXP.check_input(wildcards.model)}
+    return {**inputs, "data": EXP.harness.data_receipts(EXP.harness.tasks)}
 
 
 def get_holmes_input(wildcards):
@@ -186,6 +188,9 @@ def _task_regex(tasks):
 
 HARNESS_SAMPLES_TASKS = _task_regex(EXP.harness.samples_tasks)
 HARNESS_PLAIN_TASKS = _task_regex([t for t in EXP.harness.tasks if t not in EXP.harness.samples_tasks])
+HARNESS_DATA_TASKS = _task_regex(EXP.harness.data_tasks)
+# results/harness/data/ holds harness_data's receipts, never a model's results
+HARNESS_MODEL = r"(?!data$)[^/]+"
 
 
 def harness_model_outputs():

@@ -1,8 +1,30 @@
-# Harness stage: lm-evaluation-harness. harness.jobs: per_task (the default): one job per
+# Harness stage: lm-evaluation-harness. Tasks reading from the Hub get their datasets once, by the
+# local rule harness_data (the submitting machine has the internet; compute nodes may not), and
+# every harness job waits for its tasks' receipts and runs with the Hub offline.
+# harness.jobs: per_task (the default): one job per
 # (model, task), each on its own GPU(s); tasks that log samples get a second declared output,
 # and two rules with disjoint task constraints keep every job's outputs exactly what it declares.
 # per_model: one job per model (harness_eval_model) runs all its tasks after one model load and
 # writes the same files; only one of the two kinds of rule is defined.
+
+
+rule harness_data:
+    output:
+        paths.HARNESS_DATA,
+    log:
+        "logs/harness_data/{task}.log",
+    wildcard_constraints:
+        task=HARNESS_DATA_TASKS,
+    localrule: LIGHT_LOCAL
+    conda:
+        "../../envs/lm-eval.yaml"
+    params:
+        task=job_param("harness_data", "task"),
+        include_paths=job_param("harness_data", "include_paths"),
+        include_defaults=job_param("harness_data", "include_defaults"),
+        cache_dir=job_param("harness_data", "cache_dir"),
+    script:
+        "../../scripts/run_harness_data.py"
 
 
 if EXP.harness.jobs == "per_task":
@@ -17,6 +39,7 @@ if EXP.harness.jobs == "per_task":
         benchmark:
             "benchmarks/harness_eval/{model}/{task}.tsv"
         wildcard_constraints:
+            model=HARNESS_MODEL,
             task=HARNESS_PLAIN_TASKS,
         priority: READER_PRIORITY
         conda:
@@ -42,6 +65,7 @@ if EXP.harness.jobs == "per_task":
             json=paths.HARNESS_JSON,
             samples=paths.HARNESS_SAMPLES,
         wildcard_constraints:
+            model=HARNESS_MODEL,
             task=HARNESS_SAMPLES_TASKS,
 
 else:
@@ -55,6 +79,8 @@ else:
             "logs/harness_eval_model/{model}.log",
         benchmark:
             "benchmarks/harness_eval_model/{model}.tsv"
+        wildcard_constraints:
+            model=HARNESS_MODEL,
         priority: READER_PRIORITY
         conda:
             "../../envs/lm-eval.yaml"

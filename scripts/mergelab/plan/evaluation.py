@@ -16,8 +16,9 @@ from typing import Any, Callable, Dict, List, Optional
 from mergelab.plan import paths
 from mergelab.plan.errors import close_matches, did_you_mean
 from mergelab.plan.load import settings_defaults
-from mergelab.plan.tasks import scan_task_dirs
+from mergelab.plan.tasks import hub_tasks, scan_task_dirs
 
+RESERVED_MODEL = "data"  # results/harness/data/ holds the harness_data receipts
 BATCH_SIZE = re.compile(r"^(auto(:\d+)?|\d+)$")
 
 
@@ -44,6 +45,12 @@ class HarnessPlan:
     model_dtypes: Dict[str, str] = field(default_factory=dict)
     model_revisions: Dict[str, Optional[str]] = field(default_factory=dict)
     jobs: str = "per_task"  # harness.jobs: per_task (rule harness_eval) or per_model (harness_eval_model)
+    data_tasks: List[str] = field(default_factory=list)  # tasks reading from the Hub: a harness_data receipt each
+    data_cache_dir: Optional[str] = None  # harness.data.cache_dir, absolute; None: the datasets cache
+
+    def data_receipts(self, tasks: List[str]) -> List[str]:
+        """The harness_data receipts a job of ``tasks`` waits for (none for local data)."""
+        return [paths.HARNESS_DATA.format(task=t) for t in tasks if t in self.data_tasks]
 
     def settings_for(self, model: str, task: str) -> Dict[str, Any]:
         s = merge_settings(self.defaults, self.settings)
@@ -155,6 +162,13 @@ def build_harness_plan(
     for pat in h["model_settings"]:
         if not any(fnmatch.fnmatchcase(m, pat) for m in names):
             fail(f"harness.model_settings.{pat}", f"{pat!r} matches no model or merge")
+    if h["tasks"] and RESERVED_MODEL in evaluated:
+        fail(
+            f"models.{RESERVED_MODEL}",
+            f"{paths.HARNESS_DATA.format(task='<task>')} holds the task data receipts: "
+            f"rename the model (a model evaluated by the harness cannot be named {RESERVED_MODEL!r})",
+        )
+    cache_dir = h["data"]["cache_dir"]
 
     plan = HarnessPlan(
         tasks=list(h["tasks"]),
@@ -168,6 +182,8 @@ def build_harness_plan(
         model_dtypes=dtypes,
         model_revisions=revisions,
         jobs=h["jobs"],
+        data_tasks=hub_tasks(h["tasks"], [paths.WORKFLOW_TASKS] + include),
+        data_cache_dir=str((workdir / Path(cache_dir).expanduser()).resolve()) if cache_dir else None,
     )
     s = merge_settings(plan.defaults, plan.settings)
     check_settings(s, "harness.settings", fail)

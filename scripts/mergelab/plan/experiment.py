@@ -18,6 +18,7 @@ from mergelab.plan.evaluation import HarnessPlan, HolmesPlan, build_harness_plan
 from mergelab.plan.hub import HubPlan, build_hub_plan
 from mergelab.plan.jobs import (
     FetchJob,
+    HarnessDataJob,
     HarnessJob,
     HarnessModelJob,
     HolmesDataJob,
@@ -344,6 +345,17 @@ class Experiment:
             local_tasks=[t for t in h.tasks if h.is_local(t)],
         )
 
+    def harness_data_job(self, task: str) -> HarnessDataJob:
+        h = self.harness
+        if task not in h.data_tasks:
+            raise ValueError(f"{task!r} is no harness task of this config that reads from the Hub")
+        return HarnessDataJob(
+            task=task,
+            include_paths=h.include_paths,
+            include_defaults=not h.is_local(task),
+            cache_dir=h.data_cache_dir,
+        )
+
     def holmes_job(self, model: str) -> HolmesJob:
         if model not in self.holmes.models:
             raise ValueError(f"{model!r} is not probed by this config")
@@ -428,6 +440,7 @@ JOB_BUILDERS: Dict[str, Callable[..., JobSpec]] = {
     "merges_table": Experiment.merges_table_job,
     "harness_eval": Experiment.harness_job,
     "harness_eval_model": Experiment.harness_model_job,
+    "harness_data": Experiment.harness_data_job,
     "holmes_eval": Experiment.holmes_job,
     "holmes_data": Experiment.holmes_data_job,
     "sanity_check": Experiment.sanity_job,

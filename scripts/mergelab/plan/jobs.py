@@ -111,6 +111,16 @@ class HarnessModelJob(EvaluationJob):
 
 
 @dataclass(frozen=True)
+class HarnessDataJob(JobSpec):
+    """harness_data: download the Hub datasets of one task (all its subtasks') once."""
+
+    task: str
+    include_paths: List[str]  # as HarnessJob's
+    include_defaults: bool
+    cache_dir: Optional[str]  # harness.data.cache_dir; None: the datasets cache
+
+
+@dataclass(frozen=True)
 class HolmesJob(EvaluationJob):
     data_dir: str  # <holmes.data.root>/<version>
     datasets: Optional[List[str]]  # as HolmesDataJob's; the job probes those its manifest (input) lists

@@ -37,6 +37,7 @@ PUSH_RESULTS_RECEIPT = "results/hub/results/{model}.json"
 CHECK = "results/checks/{model}.json"  # the sanity check of a merge (and of its parents, its reference)
 HARNESS_JSON = "results/harness/{model}/{task}.json"
 HARNESS_SAMPLES = "results/harness/{model}/{task}.samples.jsonl"
+HARNESS_DATA = "results/harness/data/{task}.json"  # receipt of a task's Hub datasets (harness_data)
 HOLMES_MANIFEST = "results/holmes/datasets-{version}.tsv"
 HOLMES_SCORES = "results/holmes/{model}/scores.csv"
 
