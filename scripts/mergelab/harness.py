@@ -312,7 +312,7 @@ class Model:
             tasks=list(tasks),
             num_fewshot=s["num_fewshot"],
             limit=s["limit"],
-            log_samples=bool(s["log_samples"]),
+            log_samples=True,  # always: the per-item results (write_items); .samples.jsonl only where asked
             apply_chat_template=s["apply_chat_template"],
             fewshot_as_multiturn=s["fewshot_as_multiturn"],
             gen_kwargs=s["gen_kwargs"],
@@ -428,13 +428,95 @@ def _version(pkg: str) -> str:
     return version(pkg)
 
 
-def write_results(results: Dict[str, Any], json_path: str, samples_path: Optional[str] = None, stack=None) -> None:
-    """The results dict as JSON under its declared name; samples as JSON lines beside it.
+# --------------------------------------------------------------------------- per-item results
+
+# results/harness/{model}/{task}.items.parquet (fixed names: a check outside the project reads them);
+# weight: 1, or for a corpus metric whose per-document value is a pair (word_perplexity,
+# byte_perplexity, bits_per_byte: loglikelihood and words or bytes) the second of the pair,
+# value being the first, so that the corpus value can be recomputed from any subset of documents
+ITEM_COLUMNS = ["task", "doc_id", "filter", "metric", "value", "weight"]
+
+
+def item_rows(samples: Dict[str, List[Dict[str, Any]]]) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """One row per (task, document, filter, metric) of lm-eval's logged samples (task -> rows),
+    for every metric whose per-item value is a number, or a pair of numbers (a corpus metric:
+    the document's loglikelihood and its words or bytes). Returns (rows, the metrics left out:
+    per-item values that are texts, as bleu's or f1's, are aggregated over the corpus only)."""
+    rows: List[Dict[str, Any]] = []
+    left_out = set()
+    for task, samples_of_task in (samples or {}).items():
+        for sample in samples_of_task:
+            for metric in sample.get("metrics") or []:
+                value, weight = _item_value(sample.get(metric))
+                if value is None:
+                    left_out.add(f"{task}: {metric}")
+                    continue
+                rows.append(
+                    {
+                        "task": task,
+                        "doc_id": int(sample["doc_id"]),
+                        "filter": str(sample.get("filter", "none")),
+                        "metric": metric,
+                        "value": value,
+                        "weight": weight,
+                    }
+                )
+    return rows, sorted(left_out)
+
+
+def _number(v) -> Optional[float]:
+    import numbers
+
+    if isinstance(v, numbers.Real):  # bool, int, float, numpy scalars
+        return float(v)
+    return None
+
+
+def _item_value(v) -> Tuple[Optional[float], float]:
+    """(value, weight) of one per-item metric value; (None, 0) when it is no number."""
+    if isinstance(v, (list, tuple)):
+        if len(v) == 2 and _number(v[0]) is not None and _number(v[1]) is not None:
+            return _number(v[0]), _number(v[1])
+        return None, 0.0
+    n = _number(v)
+    return (n, 1.0) if n is not None else (None, 0.0)
+
+
+def items_frame(rows: List[Dict[str, Any]]):
+    """The per-item table of ``rows`` (item_rows), typed the same whether empty or not."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=ITEM_COLUMNS)
+    types = {"task": "string", "doc_id": "int64", "filter": "string", "metric": "string"}
+    return frame.astype({**types, "value": "float64", "weight": "float64"})
+
+
+def write_items(rows: List[Dict[str, Any]], path: str) -> None:
+    """results/harness/{model}/{task}.items.parquet, atomically (no rows: the columns only)."""
+    with atomic_file(path, "wb") as fh:
+        items_frame(rows).to_parquet(fh, index=False)
+
+
+def write_results(
+    results: Dict[str, Any],
+    json_path: str,
+    samples_path: Optional[str] = None,
+    stack=None,
+    items_path: Optional[str] = None,
+) -> None:
+    """The results dict as JSON under its declared name; the per-item results (from the samples
+    lm-eval always logs for us) as parquet, and the samples as JSON lines only where asked.
     With ``stack`` (an ExitStack), the files take their names only when the stack closes."""
     from lm_eval.utils import handle_non_serializable
 
     with contextlib.ExitStack() if stack is None else contextlib.nullcontext(stack) as files:
         samples = results.pop("samples", None)
+        if items_path:
+            rows, left_out = item_rows(samples)
+            if left_out:
+                log.info("no per-item values (aggregated over the corpus only): %s", ", ".join(left_out))
+            fh = files.enter_context(atomic_file(items_path, "wb"))
+            items_frame(rows).to_parquet(fh, index=False)
         if samples_path:
             fh = files.enter_context(atomic_file(samples_path))
             for task_name, rows in (samples or {}).items():
@@ -445,12 +527,21 @@ def write_results(results: Dict[str, Any], json_path: str, samples_path: Optiona
         fh.write("\n")
 
 
-def write_model_results(results: Dict[str, Dict[str, Any]], json_paths: List[str], samples_paths: List[str]) -> None:
+def write_model_results(
+    results: Dict[str, Dict[str, Any]], json_paths: List[str], samples_paths: List[str], items_paths: List[str] = ()
+) -> None:
     """A per_model job's outputs: each task's results under its declared names (<task>.json,
-    <task>.samples.jsonl). All or nothing: no file takes its name unless every one was written."""
+    <task>.items.parquet, <task>.samples.jsonl). All or nothing: no file takes its name unless
+    every one was written."""
     from pathlib import Path
 
-    named = {Path(p).name: p for p in list(json_paths) + list(samples_paths)}
+    named = {Path(p).name: p for p in list(json_paths) + list(samples_paths) + list(items_paths)}
     with contextlib.ExitStack() as stack:
         for task, res in results.items():
-            write_results(res, named[f"{task}.json"], named.get(f"{task}.samples.jsonl"), stack=stack)
+            write_results(
+                res,
+                named[f"{task}.json"],
+                named.get(f"{task}.samples.jsonl"),
+                stack=stack,
+                items_path=named.get(f"{task}.items.parquet"),
+            )

@@ -148,9 +148,10 @@ HARNESS_PLAIN_TASKS = _task_regex([t for t in EXP.harness.tasks if t not in EXP.
 
 
 def harness_model_outputs():
-    """harness_eval_model's outputs: every task's JSON (and samples where logged) of {model}."""
+    """harness_eval_model's outputs: every task's JSON, per-item results (and samples where logged) of {model}."""
     h = EXP.harness
     out = {"json": [paths.HARNESS_JSON.format(model="{model}", task=t) for t in h.tasks]}
+    out["per_item"] = [paths.HARNESS_ITEMS.format(model="{model}", task=t) for t in h.tasks]
     if h.samples_tasks:
         out["samples"] = [paths.HARNESS_SAMPLES.format(model="{model}", task=t) for t in h.samples_tasks]
     return out

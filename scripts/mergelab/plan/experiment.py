@@ -208,6 +208,7 @@ class Experiment:
             return [paths.MERGED_MODEL.format(model=m) for m in self.merges] + [paths.MERGES_TABLE]
         if what == "evaluations":
             out = [paths.HARNESS_JSON.format(model=m, task=t) for m in h.models for t in h.tasks]
+            out += [paths.HARNESS_ITEMS.format(model=m, task=t) for m in h.models for t in h.tasks]
             out += [paths.HARNESS_SAMPLES.format(model=m, task=t) for m in h.models for t in h.samples_tasks]
             return out + [paths.HOLMES_SCORES.format(model=m) for m in ho.models]
         if what == "tables":
