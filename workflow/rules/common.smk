@@ -125,6 +125,7 @@ def get_organize_input(wildcards):
     files = EXP.result_files()
     out = {"merges": paths.MERGES_TABLE}
     out["harness"] = [p for tasks in files["harness"].values() for p in tasks.values()]
+    out["harness_items"] = [p for tasks in files["harness_items"].values() for p in tasks.values()]
     out["holmes"] = list(files["holmes"].values())
     if files["holmes_manifest"]:
         out["manifest"] = files["holmes_manifest"]

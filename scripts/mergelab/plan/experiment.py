@@ -179,6 +179,7 @@ class Experiment:
                 "task_settings": h.task_settings,
             },
             "holmes": {"active": ho.active, "version": ho.version, "datasets": ho.datasets, "settings": ho.settings},
+            "stats": dict(self.config["stats"]),
         }
 
     def result_files(self) -> Dict[str, Any]:
@@ -186,6 +187,10 @@ class Experiment:
         files = {
             "harness": {
                 m: {t: paths.HARNESS_JSON.format(model=m, task=t) for t in self.harness.tasks}
+                for m in self.harness.models
+            },
+            "harness_items": {
+                m: {t: paths.HARNESS_ITEMS.format(model=m, task=t) for t in self.harness.tasks}
                 for m in self.harness.models
             },
             "holmes": {m: paths.HOLMES_SCORES.format(model=m) for m in self.holmes.models},

@@ -47,7 +47,9 @@ TABLES = {
     "holmes": "results/tables/holmes.csv",
     "competences": "results/tables/holmes_competences.csv",
     "comparisons": "results/tables/merge_comparisons.csv",
+    "normalised": "results/tables/normalised_scores.csv",
     "leaderboard": "results/tables/leaderboard.md",
+    "leaderboard_csv": "results/tables/leaderboard.csv",  # its table, on the report's first page
     "provenance": "results/tables/provenance.json",
 }
 PLOTS = "results/plots"  # the figures' stems live below it (mergelab.outputs.FIGURES)
