@@ -47,6 +47,7 @@ rule push_results:
         model=paths.MERGED_MODEL,
         harness=paths.TABLES["harness"],
         competences=paths.TABLES["competences"],
+        comparisons=paths.TABLES["comparisons"],
     output:
         paths.PUSH_RESULTS_RECEIPT,
     log:
