@@ -268,7 +268,7 @@ def test_broken_inputs_fail_clearly_and_others_finish(tmp_path, tiny_models):
 def test_item_rows_keep_numbers_and_corpus_pairs_and_leave_texts_out(tmp_path):
     import pandas as pd
 
-    from mergelab.harness import ITEM_COLUMNS, item_rows, write_items
+    from mergelab.items import ITEM_COLUMNS, item_rows, write_items
 
     samples = {
         "cats": [

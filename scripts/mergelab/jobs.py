@@ -210,7 +210,7 @@ def write_skipped(smk):
     import json
 
     def write(spec, check):
-        from mergelab.harness import write_items
+        from mergelab.items import write_items
 
         if "json" in smk.output.keys():
             for path in _as_list(smk.output.get("samples")):

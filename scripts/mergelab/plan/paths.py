@@ -35,7 +35,7 @@ PUSH_RESULTS_RECEIPT = "results/hub/results/{model}.json"
 CHECK = "results/checks/{model}.json"  # the sanity check of a merge (and of its parents, its reference)
 HARNESS_JSON = "results/harness/{model}/{task}.json"
 HARNESS_SAMPLES = "results/harness/{model}/{task}.samples.jsonl"
-# one row per item x per-item metric (mergelab.harness.ITEM_COLUMNS): every harness job writes it
+# one row per item x per-item metric (mergelab.items.ITEM_COLUMNS): every harness job writes it
 HARNESS_ITEMS = "results/harness/{model}/{task}.items.parquet"
 HOLMES_MANIFEST = "results/holmes/datasets-{version}.tsv"
 HOLMES_SCORES = "results/holmes/{model}/scores.csv"
