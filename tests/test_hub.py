@@ -183,6 +183,13 @@ def test_push_card_results_rerun_and_no_token_leak(tmp_path, stub, tiny_models):
     assert ev.dataset_type == "mergelab_categories" and ev.metric_type == primary["metric"].iloc[0]
     assert ev.metric_value == pytest.approx(primary["value"].iloc[0], abs=1e-6)
     assert "## Evaluation (mergelab)" in card_text and "mergelab_categories" in card_text.split("## Evaluation")[1]
+    # each result with its interval, and the paired comparisons with the parents (issue 19)
+    assert f"[{primary['ci_low'].iloc[0]:.4f}, {primary['ci_high'].iloc[0]:.4f}]" in card_text
+    pairs = pd.read_csv(wd / "results/tables/merge_comparisons.csv")
+    pairs = pairs[pairs["model"] == mid]
+    assert len(pairs) > 0 and "Against its parents, paired on the same items" in card_text
+    for r in pairs.itertuples():
+        assert f"| {r.task} | {r.parent} ({r.relation}) | {r.n} |" in card_text
 
     # nothing changed: nothing to do; forcing the card update makes no new commit
     proc = snakemake(wd, path, "-n", env=env, check=True)

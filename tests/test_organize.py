@@ -379,7 +379,7 @@ def test_merge_comparisons_pair_every_merge_with_its_parents_and_base():
     board = leaderboard_of(harness, STATS_CONTEXT, items)
     lines = {line.split("|")[1].strip(): line for line in board.splitlines() if line.startswith("| m_")}
     assert "▲" in lines["m_ppl"].split("|")[4] and not any(mark in lines["m_up2"] for mark in "▲●▼")
-    assert "holm".capitalize() in board and f"{len(table)} comparisons" in board
+    assert "Holm correction" in board and f"{len(table)} harness comparisons" in board
 
 
 def test_identical_models_are_indistinguishable_in_the_tables():
@@ -705,3 +705,11 @@ def test_holmes_comparisons_are_wilcoxon_over_datasets():
     assert over["verdict"] == "better" and over["versus_parents"] == "better than all"
     assert t.loc[("p", "holmes: syntax"), "n"] == 6
     assert table["p_adjusted"].tolist() == pytest.approx(stats.adjust(table["p_value"], "holm").tolist())
+    # with the harness comparisons: two families, each adjusted on its own
+    harness, items = stats_campaign()
+    models = {**STATS_CONTEXT["models"], **ctx["models"]}
+    both = compare.merge_comparisons(harness, items, {**STATS_CONTEXT, "models": models}, holmes)
+    alone = compare.merge_comparisons(harness, items, STATS_CONTEXT)
+    h = ~compare.is_holmes(both)
+    assert both.loc[h, "p_adjusted"].tolist() == pytest.approx(alone["p_adjusted"].tolist())
+    assert both.loc[~h, "p_adjusted"].tolist() == pytest.approx(table["p_adjusted"].tolist())
