@@ -382,6 +382,16 @@ def test_merge_comparisons_pair_every_merge_with_its_parents_and_base():
     assert "Holm correction" in board and f"{len(table)} harness comparisons" in board
 
 
+def test_comparisons_follow_the_configs_order_of_merges():
+    """The catalogue's mapping reaches the job with its keys sorted (job params): the rows follow
+    model_order, as the leaderboard's do."""
+    harness, items = stats_campaign()
+    order = ["base", "words", "math", "m_up2", "m_ppl", "m_all"]  # not alphabetical
+    ctx = {**STATS_CONTEXT, "model_order": order, "models": dict(sorted(STATS_CONTEXT["models"].items()))}
+    table = compare.merge_comparisons(harness, items, ctx)
+    assert list(dict.fromkeys(table["model"])) == ["m_up2", "m_ppl", "m_all"]
+
+
 def test_identical_models_are_indistinguishable_in_the_tables():
     harness, items = stats_campaign()
     same = {m: items["base"] for m in items}
@@ -708,7 +718,8 @@ def test_holmes_comparisons_are_wilcoxon_over_datasets():
     # with the harness comparisons: two families, each adjusted on its own
     harness, items = stats_campaign()
     models = {**STATS_CONTEXT["models"], **ctx["models"]}
-    both = compare.merge_comparisons(harness, items, {**STATS_CONTEXT, "models": models}, holmes)
+    order = STATS_CONTEXT["model_order"] + list(ctx["models"])
+    both = compare.merge_comparisons(harness, items, {**STATS_CONTEXT, "models": models, "model_order": order}, holmes)
     alone = compare.merge_comparisons(harness, items, STATS_CONTEXT)
     h = ~compare.is_holmes(both)
     assert both.loc[h, "p_adjusted"].tolist() == pytest.approx(alone["p_adjusted"].tolist())

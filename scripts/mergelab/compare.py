@@ -94,6 +94,13 @@ def _item_matrix(items: Dict[str, Any], models: List[str], harness_task: str, ta
     return values, weights
 
 
+def _merges(context: Dict[str, Any]) -> List[tuple]:
+    """(id, info) of every merge, in the config's order (the catalogue's mapping is sorted)."""
+    models = context["models"]
+    order = context.get("model_order") or list(models)
+    return [(m, models[m]) for m in order if models[m].get("role") == "merge"]
+
+
 def _compared_with(info: Dict[str, Any]) -> List[tuple]:
     """(model, relation) of what a merge is compared with: each parent, and its base."""
     others = [(p, "parent") for p in info.get("parents", [])]
@@ -117,7 +124,7 @@ def merge_comparisons(harness, items: Dict[str, Any], context: Dict[str, Any], h
     primary = _primary_of(harness)
     models = context["models"]
     groups: Dict[tuple, List[tuple]] = {}  # (harness_task, task, metric, filter) -> [(merge, other, relation)]
-    for mid, info in models.items():
+    for mid, info in _merges(context):
         if info.get("role") != "merge" or mid not in items:
             continue
         others = _compared_with(info)
@@ -212,8 +219,8 @@ def holmes_comparisons(holmes, context: Dict[str, Any]) -> List[Dict[str, Any]]:
     sets = {c: list(names) for c, names in competence.groupby(competence).groups.items()}
     sets["overall"] = list(competence.index)
     rows = []
-    for mid, info in context["models"].items():
-        if info.get("role") != "merge" or mid not in wide:
+    for mid, info in _merges(context):
+        if mid not in wide:
             continue
         for other, relation in _compared_with(info):
             if other not in wide:
@@ -319,9 +326,9 @@ def normalised_scores(harness, context: Dict[str, Any]):
     if harness is not None and not harness.empty:
         head = headline(harness)
         value = {(r.model, r.harness_task): r for r in head.itertuples()}
-        for mid, info in context["models"].items():
+        for mid, info in _merges(context):
             base = info.get("base")
-            if info.get("role") != "merge" or not base:
+            if not base:
                 continue
             mine = []
             for task in dict.fromkeys(head["harness_task"]):
