@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, SNAKEMAKE, base_env, snakemake, unloadable_copy, write_config
+from conftest import REPO, SNAKEMAKE, base_env, planned_jobs, snakemake, unloadable_copy, write_config
 from mergelab import compare
 from mergelab import organize as org
 from mergelab.plots import best_parent_rows
@@ -570,6 +570,17 @@ def test_tables_hold_the_campaign(campaign):
         assert r.ci_low <= r.diff <= r.ci_high
     proc = snakemake(wd, path, "-n", check=True)
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.workflow
+def test_changing_stats_reruns_only_the_tables_and_figures(campaign):
+    import yaml
+
+    wd, path = campaign
+    cfg = yaml.safe_load(Path(path).read_text())
+    cfg["stats"] = {"alpha": 0.1, "correction": "bh"}
+    proc = snakemake(wd, write_config(wd, cfg, "stats.yaml"), "-n", check=True)
+    assert set(planned_jobs(proc.stdout)) == {"organize", "plot", "all"}, proc.stdout[-2000:]
 
 
 @pytest.mark.workflow
