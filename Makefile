@@ -89,6 +89,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/dryrun_scaling.py
 	$(BIN)/python bench/harness_overhead.py
 	$(BIN)/python bench/holmes_probing.py
+	$(BIN)/python bench/stats_cost.py
 	$(BIN)/python bench/default_run.py
 
 clean:

@@ -11,6 +11,10 @@ min_version("9.27")
 # deep-merged into it; common.smk loads and validates it.
 
 
+# snakemake --report opens on this page: the leaderboard and what its marks mean.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/merge.smk"

@@ -22,7 +22,7 @@ def main(smk) -> None:
             threads=smk.threads,
         )
         results["mergelab"]["model"] = job.model
-        write_results(results, smk.output.json, smk.output.get("samples"))
+        write_results(results, smk.output.json, smk.output.get("samples"), items_path=smk.output.per_item)
 
 
 main(snakemake)  # noqa: F821 - injected by Snakemake's script directive

@@ -24,7 +24,8 @@ def main(smk) -> None:
         )
         for res in results.values():
             res["mergelab"]["model"] = job.model
-        write_model_results(results, list(smk.output.json), list(smk.output.get("samples", [])))
+        samples, items = list(smk.output.get("samples", [])), list(smk.output.per_item)
+        write_model_results(results, list(smk.output.json), samples, items)
 
 
 main(snakemake)  # noqa: F821 - injected by Snakemake's script directive

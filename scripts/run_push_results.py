@@ -34,13 +34,17 @@ def main(smk) -> None:
                     "filter": r.filter,
                     "value": r.value,
                     "stderr": r.stderr,
+                    "ci_low": r.ci_low,
+                    "ci_high": r.ci_high,
                     "n_shot": task_rows["n_shot"].iloc[0] if len(task_rows) else None,
                 }
             )
         comp = pd.read_csv(smk.input.competences)
         comp = comp[comp["model"] == model].to_dict("records") if not comp.empty else []
         card = (Path(smk.input.model) / "README.md").read_text(encoding="utf-8")
-        text = results_card(card, job.repo_id.split("/", 1)[1], rows, comp)
+        pairs = pd.read_csv(smk.input.comparisons)
+        pairs = pairs[pairs["model"] == model].fillna("").to_dict("records") if not pairs.empty else []
+        text = results_card(card, job.repo_id.split("/", 1)[1], rows, comp, comparison_rows=pairs)
         receipt = push_card(job.repo_id, text, retries=job.retries, wait=job.retry_wait)
         log.info("card of %s updated (commit %s): %d results", job.repo_id, receipt["commit_id"], len(rows))
         with atomic_file(smk.output[0]) as fh:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import torch
 
@@ -22,6 +23,7 @@ from conftest import (
     write_config,
 )
 from mergelab.harness import run_with_oom_retry
+from mergelab.stats import aggregation, metric_value
 
 TASKS = ["mergelab_arithmetic", "mergelab_categories", "mergelab_text_ppl"]
 DATA = REPO / "workflow" / "tasks" / "mergelab_demo" / "data"
@@ -119,6 +121,14 @@ def test_every_model_on_every_task(evaluated, tiny_models):
                 assert isinstance(r[metric], float), (model, task, metric)
                 assert f"{name}_stderr,{filt}" in r
             assert res["n-samples"][task]["effective"] == data_rows[task]
+            # the per-item results, always: lm-eval's value recomputed from them
+            items = pd.read_parquet(wd / "results" / "harness" / model / f"{task}.items.parquet")
+            for metric in metrics[task]:
+                name, filt = metric.split(",")
+                sel = items[(items["task"] == task) & (items["metric"] == name) & (items["filter"] == filt)]
+                assert sorted(sel["doc_id"]) == list(range(data_rows[task])), (model, task, metric)
+                again = metric_value(aggregation(name), sel["value"], sel["weight"])
+                assert again == pytest.approx(r[metric], rel=1e-9), (model, task, metric)
             cfg = res["config"]
             path = tiny_models[model] if model in tiny_models else wd / "results" / "models" / model
             assert f"pretrained={path}" in cfg["model_args"] and "dtype=" in cfg["model_args"]
@@ -250,3 +260,37 @@ def test_broken_inputs_fail_clearly_and_others_finish(tmp_path, tiny_models):
     assert (tmp_path / "results" / "harness" / "base" / "mergelab_categories.json").is_file()
     assert not (tmp_path / "results" / "harness" / "broken" / "mergelab_categories.json").exists()
     assert not (tmp_path / "results" / "harness" / "base" / "my_bad_task.json").exists()
+
+
+# ---------------------------------------------------------------- per-item results (unit)
+
+
+def test_item_rows_keep_numbers_and_corpus_pairs_and_leave_texts_out(tmp_path):
+    import pandas as pd
+
+    from mergelab.items import ITEM_COLUMNS, item_rows, write_items
+
+    samples = {
+        "cats": [
+            {"doc_id": 0, "filter": "none", "metrics": ["acc", "acc_norm"], "acc": 1.0, "acc_norm": True, "doc": {}},
+            {"doc_id": 1, "filter": "none", "metrics": ["acc", "acc_norm"], "acc": 0.0, "acc_norm": 0},
+        ],
+        "ppl": [{"doc_id": 3, "filter": "none", "metrics": ["word_perplexity"], "word_perplexity": [-12.5, 4]}],
+        "mt": [{"doc_id": 0, "filter": "none", "metrics": ["bleu"], "bleu": ["a ref", "a pred"]}],
+    }
+    rows, left_out = item_rows(samples)
+    assert left_out == ["mt: bleu"]
+    assert [(r["task"], r["doc_id"], r["metric"], r["value"], r["weight"]) for r in rows] == [
+        ("cats", 0, "acc", 1.0, 1.0),
+        ("cats", 0, "acc_norm", 1.0, 1.0),
+        ("cats", 1, "acc", 0.0, 1.0),
+        ("cats", 1, "acc_norm", 0.0, 1.0),
+        ("ppl", 3, "word_perplexity", -12.5, 4.0),
+    ]
+    write_items(rows, tmp_path / "x.items.parquet")
+    back = pd.read_parquet(tmp_path / "x.items.parquet")
+    assert list(back.columns) == ITEM_COLUMNS and len(back) == 5 and back["doc_id"].dtype == "int64"
+    write_items([], tmp_path / "empty.items.parquet")  # a skipped evaluation: the columns only
+    empty = pd.read_parquet(tmp_path / "empty.items.parquet")
+    assert list(empty.columns) == ITEM_COLUMNS and empty.empty
+    assert dict(empty.dtypes.astype(str)) == dict(back.dtypes.astype(str))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
+import pandas as pd
 import pytest
 
 from conftest import (
@@ -85,6 +86,9 @@ def test_per_model_writes_what_per_task_writes(both):
             b = json.loads((model_wd / "results" / "harness" / model / f"{task}.json").read_text())
             assert comparable(a) == comparable(b), (model, task)
             assert b["mergelab"]["task"] == task and b["mergelab"]["model"] == model
+            items = f"{task}.items.parquet"  # the per-item results, whichever job wrote them
+            a = pd.read_parquet(task_wd / "results" / "harness" / model / items)
+            assert not a.empty and a.equals(pd.read_parquet(model_wd / "results" / "harness" / model / items))
         for task in ("pm_pair", "mergelab_categories"):
             name = f"{task}.samples.jsonl"
             a = (task_wd / "results" / "harness" / model / name).read_text()

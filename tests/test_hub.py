@@ -183,6 +183,13 @@ def test_push_card_results_rerun_and_no_token_leak(tmp_path, stub, tiny_models):
     assert ev.dataset_type == "mergelab_categories" and ev.metric_type == primary["metric"].iloc[0]
     assert ev.metric_value == pytest.approx(primary["value"].iloc[0], abs=1e-6)
     assert "## Evaluation (mergelab)" in card_text and "mergelab_categories" in card_text.split("## Evaluation")[1]
+    # each result with its interval, and the paired comparisons with the parents (issue 19)
+    assert f"[{primary['ci_low'].iloc[0]:.4f}, {primary['ci_high'].iloc[0]:.4f}]" in card_text
+    pairs = pd.read_csv(wd / "results/tables/merge_comparisons.csv")
+    pairs = pairs[pairs["model"] == mid]
+    assert len(pairs) > 0 and "Against its parents, paired on the same items" in card_text
+    for r in pairs.itertuples():
+        assert f"| {r.task} | {r.parent} ({r.relation}) | {r.n} |" in card_text
 
     # nothing changed: nothing to do; forcing the card update makes no new commit
     proc = snakemake(wd, path, "-n", env=env, check=True)
@@ -273,6 +280,19 @@ def test_results_card_is_parseable_and_idempotent():
     ]
     assert evs[0].metric_name == "exact_match (strict-match), 5-shot"
     assert "| syntax | 0.7000 |  | 50.0 |" in once and "A merge." in once
+    # the interval of each result and the paired comparisons with the parents (issue 19)
+    rows[0].update(ci_low=0.45, ci_high=0.55)
+    pairs = [
+        {"task": "gsm8k", "parent": "a", "relation": "parent", "n": 1319, "diff": 0.04, "ci_low": 0.02}
+        | {"ci_high": 0.06, "p_adjusted": 0.001, "verdict": "better", "test": "exact McNemar", "alpha": 0.05}
+        | {"correction": "holm"}
+    ]
+    card = results_card(base, "m", rows, comp, comparison_rows=pairs)
+    assert "| gsm8k | exact_match | 0.5000 | [0.4500, 0.5500] | 0.0100 |" in card
+    assert "| mmlu | acc | 0.6000 |  |  |" in card
+    assert "| gsm8k | a (parent) | 1319 | 0.0400 | [0.0200, 0.0600] | 0.0010 | better | exact McNemar |" in card
+    assert "95% bootstrap interval" in card and "(holm)" in card
+    assert results_card(card, "m", rows, comp, comparison_rows=pairs) == card
 
 
 def test_license_only_when_the_parents_agree(tmp_path):

@@ -9,9 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, SNAKEMAKE, base_env, snakemake, unloadable_copy, write_config
+from conftest import REPO, SNAKEMAKE, base_env, planned_jobs, snakemake, unloadable_copy, write_config
 from mergelab import compare
 from mergelab import organize as org
+from mergelab.plots import best_parent_rows
+from mergelab.stats import aggregation, metric_value
 
 FIXTURES = REPO / "tests" / "data" / "harness_results"
 CONTEXT = {
@@ -106,13 +108,18 @@ def test_one_documented_primary_metric_per_task(harness):
     )
 
 
+def leaderboard_of(harness, context, items=None):
+    comparisons = compare.merge_comparisons(harness, items or {}, context)
+    return compare.leaderboard(compare.leaderboard_table(harness, None, comparisons, context), comparisons, context)
+
+
 def test_missing_result_is_missing_not_zero(tmp_path):
     files = fixture_files()
     files["ab_task_arithmetic_w0.5"]["test_mc"] = str(tmp_path / "nowhere.json")
     table = org.harness_table(files, CONTEXT)
     gap = table[(table["model"] == "ab_task_arithmetic_w0.5") & (table["harness_task"] == "test_mc")]
     assert len(gap) == 1 and gap["status"].iloc[0] == "missing" and math.isnan(gap["value"].iloc[0])
-    board = compare.leaderboard(table, None, compare.merge_comparisons(table, None, CONTEXT), CONTEXT)
+    board = leaderboard_of(table, CONTEXT)
     lines = board.splitlines()
     merge_line = next(line for line in lines if line.startswith("| ab_task_arithmetic_w0.5"))
     header = lines[2].strip("|").split(" | ")
@@ -123,7 +130,7 @@ def test_missing_result_is_missing_not_zero(tmp_path):
     first = {**CONTEXT, "model_order": ["ab_task_arithmetic_w0.5"] + CONTEXT["model_order"][:-1]}
     files = {m: files[m] for m in first["model_order"]}
     table = org.harness_table(files, first)
-    board = compare.leaderboard(table, None, compare.merge_comparisons(table, None, first), first)
+    board = leaderboard_of(table, first)
     assert [h for h in board.splitlines()[2].strip("|").split(" | ") if h.startswith("test_mc")] == [
         "test_mc (acc_norm)"
     ]
@@ -190,6 +197,10 @@ def test_seed_means_and_sd(holmes):
     assert row["mean"] == pytest.approx(0.5) and row["sd"] == pytest.approx(0.1414213562)
     assert row["n_seeds"] == 2 and row["metric"] == "macro_f1" and row["competence"] == "syntax"
     assert holmes[holmes["probing_dataset"] == "d3"]["metric"].eq("pearson").all()
+    from scipy import stats as sps
+
+    ref = sps.t.interval(0.95, 1, loc=0.5, scale=sps.sem([0.4, 0.6]))  # the t-interval over the 2 seeds
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(ref)
 
 
 def test_competence_means_keep_f1_and_pearson_apart_and_winning_rates(holmes):
@@ -297,32 +308,125 @@ def test_kendall_tau_equals_scipy(holmes, harness):
     assert per_dataset.loc[("d1", "t1"), "p_value"] == pytest.approx(p)
 
 
-def test_outcomes_respect_direction():
-    assert compare.outcome(0.9, [0.5, 0.8], True) == "better"
-    assert compare.outcome(0.6, [0.5, 0.8], True) == "between"
-    assert compare.outcome(0.4, [0.5, 0.8], True) == "worse"
-    assert compare.outcome(10.0, [12.0, 15.0], False) == "better"
-    assert compare.outcome(math.nan, [1.0], True) == ""
+STATS_CONTEXT = {
+    "model_order": ["base", "words", "math", "m_up2", "m_all", "m_ppl"],
+    "models": {
+        "base": {"role": "base"},
+        "words": {"role": "parent"},
+        "math": {"role": "parent"},
+        **{
+            m: {"role": "merge", "recipe": "r", "method": "ties", "parents": ["words", "math"], "base": "base"}
+            for m in ("m_up2", "m_all", "m_ppl")
+        },
+    },
+    "stats": {"alpha": 0.05, "bootstrap": 2000, "correction": "holm", "seed": 0},
+}
+
+
+def stats_campaign():
+    """16 binary items (cats: words 16/16, math and base 4/16, m_up2 two items above them, m_all
+    16/16) and 30 documents of a perplexity task (m_ppl clearly lower than every other model)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    cats = {"base": [1] * 4 + [0] * 12, "math": [0] * 12 + [1] * 4, "words": [1] * 16}
+    cats["m_up2"] = [1] * 6 + [0] * 10
+    cats["m_all"] = [1] * 16
+    cats["m_ppl"] = cats["base"]
+    words = rng.integers(10, 60, size=30).astype(float)
+    per_word = {m: 4.0 + rng.normal(0, 0.05, 30) for m in ("base", "words", "math", "m_up2", "m_all")}
+    per_word["m_ppl"] = per_word["base"] - 0.5
+    items, rows = {}, []
+    for m in STATS_CONTEXT["model_order"]:
+        a = pd.DataFrame({"task": "cats", "doc_id": range(16), "filter": "none", "metric": "acc"})
+        a = a.assign(value=np.asarray(cats[m], float), weight=1.0, harness_task="cats")
+        b = pd.DataFrame({"task": "ppl", "doc_id": range(30), "filter": "none", "metric": "word_perplexity"})
+        b = b.assign(value=-per_word[m] * words, weight=words, harness_task="ppl")
+        items[m] = pd.concat([a, b], ignore_index=True)
+        for t, metric, hib in (("cats", "acc", True), ("ppl", "word_perplexity", False)):
+            rows.append(
+                {"model": m, "harness_task": t, "task": t, "metric": metric, "filter": "none", "primary": True}
+                | {"higher_is_better": hib, "value": 0.0, "stderr": 0.0, "status": "ok"}
+            )
+    return pd.DataFrame(rows, columns=org.HARNESS_COLUMNS), items
+
+
+def test_merge_comparisons_pair_every_merge_with_its_parents_and_base():
+    from mergelab import stats
+
+    harness, items = stats_campaign()
+    table = compare.merge_comparisons(harness, items, STATS_CONTEXT)
+    assert list(table.columns[:5]) == ["model", "parent", "relation", "recipe", "method"]
+    assert len(table) == 3 * 3 * 2  # merges x (2 parents + base) x tasks
+    row = table.set_index(["model", "parent", "task"])
+    up2 = row.loc[("m_up2", "base", "cats")]
+    assert (up2["merge_value"], up2["parent_value"], up2["n"]) == (6 / 16, 4 / 16, 16)
+    assert up2["verdict"] == "indistinguishable" and up2["test"].startswith("exact McNemar")
+    assert row.loc[("m_all", "math", "cats"), "verdict"] == "better"
+    assert row.loc[("m_all", "words", "cats"), "verdict"] == "indistinguishable"  # identical items
+    assert row.loc[("m_all", "words", "cats"), "p_value"] == 1.0
+    assert row.loc[("m_all", "base", "cats"), "relation"] == "base"
+    assert row.loc[("m_all", "math", "cats"), "versus_parents"] == "undecided"  # = words, > math
+    ppl = row.loc[("m_ppl", "words", "ppl")]  # lower perplexity: better, from the bootstrap over documents
+    assert ppl["diff"] < 0 and ppl["ci_high"] < 0 and ppl["verdict"] == "better"
+    assert ppl["test"] == stats.TESTS["bootstrap"] and ppl["versus_parents"] == "better than all"
+    assert ppl["merge_value"] == pytest.approx(
+        math.exp(-items["m_ppl"]["value"][16:].sum() / items["m_ppl"]["weight"][16:].sum())
+    )
+    # Holm across the whole campaign; the settings are in every row
+    assert table["p_adjusted"].tolist() == pytest.approx(stats.adjust(table["p_value"], "holm").tolist())
+    assert set(table["correction"]) == {"holm"} and set(table["alpha"]) == {0.05}
+    board = leaderboard_of(harness, STATS_CONTEXT, items)
+    lines = {line.split("|")[1].strip(): line for line in board.splitlines() if line.startswith("| m_")}
+    assert "▲" in lines["m_ppl"].split("|")[4] and not any(mark in lines["m_up2"] for mark in "▲●▼")
+    assert "Holm correction" in board and f"{len(table)} harness comparisons" in board
+
+
+def test_comparisons_follow_the_configs_order_of_merges():
+    """The catalogue's mapping reaches the job with its keys sorted (job params): the rows follow
+    model_order, as the leaderboard's do."""
+    harness, items = stats_campaign()
+    order = ["base", "words", "math", "m_up2", "m_ppl", "m_all"]  # not alphabetical
+    ctx = {**STATS_CONTEXT, "model_order": order, "models": dict(sorted(STATS_CONTEXT["models"].items()))}
+    table = compare.merge_comparisons(harness, items, ctx)
+    assert list(dict.fromkeys(table["model"])) == ["m_up2", "m_ppl", "m_all"]
+
+
+def test_identical_models_are_indistinguishable_in_the_tables():
+    harness, items = stats_campaign()
+    same = {m: items["base"] for m in items}
+    table = compare.merge_comparisons(harness, same, STATS_CONTEXT)
+    assert set(table["verdict"]) == {"indistinguishable"} and (table["diff"] == 0).all()
+    assert set(table["versus_parents"]) == {"undecided"}
+
+
+def test_model_intervals_hold_the_value_of_the_items():
+    harness, items = stats_campaign()
+    iv = compare.model_intervals(harness, items, STATS_CONTEXT).set_index(["model", "task"])
+    words = iv.loc[("words", "cats")]
+    assert (words["value"], words["ci_low"], words["ci_high"], words["n"]) == (1.0, 1.0, 1.0, 16)
+    base = iv.loc[("base", "cats")]
+    assert base["ci_low"] < 0.25 < base["ci_high"]
+    org.add_intervals(harness, iv.reset_index())
+    assert harness["ci_low"].notna().all()
 
 
 def test_outcomes_figure_of_a_partial_build_is_a_note(tmp_path):
-    """Blank outcomes read back from the CSV (a parent's results missing) are NaN:
+    """Blank verdicts read back from the CSV (a parent's results missing) are NaN:
     the figure says there is nothing to count instead of crashing."""
     import io
 
-    import pandas as pd
-
     from mergelab import plots
 
-    csv = (
-        "model,recipe,method,measure,value,best_parent,worst_parent,minus_best_parent,higher_is_better,outcome\n"
-        "ab_linear_w1,ab,linear,task: mergelab_categories,,,,,True,\n"
-    )
-    comparisons = pd.read_csv(io.StringIO(csv))
-    assert comparisons["outcome"].isna().all()
+    header = ",".join(compare.COMPARISON_COLUMNS)
+    line = "ab_linear_w1,alpha,parent,ab,linear,cats,cats,acc,none,True,0,,,,,,,,,holm,0.05,,"
+    comparisons = pd.read_csv(io.StringIO(header + "\n" + line + "\n"))
+    assert comparisons["versus_parents"].isna().all()
     plots.outcomes(comparisons, tmp_path / "merge_outcomes")
     assert pd.read_csv(tmp_path / "merge_outcomes.csv")["note"].tolist() == ["no merge with evaluated parents"]
     assert (tmp_path / "merge_outcomes.png").stat().st_size > 0
+    plots.merge_vs_parents(comparisons, tmp_path / "merge_vs_parents")
+    assert (tmp_path / "merge_vs_parents.png").stat().st_size > 0
 
 
 # ---------------------------------------------------------------- workflow
@@ -371,6 +475,7 @@ def test_every_figure_exists_and_its_data_equals_the_tables(campaign):
         "results/plots/kendall_tau_datasets",
         "results/plots/merge_vs_parents",
         "results/plots/merge_outcomes",
+        "results/plots/normalised_scores",
         "results/plots/sweep/ab",
     }
     assert stems == expected
@@ -392,7 +497,13 @@ def test_every_figure_exists_and_its_data_equals_the_tables(campaign):
     assert len(merged) == len(plotted) > 0
     assert (merged["mean_f1_plot"] - merged["mean_f1"]).abs().max() < 1e-12
     comparisons = pd.read_csv(tables / "merge_comparisons.csv")
-    pd.testing.assert_frame_equal(pd.read_csv(wd / "results/plots/merge_vs_parents.csv"), comparisons)
+    forest = pd.read_csv(wd / "results/plots/merge_vs_parents.csv")  # each merge against its best parent
+    expected = best_parent_rows(comparisons).reset_index(drop=True)
+    pd.testing.assert_frame_equal(forest, expected, check_dtype=False)
+    assert len(forest) == 3 * (2 + comparisons["task"].str.startswith("holmes: ").sum() // 9)
+    normalised = pd.read_csv(tables / "normalised_scores.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(wd / "results/plots/normalised_scores.csv"), normalised)
+    assert set(normalised["model"]) == {"ab_slerp_t0.3", "ab_slerp_t0.7", "ab_task_arithmetic_w0.5"}
     holmes = pd.read_csv(tables / "holmes.csv")
     kt = compare.kendall_table(harness, holmes, comp, "competence")
     plotted = pd.read_csv(wd / "results/plots/kendall_tau_competences.csv")
@@ -434,11 +545,42 @@ def test_tables_hold_the_campaign(campaign):
     board = (tables / "leaderboard.md").read_text()
     merge_lines = [line for line in board.splitlines() if line.startswith("| ab_")]
     assert len(merge_lines) == 3
-    for line in merge_lines:  # every harness number of a merge is marked against its parents
-        cells = line.split("|")[3:5]
-        assert all(any(mark in c for mark in "▲●▼") for c in cells), line
+    comparisons = pd.read_csv(tables / "merge_comparisons.csv")
+    marks = {"better than all": "▲", "between": "●", "worse than all": "▼"}
+    for line in merge_lines:  # a mark exactly where the paired comparisons say so
+        model = line.split("|")[1].strip()
+        for task, cell in zip(("mergelab_categories", "mergelab_text_ppl"), line.split("|")[3:5]):
+            sel = comparisons[(comparisons["model"] == model) & (comparisons["task"] == task)]
+            said = sel["versus_parents"].fillna("").iloc[0]
+            assert [m for m in "▲●▼" if m in cell] == ([marks[said]] if said in marks else []), (line, said)
+            assert "[" in cell, cell  # the model's interval
+    # merge x (alpha, beta, base) x task, each from the per-item results of both models
+    holmes_rows = comparisons["task"].str.startswith("holmes: ")
+    assert set(comparisons[holmes_rows]["test"]) == {compare.HOLMES_TEST}
+    assert (~holmes_rows).sum() == 3 * 3 * 2 and set(comparisons["relation"]) == {"parent", "base"}
+    for r in comparisons[~holmes_rows].itertuples():
+        for model, value in ((r.model, r.merge_value), (r.parent, r.parent_value)):
+            items = pd.read_parquet(wd / f"results/harness/{model}/{r.task}.items.parquet")
+            sel = items[(items["metric"] == r.metric) & (items["filter"] == r.filter)]
+            assert len(sel) == r.n and metric_value(aggregation(r.metric), sel["value"], sel["weight"]) == (
+                pytest.approx(value)
+            )
+        row = harness[(harness["model"] == r.model) & (harness["task"] == r.task) & (harness["metric"] == r.metric)]
+        assert row["value"].iloc[0] == pytest.approx(r.merge_value)  # the table lm-eval's JSON gives
+        assert r.ci_low <= r.diff <= r.ci_high
     proc = snakemake(wd, path, "-n", check=True)
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.workflow
+def test_changing_stats_reruns_only_the_tables_and_figures(campaign):
+    import yaml
+
+    wd, path = campaign
+    cfg = yaml.safe_load(Path(path).read_text())
+    cfg["stats"] = {"alpha": 0.1, "correction": "bh"}
+    proc = snakemake(wd, write_config(wd, cfg, "stats.yaml"), "-n", check=True)
+    assert set(planned_jobs(proc.stdout)) == {"organize", "plot", "all"}, proc.stdout[-2000:]
 
 
 @pytest.mark.workflow
@@ -466,6 +608,9 @@ def test_report_builds(campaign):
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = (wd / "results" / "report.html").read_text()
     assert "shaded band" in html and "Holmes vs harness" in html and "headline numbers" in html
+    # it opens on the leaderboard (the workflow description, beside the job graph)
+    assert "merges against their parents" in html and "A merge is marked only where paired comparisons" in html
+    assert "gain retention" in html and "forest plot" in html
 
 
 @pytest.mark.workflow
@@ -513,3 +658,80 @@ def test_failed_evaluation_gives_partial_tables_that_nothing_trusts(tmp_path, ti
     proc = snakemake(tmp_path, write_config(tmp_path, cfg), check=True)
     assert not part.exists()
     assert "mergelab: done.\n  leaderboard: results/tables/leaderboard.md" in proc.stderr
+
+
+def test_normalised_scores_by_hand():
+    ctx = {
+        "model_order": ["base", "math", "words", "m", "nobase"],
+        "models": {
+            "base": {"role": "base"},
+            "math": {"role": "parent"},
+            "words": {"role": "parent"},
+            "m": {"role": "merge", "recipe": "r", "method": "ties", "parents": ["math", "words"], "base": "base"},
+            "nobase": {"role": "merge", "recipe": "s", "method": "linear", "parents": ["math", "words"]},
+        },
+    }
+    values = {"base": (0.25, 100.0), "math": (0.25, 230.0), "words": (1.0, 210.0), "m": (0.625, 130.0)}
+    values["nobase"] = (0.5, 150.0)
+    rows = []
+    for model, (acc, ppl) in values.items():
+        for task, metric, v, hib in (("cats", "acc_norm", acc, True), ("ppl", "word_perplexity", ppl, False)):
+            rows.append(
+                {"model": model, "harness_task": task, "task": task, "metric": metric, "filter": "none"}
+                | {"primary": True, "higher_is_better": hib, "value": v, "status": "ok"}
+            )
+    table = compare.normalised_scores(pd.DataFrame(rows, columns=org.HARNESS_COLUMNS), ctx)
+    assert set(table["model"]) == {"m"}  # only merges with a base
+    t = table.set_index("harness_task")
+    assert t.loc["cats", "best_parent"] == "words" and t.loc["cats", "gain_retention"] == pytest.approx(0.5)
+    assert t.loc["cats", "relative_to_best"] == pytest.approx(0.625)
+    assert t.loc["ppl", "best_parent"] == "words"  # lower perplexity is better
+    assert t.loc["ppl", "gain_retention"] == pytest.approx(30 / 110)
+    assert t.loc["ppl", "relative_to_best"] == pytest.approx(210 / 130)
+    assert t.loc[compare.MEAN_ROW, "gain_retention"] == pytest.approx((0.5 + 30 / 110) / 2)
+    assert t.loc[compare.MEAN_ROW, "relative_to_best"] == pytest.approx((0.625 + 210 / 130) / 2)
+
+
+def test_holmes_comparisons_are_wilcoxon_over_datasets():
+    from scipy.stats import wilcoxon
+
+    from mergelab import stats
+
+    rng = __import__("numpy").random.default_rng(0)
+    names = [f"d{i}" for i in range(12)]
+    parent = rng.uniform(0.4, 0.8, size=12)
+    scores = {"p": parent, "q": parent - 0.01, "m": parent + 0.05 + rng.normal(0, 0.01, 12)}
+    rows = [
+        {"model": mdl, "probing_dataset": d, "competence": "syntax" if i < 6 else "semantics"}
+        | {"metric": "macro_f1", "mean": float(v[i]), "status": "ok"}
+        for mdl, v in scores.items()
+        for i, d in enumerate(names)
+    ]
+    holmes = pd.DataFrame(rows)
+    ctx = {
+        "models": {
+            "p": {"role": "parent"},
+            "q": {"role": "parent"},
+            "m": {"role": "merge", "recipe": "r", "method": "ties", "parents": ["p", "q"]},
+        },
+        "stats": {"alpha": 0.05, "bootstrap": 2000, "correction": "holm", "seed": 0},
+    }
+    table = compare.merge_comparisons(pd.DataFrame(columns=org.HARNESS_COLUMNS), {}, ctx, holmes)
+    t = table.set_index(["parent", "task"])
+    assert set(table["task"]) == {"holmes: syntax", "holmes: semantics", "holmes: overall"}
+    over = t.loc[("p", "holmes: overall")]
+    assert over["n"] == 12 and over["test"] == compare.HOLMES_TEST
+    assert over["p_value"] == pytest.approx(wilcoxon(scores["m"], parent).pvalue)
+    assert over["diff"] == pytest.approx((scores["m"] - parent).mean()) and over["ci_low"] > 0
+    assert over["verdict"] == "better" and over["versus_parents"] == "better than all"
+    assert t.loc[("p", "holmes: syntax"), "n"] == 6
+    assert table["p_adjusted"].tolist() == pytest.approx(stats.adjust(table["p_value"], "holm").tolist())
+    # with the harness comparisons: two families, each adjusted on its own
+    harness, items = stats_campaign()
+    models = {**STATS_CONTEXT["models"], **ctx["models"]}
+    order = STATS_CONTEXT["model_order"] + list(ctx["models"])
+    both = compare.merge_comparisons(harness, items, {**STATS_CONTEXT, "models": models, "model_order": order}, holmes)
+    alone = compare.merge_comparisons(harness, items, STATS_CONTEXT)
+    h = ~compare.is_holmes(both)
+    assert both.loc[h, "p_adjusted"].tolist() == pytest.approx(alone["p_adjusted"].tolist())
+    assert both.loc[~h, "p_adjusted"].tolist() == pytest.approx(table["p_adjusted"].tolist())

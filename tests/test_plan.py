@@ -145,6 +145,7 @@ def test_every_figure_is_one_registry_entry_with_its_caption(two_folders):
         "results/plots/kendall_tau_datasets",
         "results/plots/merge_vs_parents",
         "results/plots/merge_outcomes",
+        "results/plots/normalised_scores",
         "results/plots/sweep/math-words",
     ]
     assert exp.targets("plots") == [f"{f['stem']}.png" for f in figs]

@@ -102,6 +102,8 @@ def test_embedded_default_runs_offline(default_run):
         "leaderboard.md",
         "provenance.json",
         "merge_comparisons.csv",
+        "normalised_scores.csv",
+        "leaderboard.csv",
     ):
         assert (wd / "results" / "tables" / table).stat().st_size > 0, table
     assert len(list((wd / "results" / "plots").rglob("*.png"))) >= 8
@@ -120,6 +122,41 @@ def test_the_gallery_is_what_the_default_run_gives(default_run):
     assert made == (REPO / "docs" / "gallery" / "leaderboard.md").read_text(), (
         "docs/gallery/ is out of date: run `make gallery` and update the numbers the docs quote\n" + made
     )
+
+
+@pytest.mark.workflow
+def test_demo_verdicts(default_run):
+    """Issue 19 on the embedded default: words (16/16) against base (4/16) on the 16 held-out nouns
+    is a difference the paired test finds; a merge two items above a parent is not; and every
+    comparison's values are the per-item results' and lm-eval's own."""
+    import numpy as np
+    import pandas as pd
+
+    from mergelab import stats
+
+    wd, _ = default_run
+    acc = {}
+    for model in ("words", "base"):
+        items = pd.read_parquet(wd / "results" / "harness" / model / "mergelab_categories.items.parquet")
+        sel = items[(items["metric"] == "acc_norm") & (items["filter"] == "none")].sort_values("doc_id")
+        assert sel["doc_id"].tolist() == list(range(16))
+        acc[model] = sel["value"].to_numpy(float)
+    assert acc["words"].mean() == 1.0 and acc["base"].mean() == 0.25
+    values = np.vstack([acc["words"], acc["base"]])
+    res = stats.compare_task(
+        "mean", values, np.ones_like(values), [stats.Pair(0, 1)], 10000, 0.05, stats.task_rng(0, "t")
+    )
+    assert stats.verdict(res[0].diff, res[0].p_value, 0.05, True) == "better"
+
+    comparisons = pd.read_csv(wd / "results" / "tables" / "merge_comparisons.csv")
+    cats = comparisons[comparisons["task"] == "mergelab_categories"]
+    two_up = cats[np.isclose(cats["diff"], 2 / 16)]
+    assert len(two_up) > 0 and set(two_up["verdict"]) == {"indistinguishable"}, two_up
+    harness = pd.read_csv(wd / "results" / "tables" / "harness.csv")
+    head = harness[harness["primary"] & (harness["task"] == harness["harness_task"])].set_index(["model", "task"])
+    for r in comparisons[~comparisons["task"].str.startswith("holmes: ")].itertuples():
+        assert head.loc[(r.model, r.task), "value"] == pytest.approx(r.merge_value, rel=1e-9)
+        assert head.loc[(r.parent, r.task), "value"] == pytest.approx(r.parent_value, rel=1e-9)
 
 
 @pytest.mark.workflow

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import snakemake, write_config
+from mergelab.items import ITEM_COLUMNS
 
 HARNESS = {"tasks": ["mergelab_arithmetic"], "settings": {"limit": 4, "batch_size": 4, "bootstrap_iters": 0}}
 
@@ -109,6 +110,9 @@ def test_per_model_job_of_a_broken_merge_writes_every_task_skipped(tmp_path, tin
         res = json.loads((wd / f"results/harness/{boom}/{task}.json").read_text())
         assert res["results"] == {} and res["mergelab"]["skipped"] is True and res["mergelab"]["task"] == task
     assert (wd / f"results/harness/{boom}/{tasks[1]}.samples.jsonl").read_text() == ""
+    for task in tasks:  # the per-item results: the columns, no rows
+        items = pd.read_parquet(wd / f"results/harness/{boom}/{task}.items.parquet")
+        assert items.empty and list(items.columns) == ITEM_COLUMNS
     harness = pd.read_csv(wd / "results/tables/harness.csv")
     rows = harness[harness["model"] == boom]
     assert set(rows["task"]) >= set(tasks) and set(rows["status"]) == {"broken"} and rows["value"].isna().all()

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from mergelab import harness_env
 from mergelab.completeness import partial_result
 from mergelab.harness_env import request_cache
+from mergelab.items import item_rows, items_frame
 from mergelab.jobs import JobError, atomic_file
 
 log = logging.getLogger("mergelab.harness")
@@ -331,7 +332,7 @@ class Model:
             tasks=list(tasks),
             num_fewshot=s["num_fewshot"],
             limit=s["limit"],
-            log_samples=bool(s["log_samples"]),
+            log_samples=True,  # always: the per-item results (write_items); .samples.jsonl only where asked
             apply_chat_template=s["apply_chat_template"],
             fewshot_as_multiturn=s["fewshot_as_multiturn"],
             gen_kwargs=s["gen_kwargs"],
@@ -466,13 +467,26 @@ def _version(pkg: str) -> str:
     return version(pkg)
 
 
-def write_results(results: Dict[str, Any], json_path: str, samples_path: Optional[str] = None, stack=None) -> None:
-    """The results dict as JSON under its declared name; samples as JSON lines beside it.
+def write_results(
+    results: Dict[str, Any],
+    json_path: str,
+    samples_path: Optional[str] = None,
+    stack=None,
+    items_path: Optional[str] = None,
+) -> None:
+    """The results dict as JSON under its declared name; the per-item results (from the samples
+    lm-eval always logs for us) as parquet, and the samples as JSON lines only where asked.
     With ``stack`` (an ExitStack), the files take their names only when the stack closes."""
     from lm_eval.utils import handle_non_serializable
 
     with contextlib.ExitStack() if stack is None else contextlib.nullcontext(stack) as files:
         samples = results.pop("samples", None)
+        if items_path:
+            rows, left_out = item_rows(samples)
+            if left_out:
+                log.info("no per-item values (aggregated over the corpus only): %s", ", ".join(left_out))
+            fh = files.enter_context(atomic_file(items_path, "wb"))
+            items_frame(rows).to_parquet(fh, index=False)
         if samples_path:
             fh = files.enter_context(atomic_file(samples_path))
             for task_name, rows in (samples or {}).items():
@@ -483,12 +497,21 @@ def write_results(results: Dict[str, Any], json_path: str, samples_path: Optiona
         fh.write("\n")
 
 
-def write_model_results(results: Dict[str, Dict[str, Any]], json_paths: List[str], samples_paths: List[str]) -> None:
+def write_model_results(
+    results: Dict[str, Dict[str, Any]], json_paths: List[str], samples_paths: List[str], items_paths: List[str] = ()
+) -> None:
     """A per_model job's outputs: each task's results under its declared names (<task>.json,
-    <task>.samples.jsonl). All or nothing: no file takes its name unless every one was written."""
+    <task>.items.parquet, <task>.samples.jsonl). All or nothing: no file takes its name unless
+    every one was written."""
     from pathlib import Path
 
-    named = {Path(p).name: p for p in list(json_paths) + list(samples_paths)}
+    named = {Path(p).name: p for p in list(json_paths) + list(samples_paths) + list(items_paths)}
     with contextlib.ExitStack() as stack:
         for task, res in results.items():
-            write_results(res, named[f"{task}.json"], named.get(f"{task}.samples.jsonl"), stack=stack)
+            write_results(
+                res,
+                named[f"{task}.json"],
+                named.get(f"{task}.samples.jsonl"),
+                stack=stack,
+                items_path=named.get(f"{task}.items.parquet"),
+            )

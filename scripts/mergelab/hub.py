@@ -210,8 +210,11 @@ def results_card(
     harness_rows: List[Dict[str, Any]],
     competence_rows: List[Dict[str, Any]],
     source: str = "mergelab",
+    comparison_rows: List[Dict[str, Any]] = (),
 ) -> str:
-    """The card with a model-index of the harness results and a Holmes summary section."""
+    """The card with a model-index of the harness results and a section with each result's
+    bootstrap interval (harness rows' ci_low, ci_high), the paired comparisons with the merge's
+    parents (rows of results/tables/merge_comparisons.csv) and a Holmes summary."""
     from huggingface_hub import EvalResult, ModelCard
 
     card = ModelCard(card_text)
@@ -242,16 +245,33 @@ def results_card(
     lines = [marker]
     if harness_rows:
         lines += [
-            "lm-evaluation-harness, primary metric of each task (all metrics in the model-index):",
+            "lm-evaluation-harness, primary metric of each task (all metrics in the model-index), with its "
+            "bootstrap percentile interval over the task's items:",
             "",
-            "| task | metric | value | stderr |",
-            "|---|---|---|---|",
+            "| task | metric | value | interval | stderr |",
+            "|---|---|---|---|---|",
         ]
         for r in harness_rows:
-            stderr = r.get("stderr")
+            interval = f"[{_num(r.get('ci_low'))}, {_num(r.get('ci_high'))}]" if _num(r.get("ci_low")) else ""
             lines.append(
-                f"| {r['task']} | {r['metric']} | {float(r['value']):.4f} | "
-                f"{'' if stderr in (None, '') or stderr != stderr else f'{float(stderr):.4f}'} |"
+                f"| {r['task']} | {r['metric']} | {float(r['value']):.4f} | {interval} | {_num(r.get('stderr'))} |"
+            )
+    if comparison_rows:
+        first = comparison_rows[0]
+        lines += [
+            "",
+            f"Against its parents, paired on the same items (n): the difference with its "
+            f"{100 * (1 - float(first['alpha'])):g}% bootstrap interval, the p-value adjusted "
+            f"({first['correction']}) across the campaign's comparisons, and the verdict at alpha "
+            f"{float(first['alpha']):g}:",
+            "",
+            "| task | compared with | n | difference | interval | adjusted p | verdict | test |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in comparison_rows:
+            lines.append(
+                f"| {r['task']} | {r['parent']} ({r['relation']}) | {int(r['n'])} | {_num(r['diff'])} | "
+                f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}] | {_num(r['p_adjusted'])} | {r['verdict']} | {r['test']} |"
             )
     if competence_rows:
         lines += [

@@ -242,15 +242,20 @@ def _as_list(files) -> list:
 
 
 def write_skipped(smk):
-    """The writer of a skipped evaluation's outputs: a harness job's JSON marked skipped (and
-    empty samples), a Holmes job's scores with the header only. Neither loads a tool."""
+    """The writer of a skipped evaluation's outputs: a harness job's JSON marked skipped (an
+    empty per-item table and empty samples), a Holmes job's scores with the header only.
+    Neither loads a tool."""
     import json
 
     def write(spec, check):
+        from mergelab.items import write_items
+
         if "json" in smk.output.keys():
             for path in _as_list(smk.output.get("samples")):
                 with atomic_file(path):
                     pass
+            for path in _as_list(smk.output.get("per_item")):
+                write_items([], path)
             tasks = list(getattr(spec, "tasks", None) or [getattr(spec, "task", None)])
             for task, path in zip(tasks, _as_list(smk.output.json)):  # per_model: one per task, in order
                 record = {**skipped_record(spec, check), "task": task}

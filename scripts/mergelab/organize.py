@@ -58,6 +58,8 @@ HARNESS_COLUMNS = [
     "filter",
     "value",
     "stderr",
+    "ci_low",
+    "ci_high",
     "n_samples",
     "n_shot",
     "version",
@@ -89,6 +91,8 @@ HOLMES_COLUMNS = [
     "metric",
     "mean",
     "sd",
+    "ci_low",
+    "ci_high",
     "n_seeds",
     "objective",
     "encoding",
@@ -261,7 +265,19 @@ def harness_table(files: Dict[str, Dict[str, str]], context: Dict[str, Any]):
 def headline(harness) -> "object":
     """model x harness task: the primary metric of the configured task (a group's own value)."""
     sel = harness[(harness["task"] == harness["harness_task"]) & harness["primary"].astype(bool)]
-    return sel[["model", "harness_task", "metric", "filter", "value", "stderr", "higher_is_better", "status"]]
+    columns = ["model", "harness_task", "metric", "filter", "value", "stderr", "ci_low", "ci_high"]
+    return sel.reindex(columns=columns + ["higher_is_better", "status"])  # a table without intervals: NaN
+
+
+def add_intervals(harness, intervals) -> None:
+    """ci_low, ci_high of the rows of ``intervals`` (mergelab.compare.model_intervals: a model's
+    primary metric of a task, from its per-item results); NaN elsewhere."""
+    key = ["model", "harness_task", "task", "metric", "filter"]
+    if harness.empty or intervals.empty:
+        return
+    found = harness[key].merge(intervals[key + ["ci_low", "ci_high"]], on=key, how="left")
+    harness["ci_low"] = found["ci_low"].to_numpy(float)
+    harness["ci_high"] = found["ci_high"].to_numpy(float)
 
 
 # --------------------------------------------------------------------------- holmes
@@ -273,13 +289,16 @@ def holmes_table(
     context: Dict[str, Any],
     mapping: Optional[Dict[str, Dict[str, str]]] = None,
 ):
-    """Per (model, dataset): mean and sd over seeds. datasets: the manifest's rows, whose competence
+    """Per (model, dataset): mean and sd over seeds, and the mean's t-interval over the seeds at
+    the campaign's stats.alpha (NaN with one seed). datasets: the manifest's rows, whose competence
     and phenomenon come from workflow/holmes/probes.csv; for a dataset it does not know, from
     ``mapping`` (holmes.data.probes), else "unknown"."""
     import pandas as pd
 
     from mergelab.holmes_data import UNKNOWN
+    from mergelab.stats import DEFAULTS, t_interval
 
+    alpha = (context.get("stats") or {}).get("alpha", DEFAULTS["alpha"])
     mapping = mapping or {}
     rows = []
     for model, path in files.items():
@@ -307,6 +326,8 @@ def holmes_table(
                         **base,
                         "mean": math.nan,
                         "sd": math.nan,
+                        "ci_low": math.nan,
+                        "ci_high": math.nan,
                         "n_seeds": 0,
                         "objective": "",
                         "encoding": "",
@@ -314,11 +335,14 @@ def holmes_table(
                     }
                 )
                 continue
+            mean, lo, hi, _ = t_interval(list(values), alpha)
             rows.append(
                 {
                     **base,
-                    "mean": float(values.mean()),
+                    "mean": mean,
                     "sd": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
+                    "ci_low": lo,
+                    "ci_high": hi,
                     "n_seeds": int(len(values)),
                     "objective": str(sel["objective"].iloc[0]),
                     "encoding": str(sel["encoding"].iloc[0]),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List
@@ -88,6 +89,13 @@ FIGURES: Dict[str, Figure] = {
         lambda e: [{}] if e.merges and e.evaluated else [],
         lambda t, cat, stem: plots.outcomes(t["comparisons"], stem),
     ),
+    "normalised_scores": Figure(
+        "results/plots/normalised_scores",
+        "normalised",
+        "Merges",
+        lambda e: [{}] if any(s.base for s in e.merges.values()) and e.harness.tasks and e.harness.models else [],
+        lambda t, cat, stem: plots.normalised_scores(t["normalised"], stem),
+    ),
     "sweep": Figure(  # a recipe that sweeps a parameter (the expansion records which)
         "results/plots/sweep/{recipe}",
         "sweep",
@@ -140,15 +148,37 @@ def build_tables(catalogue: Dict[str, Any], files: Dict[str, Any], out: Dict[str
     org.mark_broken(harness, broken)
     org.mark_broken(holmes, broken)
     comp = org.competence_table(holmes, catalogue) if not holmes.empty else pd.DataFrame(columns=org.COMPETENCE_COLUMNS)
-    comparisons = compare.merge_comparisons(harness, comp, catalogue)
-    for key, frame in (("harness", harness), ("holmes", holmes), ("competences", comp), ("comparisons", comparisons)):
+    started = time.perf_counter()
+    items = compare.read_items(files.get("harness_items"))
+    org.add_intervals(harness, compare.model_intervals(harness, items, catalogue))
+    comparisons = compare.merge_comparisons(harness, items, catalogue, holmes)
+    s = compare.stats_settings(catalogue)
+    log.info(
+        "paired statistics: %d comparisons, %d intervals, %d resamples each (correction %s): %.1f s",
+        len(comparisons),
+        int(harness["ci_low"].notna().sum()),
+        s["bootstrap"],
+        s["correction"],
+        time.perf_counter() - started,
+    )
+    normalised = compare.normalised_scores(harness, catalogue)
+    for key, frame in (
+        ("harness", harness),
+        ("holmes", holmes),
+        ("competences", comp),
+        ("comparisons", comparisons),
+        ("normalised", normalised),
+    ):
         with atomic_file(out[key], newline="") as fh:
             frame.to_csv(fh, index=False)
     tmp = Path(out["harness_parquet"]).with_name(".harness.parquet.partial")
     parquet_safe(harness).to_parquet(tmp, index=False)
     tmp.replace(out["harness_parquet"])
+    board = compare.leaderboard_table(harness, comp, comparisons, catalogue)
     with atomic_file(out["leaderboard"]) as fh:
-        fh.write(compare.leaderboard(harness, comp, comparisons, catalogue))
+        fh.write(compare.leaderboard(board, comparisons, catalogue))
+    with atomic_file(out["leaderboard_csv"], newline="") as fh:
+        board.to_csv(fh, index=False)
     with atomic_file(out["provenance"]) as fh:
         json.dump(org.provenance(catalogue), fh, indent=2, sort_keys=True, default=str)
         fh.write("\n")
@@ -164,7 +194,7 @@ def build_plots(catalogue: Dict[str, Any], tables: Dict[str, str], figures: List
         path = Path(tables[key])
         return pd.read_csv(path) if path.is_file() and path.stat().st_size > 1 else pd.DataFrame()
 
-    frames = {k: load(k) for k in ("harness", "holmes", "competences", "comparisons")}
+    frames = {k: load(k) for k in ("harness", "holmes", "competences", "comparisons", "normalised")}
     for f in figures:
         FIGURES[f["figure"]].draw(frames, catalogue, Path(f["stem"]), **f["wildcards"])
         log.info("figure %s", f["stem"])

@@ -234,60 +234,150 @@ def kendall(harness, holmes, comp, stem: Path, level: str = "competence") -> Non
     save(fig, data, stem)
 
 
+VERDICT_COLORS = {"better": "#2f855a", "worse": "#c53030", "indistinguishable": "#718096"}
+
+
+def best_parent_rows(comparisons):
+    """Each merge's comparison with its best parent on each configured task (the parent with the
+    best value, respecting lower-is-better), as in results/tables/merge_comparisons.csv."""
+    if comparisons is None or comparisons.empty:
+        return comparisons
+    sel = comparisons[(comparisons["relation"] == "parent") & (comparisons["task"] == comparisons["harness_task"])]
+    sel = sel[sel["parent_value"].notna()]
+    oriented = sel["parent_value"].where(sel["higher_is_better"].astype(bool), -sel["parent_value"])
+    best = oriented.groupby([sel["model"], sel["harness_task"]], sort=False).idxmax()
+    return sel.loc[best.to_numpy()]
+
+
 def merge_vs_parents(comparisons, stem: Path) -> None:
-    if comparisons is None or comparisons.empty or comparisons["minus_best_parent"].notna().sum() == 0:
-        return note(stem, "Merges vs their best parent", "no merge with evaluated parents")
+    """Forest plot: per configured task, each merge minus its best parent with the paired bootstrap
+    interval, coloured by the verdict (after the correction)."""
+    rows = best_parent_rows(comparisons)
+    if rows is None or rows.empty:
+        return note(stem, "Merges vs their best parent", "no merge with evaluated parents and per-item results")
+    plt, _ = _mpl()
+    from matplotlib.ticker import MaxNLocator
+
+    tasks = list(dict.fromkeys(rows["harness_task"]))
+    merges = list(dict.fromkeys(rows["model"]))
+    cols = min(3, len(tasks))
+    nrows = math.ceil(len(tasks) / cols)
+    fig, axes = plt.subplots(
+        nrows, cols, figsize=(WIDTH, nrows * max(1.6, 0.8 + 0.22 * len(merges))), sharey=True, squeeze=False
+    )
+    for ax, task in zip(axes.flat, tasks):
+        d = rows[rows["harness_task"] == task].set_index("model")
+        for y, m in enumerate(merges):
+            if m not in d.index:
+                continue
+            r = d.loc[m]
+            color = VERDICT_COLORS.get(r["verdict"], "#999999")
+            ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=color, lw=1.6)
+            ax.plot([r["diff"]], [y], "o", color=color, ms=4)
+        ax.axvline(0, color="#333333", lw=0.8, ls="--")
+        first = d.iloc[0]
+        lower = "" if bool(first["higher_is_better"]) else ", lower is better"
+        ax.set_title(f"{task}\n({first['metric']}{lower})", fontsize=7)
+        ax.tick_params(axis="x", labelsize=6)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.set_yticks(range(len(merges)), merges, fontsize=7)
+        ax.set_ylim(len(merges) - 0.5, -0.5)
+    for ax in list(axes.flat)[len(tasks) :]:
+        ax.axis("off")
+    from matplotlib.lines import Line2D
+
+    alpha, correction = rows["alpha"].iloc[0], rows["correction"].iloc[0]
+    handles = [Line2D([], [], color=c, marker="o", lw=1.6, label=v) for v, c in VERDICT_COLORS.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=7, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    level = f"{100 * (1 - float(alpha)):g}%"
+    fig.suptitle(
+        f"Each merge minus its best parent, {level} paired bootstrap interval\n"
+        f"(verdicts at alpha {float(alpha):g} after the {correction} correction)",
+        fontsize=9,
+    )
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    save(fig, rows, stem)
+
+
+OUTCOMES = ["better than all", "between", "worse than all", "undecided"]
+
+
+def outcomes(comparisons, stem: Path) -> None:
+    """Per configured task: how many merges the paired comparisons show better than all their
+    parents, between them, worse than all, or leave undecided."""
+    import pandas as pd
+
+    sel = None
+    if comparisons is not None and not comparisons.empty:
+        sel = comparisons[(comparisons["relation"] == "parent") & (comparisons["task"] == comparisons["harness_task"])]
+        # a partial build (a parent's results missing) reads blank verdicts back as NaN
+        sel = sel.assign(versus_parents=sel["versus_parents"].fillna("")).drop_duplicates(["model", "harness_task"])
+        sel = sel[sel["versus_parents"] != ""]
+    if sel is None or sel.empty:
+        return note(stem, "Merge outcomes", "no merge with evaluated parents")
+    plt, _ = _mpl()
+    counts = (
+        sel.groupby(["harness_task", "versus_parents"])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(columns=OUTCOMES, fill_value=0)
+    )
+    fig, ax = plt.subplots(figsize=(WIDTH, max(1.8, 0.7 + 0.3 * len(counts))))
+    counts.plot.barh(stacked=True, ax=ax, color=["#2f855a", "#a0aec0", "#c53030", "#e2e8f0"], width=0.7)
+    ax.set_xlabel("merges")
+    ax.set_ylabel("")
+    alpha, correction = sel["alpha"].iloc[0], sel["correction"].iloc[0]
+    ax.set_title(
+        f"Merges against all their parents (paired tests, alpha {float(alpha):g}, {correction} correction)",
+        fontsize=9,
+    )
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.invert_yaxis()
+    save(fig, counts.reset_index().rename_axis(None, axis=1).pipe(pd.DataFrame), stem)
+
+
+def normalised_scores(normalised, stem: Path) -> None:
+    """The normalised-score table as a heatmap: per merge (with a base) and task the gain retention
+    (merge - base) / (best parent - base), the merge / best parent ratio in brackets, and the mean
+    over its tasks."""
+    if normalised is None or normalised.empty:
+        return note(stem, "Normalised scores", "no merge with a base and evaluated parents")
     plt, sns = _mpl()
-    wide = comparisons.pivot(index="model", columns="measure", values="minus_best_parent")
-    order = list(dict.fromkeys(comparisons["model"]))
-    wide = wide.loc[order]
-    # colours scaled per column (measures have different units); the numbers are the raw differences
-    scaled = wide / wide.abs().max().replace(0, 1)
-    fig, ax = plt.subplots(figsize=(min(WIDTH, 2.6 + 0.85 * wide.shape[1]), max(2.0, 0.9 + 0.24 * len(wide))))
+    order = list(dict.fromkeys(normalised["harness_task"]))
+    gr = normalised.pivot(index="model", columns="harness_task", values="gain_retention")
+    rel = normalised.pivot(index="model", columns="harness_task", values="relative_to_best")
+    models = list(dict.fromkeys(normalised["model"]))
+    gr, rel = gr.loc[models, order], rel.loc[models, order]
+    labels = gr.copy().astype(object)
+    for i in gr.index:
+        for j in gr.columns:
+            g, r = gr.loc[i, j], rel.loc[i, j]
+            labels.loc[i, j] = ("–" if math.isnan(g) else f"{g:.2f}") + ("" if math.isnan(r) else f"\n({r:.2f})")
+    fig, ax = plt.subplots(figsize=(min(WIDTH, 2.8 + 1.2 * len(order)), max(2.0, 0.9 + 0.36 * len(models))))
+    ax.set_facecolor("#eeeeee")  # no gain to retain (the best parent ties the base): grey, its text below
+    ax.grid(False)
     sns.heatmap(
-        scaled,
-        annot=wide.map(lambda v: "" if math.isnan(v) else f"{v:.3g}"),
+        gr.astype(float).clip(-1, 2),
+        annot=labels,
         fmt="",
         cmap="RdBu",
-        center=0,
+        center=0.5,
         vmin=-1,
-        vmax=1,
+        vmax=2,
         ax=ax,
         annot_kws={"fontsize": 6},
-        cbar_kws={"label": "difference / largest in its column"},
+        cbar_kws={"label": "gain retention (clipped to [-1, 2])"},
     )
-    ax.set_title("Each merge minus its best parent (positive = better)", fontsize=10)
+    for yi, i in enumerate(gr.index):
+        for xi, j in enumerate(gr.columns):
+            if math.isnan(gr.loc[i, j]):  # heatmap writes no text on a NaN cell
+                ax.text(xi + 0.5, yi + 0.5, labels.loc[i, j], ha="center", va="center", fontsize=6)
+    ax.set_title("Gain retention (merge − base) / (best parent − base); (merge / best parent)", fontsize=9)
     ax.set_xlabel("")
     ax.set_ylabel("")
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     ax.tick_params(axis="y", labelsize=7)
-    save(fig, comparisons, stem)
-
-
-def outcomes(comparisons, stem: Path) -> None:
-    import pandas as pd
-
-    if comparisons is not None and not comparisons.empty:
-        # a partial build (a parent's results missing) reads blank outcomes back as NaN
-        comparisons = comparisons.assign(outcome=comparisons["outcome"].fillna(""))
-    if comparisons is None or comparisons.empty or (comparisons["outcome"] != "").sum() == 0:
-        return note(stem, "Merge outcomes", "no merge with evaluated parents")
-    plt, _ = _mpl()
-    counts = (
-        comparisons[comparisons["outcome"] != ""]
-        .groupby(["measure", "outcome"])
-        .size()
-        .unstack(fill_value=0)
-        .reindex(columns=["better", "between", "worse"], fill_value=0)
-    )
-    fig, ax = plt.subplots(figsize=(WIDTH, max(1.8, 0.7 + 0.3 * len(counts))))
-    counts.plot.barh(stacked=True, ax=ax, color=["#2f855a", "#a0aec0", "#c53030"], width=0.7)
-    ax.set_xlabel("merges")
-    ax.set_ylabel("")
-    ax.set_title("Merges better than / between / worse than their parents", fontsize=10)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    ax.invert_yaxis()
-    save(fig, counts.reset_index().rename_axis(None, axis=1).pipe(pd.DataFrame), stem)
+    save(fig, normalised, stem)
 
 
 def sweep(harness, comp, context: Dict[str, Any], recipe: str, param: str, stem: Path) -> None:

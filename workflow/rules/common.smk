@@ -161,6 +161,7 @@ def get_push_results_input(wildcards):
         "model": card.format(model=wildcards.model),
         "harness": paths.TABLES["harness"],
         "competences": paths.TABLES["competences"],
+        "comparisons": paths.TABLES["comparisons"],
     }
 
 
@@ -168,6 +169,7 @@ def get_organize_input(wildcards):
     files = EXP.result_files()
     out = {"merges": paths.MERGES_TABLE}
     out["harness"] = [p for tasks in files["harness"].values() for p in tasks.values()]
+    out["harness_items"] = [p for tasks in files["harness_items"].values() for p in tasks.values()]
     out["holmes"] = list(files["holmes"].values())
     if files["holmes_manifest"]:
         out["manifest"] = files["holmes_manifest"]
@@ -194,9 +196,10 @@ HARNESS_MODEL = r"(?!data$)[^/]+"
 
 
 def harness_model_outputs():
-    """harness_eval_model's outputs: every task's JSON (and samples where logged) of {model}."""
+    """harness_eval_model's outputs: every task's JSON, per-item results (and samples where logged) of {model}."""
     h = EXP.harness
     out = {"json": [paths.HARNESS_JSON.format(model="{model}", task=t) for t in h.tasks]}
+    out["per_item"] = [paths.HARNESS_ITEMS.format(model="{model}", task=t) for t in h.tasks]
     if h.samples_tasks:
         out["samples"] = [paths.HARNESS_SAMPLES.format(model="{model}", task=t) for t in h.samples_tasks]
     return out

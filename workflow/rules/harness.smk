@@ -1,9 +1,10 @@
 # Harness stage: lm-evaluation-harness. Tasks reading from the Hub get their datasets once, by the
 # local rule harness_data (the submitting machine has the internet; compute nodes may not), and
 # every harness job waits for its tasks' receipts and runs with the Hub offline.
-# harness.jobs: per_task (the default): one job per
-# (model, task), each on its own GPU(s); tasks that log samples get a second declared output,
-# and two rules with disjoint task constraints keep every job's outputs exactly what it declares.
+# harness.jobs: per_task (the default): one job per (model, task), each on its own GPU(s),
+# writing the results JSON and the per-item results (parquet); tasks that log samples get a
+# third declared output, and two rules with disjoint task constraints keep every job's outputs
+# exactly what it declares.
 # per_model: one job per model (harness_eval_model) runs all its tasks after one model load and
 # writes the same files; only one of the two kinds of rule is defined.
 
@@ -34,6 +35,7 @@ if EXP.harness.jobs == "per_task":
             unpack(get_harness_input),
         output:
             json=paths.HARNESS_JSON,
+            per_item=paths.HARNESS_ITEMS,
         log:
             "logs/harness_eval/{model}/{task}.log",
         benchmark:
@@ -63,6 +65,7 @@ if EXP.harness.jobs == "per_task":
     use rule harness_eval as harness_eval_samples with:
         output:
             json=paths.HARNESS_JSON,
+            per_item=paths.HARNESS_ITEMS,
             samples=paths.HARNESS_SAMPLES,
         wildcard_constraints:
             model=HARNESS_MODEL,

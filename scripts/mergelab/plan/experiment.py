@@ -228,6 +228,7 @@ class Experiment:
                 "task_settings": h.task_settings,
             },
             "holmes": {"active": ho.active, "version": ho.version, "datasets": ho.datasets, "settings": ho.settings},
+            "stats": dict(self.config["stats"]),
         }
 
     def result_files(self) -> Dict[str, Any]:
@@ -235,6 +236,10 @@ class Experiment:
         files = {
             "harness": {
                 m: {t: paths.HARNESS_JSON.format(model=m, task=t) for t in self.harness.tasks}
+                for m in self.harness.models
+            },
+            "harness_items": {
+                m: {t: paths.HARNESS_ITEMS.format(model=m, task=t) for t in self.harness.tasks}
                 for m in self.harness.models
             },
             "holmes": {m: paths.HOLMES_SCORES.format(model=m) for m in self.holmes.models},
@@ -259,6 +264,7 @@ class Experiment:
             return out + [paths.MERGES_TABLE]
         if what == "evaluations":
             out = [paths.HARNESS_JSON.format(model=m, task=t) for m in h.models for t in h.tasks]
+            out += [paths.HARNESS_ITEMS.format(model=m, task=t) for m in h.models for t in h.tasks]
             out += [paths.HARNESS_SAMPLES.format(model=m, task=t) for m in h.models for t in h.samples_tasks]
             return out + [paths.HOLMES_SCORES.format(model=m) for m in ho.models]
         if what == "tables":

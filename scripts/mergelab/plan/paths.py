@@ -38,6 +38,8 @@ CHECK = "results/checks/{model}.json"  # the sanity check of a merge (and of its
 HARNESS_JSON = "results/harness/{model}/{task}.json"
 HARNESS_SAMPLES = "results/harness/{model}/{task}.samples.jsonl"
 HARNESS_DATA = "results/harness/data/{task}.json"  # receipt of a task's Hub datasets (harness_data)
+# one row per item x per-item metric (mergelab.items.ITEM_COLUMNS): every harness job writes it
+HARNESS_ITEMS = "results/harness/{model}/{task}.items.parquet"
 HOLMES_MANIFEST = "results/holmes/datasets-{version}.tsv"
 HOLMES_SCORES = "results/holmes/{model}/scores.csv"
 
@@ -48,7 +50,9 @@ TABLES = {
     "holmes": "results/tables/holmes.csv",
     "competences": "results/tables/holmes_competences.csv",
     "comparisons": "results/tables/merge_comparisons.csv",
+    "normalised": "results/tables/normalised_scores.csv",
     "leaderboard": "results/tables/leaderboard.md",
+    "leaderboard_csv": "results/tables/leaderboard.csv",  # its table, on the report's first page
     "provenance": "results/tables/provenance.json",
 }
 PLOTS = "results/plots"  # the figures' stems live below it (mergelab.outputs.FIGURES)
