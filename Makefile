@@ -90,6 +90,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/harness_overhead.py
 	$(BIN)/python bench/holmes_probing.py
 	$(BIN)/python bench/stats_cost.py
+	$(BIN)/python bench/keep_merges.py
 	$(BIN)/python bench/default_run.py
 
 clean:
