@@ -92,8 +92,9 @@ def job_resource(rule, key):
 # ---- merges whose weights are deleted (storage.keep_merges)
 
 RELEASED = EXP.released
-if EXP.check_released_reads():
-    sys.exit(f"mergelab: {EXP.check_released_reads()}")
+_released_read = EXP.check_released_reads()
+if _released_read:
+    sys.exit(f"mergelab: {_released_read}")
 _RELEASED_DIRS = {paths.MERGED_MODEL.format(model=m) for m in RELEASED}
 # Jobs that read merged weights run before new merges are made, when weights are deleted.
 READER_PRIORITY = 1 if RELEASED else 0
