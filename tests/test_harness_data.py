@@ -12,6 +12,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -217,7 +218,7 @@ print(json.dumps([os.environ.get("HF_HUB_OFFLINE"), os.environ.get("HF_DATASETS_
 def test_harness_jobs_read_data_and_cache_settings_from_the_config(tmp_path, harness, offline, cache):
     env = {k: v for k, v in base_env(tmp_path).items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_CACHE")}
     proc = subprocess.run(
-        ["python", "-c", PREPARE, json.dumps({"harness": harness})],
+        [sys.executable, "-c", PREPARE, json.dumps({"harness": harness})],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -332,7 +333,7 @@ def test_data_fetched_once_then_evaluated_offline(tmp_path, tiny_models, hub):
     exp = load_experiment(cfg, "cfg", workdir=tmp_path)
     settings = exp.job("harness_eval", model="base", task="hub_group").settings
     proc = subprocess.run(
-        ["python", "-c", code, json.dumps(settings), str(tiny_models["base"]), str(tasks)],
+        [sys.executable, "-c", code, json.dumps(settings), str(tiny_models["base"]), str(tasks)],
         env=ref_env,
         capture_output=True,
         text=True,
