@@ -18,6 +18,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/merge.smk"
+include: "workflow/rules/search.smk"
 include: "workflow/rules/sanity.smk"
 include: "workflow/rules/harness.smk"
 include: "workflow/rules/holmes.smk"
@@ -34,6 +35,11 @@ rule all:
 rule merges:
     input:
         targets("merges"),
+
+
+rule searches:
+    input:
+        targets("searches"),
 
 
 rule evaluations:

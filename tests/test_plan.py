@@ -3,6 +3,7 @@ what decides a rerun, one registry of figures, sweeps recorded by the expansion.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sys
@@ -38,6 +39,31 @@ def campaign(wd):
     cfg["harness"]["data"] = {"cache_dir": "hf-data"}
     cfg["holmes"]["data"] = {"root": "data/holmes", "archive": None}
     cfg["sanity"] = {"activate": True}
+    cfg["search"] = [
+        {
+            "name": "tune",
+            "models": ["math", "local"],
+            "base": "base",
+            "methods": ["ties", "task_arithmetic"],
+            "space": {"weight": {"math": [0.1, 1.0], "local": {"low": 0.1, "high": 1.0, "log": True}}},
+            "parameters": {"density": 0.5},
+            "objective": {"tasks": {"mergelab_arithmetic": 1.0, "hub_t": 0.5}},
+            "trials": 3,
+            "parallel": 2,
+        }
+    ]
+    proposals = wd / "results" / "search" / "tune" / "gen0" / "proposals.json"  # as search_propose writes them
+    proposals.parent.mkdir(parents=True)
+    trials = [
+        {"number": 0, "model": "tune_t000", "method": "ties", "values": {"weight.math": 0.3, "weight.local": 0.7}},
+        {
+            "number": 1,
+            "model": "tune_t001",
+            "method": "task_arithmetic",
+            "values": {"weight.math": 1, "weight.local": 1},
+        },
+    ]
+    proposals.write_text(json.dumps({"search": "tune", "generation": 0, "trials": trials}))
     return load_experiment(cfg, "config/experiment.yaml", workdir=wd)
 
 
@@ -50,6 +76,9 @@ def every_job(exp):
     jobs += [("holmes_eval", {"model": m}) for m in exp.holmes.models] + [("holmes_data", {})]
     jobs += [("fetch", {"model": m}) for m, spec in exp.models.items() if spec.kind == "hub"]
     jobs += [("sanity_check", {"model": m}) for m in exp.checked]
+    jobs += [("merge", {"model": "tune_t000"}), ("search_eval", {"search": "tune", "model": "tune_t000"})]
+    jobs += [("search_propose", {"search": "tune", "generation": g}) for g in ("0", "1")]
+    jobs += [("search_summary", {"search": "tune"}), ("search_plot", {"search": "tune"})]
     return jobs + [("organize", {}), ("plot", {})]
 
 
@@ -114,8 +143,10 @@ def test_jobs_outside_the_config_are_refused(two_folders):
         exp.job("fetch", model="base")
 
 
-# rules may be indented (harness.smk defines harness_eval or harness_eval_model as harness.jobs says)
-RULE_BLOCK = re.compile(r"^[ \t]*rule (\w+):\n(.*?)(?=^[ \t]*rule |^[ \t]*use rule |^else:|\Z)", re.M | re.S)
+# rules (and checkpoints) may be indented (harness.smk defines harness_eval or harness_eval_model as harness.jobs says)
+RULE_BLOCK = re.compile(
+    r"^[ \t]*(?:rule|checkpoint) (\w+):\n(.*?)(?=^[ \t]*(?:rule|checkpoint) |^[ \t]*use rule |^else:|\Z)", re.M | re.S
+)
 PARAM = re.compile(r"^\s+(\w+)=job_param\(\"(\w+)\", \"(\w+)\"\)", re.M)
 
 
@@ -148,7 +179,8 @@ def test_every_figure_is_one_registry_entry_with_its_caption(two_folders):
         "results/plots/normalised_scores",
         "results/plots/sweep/math-words",
     ]
-    assert exp.targets("plots") == [f"{f['stem']}.png" for f in figs]
+    # and one figure per search, drawn by rule search_plot from its trials.csv
+    assert exp.targets("plots") == [f"{f['stem']}.png" for f in figs] + ["results/plots/search/tune.png"]
     for fig in outputs.FIGURES.values():
         assert (REPO / "workflow" / "report" / f"{fig.caption}.rst").is_file(), fig.caption
         assert fig.stem.startswith(paths.PLOTS + "/")

@@ -42,8 +42,25 @@ class Figure:
     draw: Callable[..., None]  # draw(tables, catalogue, stem, **wildcards); tables: key -> DataFrame
 
 
+# A search's best trials are evaluated like any merge, but only known once it ends: the figures a
+# campaign gets count them from the start, so that its list (the plot rule's outputs) never changes.
+
+
 def _evaluated_on_harness(exp) -> bool:
-    return bool(exp.harness.tasks and exp.harness.models)
+    return bool(exp.harness.tasks and (exp.harness.models or exp.searches))
+
+
+def _probed(exp) -> bool:
+    return bool(exp.holmes.models or (exp.holmes.active and exp.searches))
+
+
+def _merges_evaluated(exp) -> bool:
+    return bool((exp.merges and exp.evaluated) or exp.searches)
+
+
+def _based(exp) -> bool:
+    """Some merge (or search) has a base, which the normalised scores are relative to."""
+    return any(s.base for s in exp.merges.values()) or any(p.recipe["base"] for p in exp.searches.values())
 
 
 FIGURES: Dict[str, Figure] = {
@@ -58,49 +75,49 @@ FIGURES: Dict[str, Figure] = {
         "results/plots/holmes_competences",
         "holmes_competences",
         "Holmes",
-        lambda e: [{}] if e.holmes.models else [],
+        lambda e: [{}] if _probed(e) else [],
         lambda t, cat, stem: plots.holmes_competences(t["competences"], cat, stem),
     ),
     "kendall_competences": Figure(
         "results/plots/kendall_tau_competences",
         "kendall",
         "Holmes vs harness",
-        lambda e: [{}] if _evaluated_on_harness(e) and e.holmes.models else [],
+        lambda e: [{}] if _evaluated_on_harness(e) and _probed(e) else [],
         lambda t, cat, stem: plots.kendall(t["harness"], t["holmes"], t["competences"], stem, level="competence"),
     ),
     "kendall_datasets": Figure(
         "results/plots/kendall_tau_datasets",
         "kendall",
         "Holmes vs harness",
-        lambda e: [{}] if _evaluated_on_harness(e) and e.holmes.models else [],
+        lambda e: [{}] if _evaluated_on_harness(e) and _probed(e) else [],
         lambda t, cat, stem: plots.kendall(t["harness"], t["holmes"], t["competences"], stem, level="dataset"),
     ),
     "merge_vs_parents": Figure(
         "results/plots/merge_vs_parents",
         "merges",
         "Merges",
-        lambda e: [{}] if e.merges and e.evaluated else [],
+        lambda e: [{}] if _merges_evaluated(e) else [],
         lambda t, cat, stem: plots.merge_vs_parents(t["comparisons"], stem),
     ),
     "merge_outcomes": Figure(
         "results/plots/merge_outcomes",
         "merges",
         "Merges",
-        lambda e: [{}] if e.merges and e.evaluated else [],
+        lambda e: [{}] if _merges_evaluated(e) else [],
         lambda t, cat, stem: plots.outcomes(t["comparisons"], stem),
     ),
     "normalised_scores": Figure(
         "results/plots/normalised_scores",
         "normalised",
         "Merges",
-        lambda e: [{}] if any(s.base for s in e.merges.values()) and e.harness.tasks and e.harness.models else [],
+        lambda e: [{}] if _based(e) and _evaluated_on_harness(e) else [],
         lambda t, cat, stem: plots.normalised_scores(t["normalised"], stem),
     ),
     "sweep": Figure(  # a recipe that sweeps a parameter (the expansion records which)
         "results/plots/sweep/{recipe}",
         "sweep",
         "Sweeps",
-        lambda e: [{"recipe": r, "param": p} for r, p in e.sweeps.items()] if e.merges and e.evaluated else [],
+        lambda e: [{"recipe": r, "param": p} for r, p in e.sweeps.items()] if _merges_evaluated(e) else [],
         lambda t, cat, stem, recipe, param: plots.sweep(t["harness"], t["competences"], cat, recipe, param, stem),
     ),
 }

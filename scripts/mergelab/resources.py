@@ -167,16 +167,19 @@ def job_resources(exp, rule: str, model: str, task: Optional[str] = None) -> Dic
     harness_eval_model (harness.jobs: per_model) runs every task of the model after one load:
     the runtime is the sum of its tasks' harness_eval runtimes, GPUs and memory those of its
     biggest task (the model is loaded once; tasks in another dtype load it again, one at a time)."""
-    if rule == "harness_eval_model":
-        per_task = [job_resources(exp, "harness_eval", model, t) for t in exp.harness.tasks]
+    if rule in ("harness_eval_model", "search_eval"):  # search_eval: a trial's dev subset, at most this
+        tasks = exp.harness.tasks if rule == "harness_eval_model" else exp.trial(model)[0].tasks
+        per_task = [job_resources(exp, "harness_eval", model, t) for t in tasks]
         return {
             "gpu": max(r["gpu"] for r in per_task),
             "mem_mb": max(r["mem_mb"] for r in per_task),
             "runtime": sum(r["runtime"] for r in per_task),
         }
     if rule == "merge":
-        spec = exp.merge_spec(model)
-        sizes = [size_of(p) for p in exp.merge_inputs(model)]
+        spec = exp.merge_spec(model, estimate=True)
+        sizes = [size_of(p) for name in spec.inputs for p in exp.model_input(name)] + [
+            size_of(p) for p in spec.path_inputs
+        ]
         est = estimate(rule, sizes, dtype=spec.dtype, passthrough=spec.stacks_parents)
         return resolve(rule, est, spec.gpus, spec.resources)
     if rule == "harness_eval":

@@ -68,11 +68,64 @@ def get_gpu_job_threads(wildcards):
 # ---- params and resources: one function per name, from the job's typed spec
 
 
+# ---- merge search: jobs wait for what decides them (checkpoints)
+
+# a search's chain of generations before other evaluations: each generation waits for the last
+SEARCH_PRIORITY = 2 if EXP.searches else 0
+# rules whose params list every model evaluated: they wait for every search's best trials
+WAIT_FOR_SEARCHES = {"organize", "plot", "merges_table"}
+
+
+def await_trial(model):
+    """A trial's jobs wait for its generation's proposals (checkpoint search_propose)."""
+    found = EXP.trial(model)
+    if found:
+        plan, number = found
+        checkpoints.search_propose.get(search=plan.name, generation=plan.generation_of(number))
+
+
+def await_searches():
+    """Wait for every search's summary (checkpoint search_summary); its best trials then join
+    the evaluated models (Experiment.include_best)."""
+    for name in EXP.searches:
+        checkpoints.search_summary.get(search=name)
+        if name not in EXP.best:
+            EXP.include_best(name)
+
+
+def await_job(rulename, wildcards):
+    model = wildcards.get("model")
+    if model and EXP.trial(model):
+        await_trial(model)
+        if rulename not in ("merge", "merge_released", "search_eval"):  # a best trial's full evaluation
+            await_searches()
+    if rulename in WAIT_FOR_SEARCHES:
+        await_searches()
+
+
+def search_inputs(rulename, wildcards):
+    """The checkpoints' outputs a job's params wait for (await_job), as inputs: Snakemake
+    needs them there, and they rerun the job when a search proposes again."""
+    out = {}
+    model = wildcards.get("model")
+    if model and EXP.trial(model):
+        out["proposals"] = EXP.proposals_file(model)
+        if rulename not in ("merge", "merge_released", "search_eval"):
+            out["searches"] = [paths.SEARCH_BEST.format(search=s) for s in EXP.searches]
+    if rulename in WAIT_FOR_SEARCHES:
+        out["searches"] = [paths.SEARCH_BEST.format(search=s) for s in EXP.searches]
+    return out
+
+
 def job_param(rule, name):
     """Param ``name`` of a job of ``rule``: that field of its spec (mergelab.plan.jobs)."""
 
     def get(wildcards):
-        return EXP.job_params(rule, **dict(wildcards.items()))[name]
+        await_job(rule, wildcards)
+        # search_best: a trial merged again beside its search; {search} is no field of a merge job
+        drop = {"search"} if rule == "merge" else set()
+        w = {k: v for k, v in wildcards.items() if k not in drop}
+        return EXP.job_params(rule, **w)[name]
 
     get.__name__ = f"get_{rule}_{name}"
     return get
@@ -83,7 +136,8 @@ def job_resource(rule, key):
     (mergelab.resources.job_resources); Snakemake asks again when the job is ready."""
 
     def get(wildcards):
-        return job_resources(EXP, rule, **dict(wildcards.items()))[key]
+        w = {k: v for k, v in wildcards.items() if k in ("model", "task")}
+        return job_resources(EXP, rule, **w)[key]
 
     get.__name__ = f"get_{rule}_{key}"
     return get
@@ -96,12 +150,26 @@ _released_read = EXP.check_released_reads()
 if _released_read:
     sys.exit(f"mergelab: {_released_read}")
 _RELEASED_DIRS = {paths.MERGED_MODEL.format(model=m) for m in RELEASED}
+# a search's best trials merged again for their full evaluation: deleted after it, as any
+# merge is, unless storage.keep_merges is all
+BEST_RELEASED = EXP.keep_merges != "all"
+if BEST_RELEASED:
+    _RELEASED_DIRS |= {
+        paths.SEARCH_BEST_MODEL.format(search=p.name, model=t)
+        for p in EXP.searches.values()
+        if not p.keep_trials
+        for t in p.trial_ids
+    }
 # Jobs that read merged weights run before new merges are made, when weights are deleted.
 READER_PRIORITY = 1 if RELEASED else 0
 
 
 def _ids_regex(ids):
     return "|".join(re.escape(i) for i in ids)
+
+
+SEARCH_NAMES = _ids_regex(EXP.searches) if EXP.searches else "(?!x)x"
+SEARCH_TRIALS = _ids_regex([t for p in EXP.searches.values() for t in p.trial_ids]) or "(?!x)x"
 
 
 def weights(files):
@@ -114,29 +182,60 @@ def weights(files):
 
 
 def get_merge_input(wildcards):
+    await_trial(wildcards.model)
     spec = EXP.merge_spec(wildcards.model)  # a model that is no merge of the config fails here
     inputs = {"models": weights(EXP.merge_inputs(wildcards.model))}
     if spec.raw_file:
         inputs["mergekit_config"] = paths.relative(spec.raw_file, EXP.workdir)
-    return inputs
+    return {**inputs, **search_inputs("merge", wildcards)}  # a trial: its generation's proposals
+
+
+def get_search_propose_input(wildcards):
+    """Generation g > 0: the previous generation's journal and its trials' dev results."""
+    plan, g = EXP.search(wildcards.search), int(wildcards.generation)
+    if g == 0:
+        return {}
+    dev = [plan.dev_result(plan.trial_id(n)) for n in plan.numbers(g - 1)]
+    return {"journal": plan.journal(g - 1), "dev": dev}
+
+
+def get_search_eval_input(wildcards):
+    await_trial(wildcards.model)
+    spec = EXP.job("search_eval", search=wildcards.search, model=wildcards.model)
+    inputs = {
+        "model": weights([paths.MERGED_MODEL.format(model=spec.model)]),
+        "data": EXP.harness.data_receipts(spec.tasks),
+    }
+    return {**inputs, **search_inputs("search_eval", wildcards)}
+
+
+def get_search_summary_input(wildcards):
+    """The last generation's journal, and every trial's dev results (trials.csv)."""
+    plan = EXP.search(wildcards.search)
+    dev = [plan.dev_result(t) for t in plan.trial_ids]
+    return {"journal": plan.journal(plan.generations - 1), "dev": dev}
 
 
 def get_harness_input(wildcards):
+    await_job("harness_eval", wildcards)
     EXP.job("harness_eval", model=wildcards.model, task=wildcards.task)  # not an evaluation: fails here
     inputs = {"model": weights(EXP.model_input(wildcards.model)), "check": EXP.check_input(wildcards.model)}
-    return {**inputs, "data": EXP.harness.data_receipts([wildcards.task])}
+    return {**inputs, "data": EXP.harness.data_receipts([wildcards.task]), **search_inputs("harness_eval", wildcards)}
 
 
 def get_harness_model_input(wildcards):
+    await_job("harness_eval_model", wildcards)
     EXP.job("harness_eval_model", model=wildcards.model)  # not evaluated by the harness: fails here
     inputs = {"model": weights(EXP.model_input(wildcards.model)), "check": EXP.check_input(wildcards.model)}
-    return {**inputs, "data": EXP.harness.data_receipts(EXP.harness.tasks)}
+    inputs["data"] = EXP.harness.data_receipts(EXP.harness.tasks)
+    return {**inputs, **search_inputs("harness_eval_model", wildcards)}
 
 
 def get_holmes_input(wildcards):
+    await_job("holmes_eval", wildcards)
     EXP.job("holmes_eval", model=wildcards.model)
     inputs = {"model": weights(EXP.model_input(wildcards.model)), "manifest": EXP.holmes.manifest}
-    return {**inputs, "check": EXP.check_input(wildcards.model)}
+    return {**inputs, "check": EXP.check_input(wildcards.model), **search_inputs("holmes_eval", wildcards)}
 
 
 def get_sanity_check_input(wildcards):
@@ -167,8 +266,9 @@ def get_push_results_input(wildcards):
 
 
 def get_organize_input(wildcards):
+    await_searches()  # their best trials are evaluated in full, and tabulated
     files = EXP.result_files()
-    out = {"merges": paths.MERGES_TABLE}
+    out = {"merges": paths.MERGES_TABLE, **search_inputs("organize", wildcards)}
     out["harness"] = [p for tasks in files["harness"].values() for p in tasks.values()]
     out["harness_items"] = [p for tasks in files["harness_items"].values() for p in tasks.values()]
     out["holmes"] = list(files["holmes"].values())
@@ -179,6 +279,16 @@ def get_organize_input(wildcards):
     if files.get("checks"):
         out["checks"] = list(files["checks"].values())
     return out
+
+
+def get_merges_table_input(wildcards):
+    await_searches()  # its rows: every merge, then every trial
+    return search_inputs("merges_table", wildcards)
+
+
+def get_plot_input(wildcards):
+    await_searches()  # its params name every model, the best trials among them
+    return {**paths.TABLES, **search_inputs("plot", wildcards)}
 
 
 # ---- outputs

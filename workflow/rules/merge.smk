@@ -54,6 +54,8 @@ if RELEASED:
 
 
 rule merges_table:
+    input:
+        unpack(get_merges_table_input),
     output:
         paths.MERGES_TABLE,
     log:

@@ -21,7 +21,7 @@ rule organize:
 
 rule plot:
     input:
-        **paths.TABLES,
+        unpack(get_plot_input),
     output:
         plot_outputs(),
     log:

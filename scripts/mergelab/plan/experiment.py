@@ -31,10 +31,14 @@ from mergelab.plan.jobs import (
     PushJob,
     PushResultsJob,
     SanityJob,
+    SearchPlotJob,
+    SearchProposeJob,
+    SearchSummaryJob,
 )
 from mergelab.plan.load import fill_defaults, load_schema, validate_schema
-from mergelab.plan.models import MergeSpec, ModelSpec, merges_tsv, model_dtype, resolve_models
+from mergelab.plan.models import MergeSpec, ModelSpec, merge_model_spec, merges_tsv, model_dtype, resolve_models
 from mergelab.plan.recipes import expand_recipes
+from mergelab.plan.search import SearchPlan, build_search_plans, read_best, read_proposals, trial_spec
 
 
 @dataclass(eq=False)
@@ -47,22 +51,89 @@ class Experiment:
     holmes: HolmesPlan
     hub: HubPlan
     workdir: Path = field(default_factory=Path.cwd)
+    searches: Dict[str, SearchPlan] = field(default_factory=dict)
     _jobs: Dict[tuple, Tuple[JobSpec, Dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _trials: Dict[str, Tuple[int, MergeSpec]] = field(default_factory=dict, repr=False)
+    best: Dict[str, List[str]] = field(default_factory=dict)  # search -> its best trials, once known
+    _evaluated: Tuple[List[str], List[str]] = field(default_factory=lambda: ([], []), repr=False)
+
+    def __post_init__(self):
+        self._evaluated = (list(self.harness.models), list(self.holmes.models))
+        for name in self.searches:
+            if (self.workdir / paths.SEARCH_BEST.format(search=name)).is_file():
+                self.include_best(name)
 
     # ---- the catalogue -------------------------------------------------------
     @property
     def merge_ids(self) -> List[str]:
         return list(self.merges)
 
+    # ---- merge search (mergelab.plan.search) ----------------------------------
+    def trial(self, name: str) -> Optional[Tuple[SearchPlan, int]]:
+        """(the search, the trial number) when ``name`` is a trial's merge id, else None."""
+        search, sep, number = name.rpartition("_t")
+        plan = self.searches.get(search) if sep and number.isdigit() else None
+        if plan is None or plan.trial_id(int(number)) != name or int(number) >= plan.trials:
+            return None
+        return plan, int(number)
+
+    def is_merge(self, name: str) -> bool:
+        """A merge of the config, or a search's trial."""
+        return name in self.merges or self.trial(name) is not None
+
+    def proposals_file(self, name: str) -> str:
+        """The proposals.json that gives trial ``name`` its parameters."""
+        plan, number = self.trial(name)
+        return plan.proposals(plan.generation_of(number))
+
+    def _trial_spec(self, name: str) -> MergeSpec:
+        """A trial's merge, from its generation's proposals (read again when they change)."""
+        plan, number = self.trial(name)
+        path = self.workdir / self.proposals_file(name)
+        try:
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            raise ValueError(f"trial {name} of search {plan.name} is not proposed yet ({path} is missing)") from None
+        cached = self._trials.get(name)
+        if cached and cached[0] == stamp:
+            return cached[1]
+        t = read_proposals(path).get(number)
+        if t is None:
+            raise ValueError(
+                f"{path} lacks trial {number}: delete results/search/{plan.name}/ to start the search again"
+            )
+        known = dict(self.models)
+        known.update({mid: merge_model_spec(spec, self.workdir) for mid, spec in self.merges.items()})
+        spec = trial_spec(plan, number, t["method"], t["values"], known, self.source, self.workdir)
+        self._trials[name] = stamp, spec
+        return spec
+
+    def include_best(self, search: str) -> List[str]:
+        """Read the search's best.yaml: its trials join the evaluated models (the full tasks,
+        Holmes), the tables and the figures like any merge. Replaces what an earlier best.yaml gave."""
+        path = self.workdir / paths.SEARCH_BEST.format(search=search)
+        self.best[search] = [m for m in read_best(path) if self.trial(m)]
+        best = [m for ms in self.best.values() for m in ms]
+        harness, holmes = self._evaluated
+        self.harness.models = harness + [m for m in best if m not in harness] if self.harness.tasks else []
+        self.holmes.models = holmes + [m for m in best if m not in holmes] if self.holmes.active else []
+        self._jobs.clear()
+        return self.best[search]
+
     def model_path(self, name: str) -> str:
         """What tools load for model ``name``: a local directory, or a hub id (parents)."""
-        if name in self.merges:
-            return str(self.workdir / paths.MERGED_MODEL.format(model=name))
+        if self.is_merge(name):
+            return str(self.workdir / self.model_input(name)[0])
         return self.models[name].location
 
     def model_input(self, name: str) -> List[str]:
-        """The Snakemake input naming the model's directory (a hub parent's: its fetch receipt)."""
-        if name in self.merges:
+        """The Snakemake input naming the model's directory (a hub parent's: its fetch receipt).
+        A search's trial, evaluated in full as a best trial: its weights merged again beside
+        the search (search_best), when the trials' own are deleted (keep_trials: false)."""
+        found = self.trial(name)
+        if found and not found[0].keep_trials:
+            return [paths.SEARCH_BEST_MODEL.format(search=found[0].name, model=name)]
+        if self.is_merge(name):
             return [paths.MERGED_MODEL.format(model=name)]
         return [self.models[name].input_path]
 
@@ -74,20 +145,20 @@ class Experiment:
 
     def lineage(self, name: str) -> Dict[str, Any]:
         """The tree a model comes from: a merge with the trees of what it read, down to the parents."""
-        if name not in self.merges:
+        if not self.is_merge(name):
             m = self.models[name]
             return {"model": name, "kind": m.kind, "location": m.location, "revision": m.revision}
-        spec = self.merges[name]
+        spec = self.merge_spec(name)
         inputs = [self.lineage(i) for i in spec.inputs] + [{"model": p, "kind": "path"} for p in spec.path_inputs]
         return {"model": name, "method": spec.method, "recipe": spec.recipe, "inputs": inputs}
 
     def hub_ancestors(self, name: str) -> List[str]:
         """The hub ids of the parents a model comes from, through merges of merges."""
-        if name not in self.merges:
+        if not self.is_merge(name):
             m = self.models[name]
             return [m.location] if m.kind == "hub" else []
         out: List[str] = []
-        for i in self.merges[name].inputs:
+        for i in self.merge_spec(name).inputs:
             out += [h for h in self.hub_ancestors(i) if h not in out]
         return out
 
@@ -96,26 +167,38 @@ class Experiment:
 
     def role(self, name: str) -> str:
         """merge, base (the base of some recipe) or parent."""
-        if name in self.merges:
+        if self.is_merge(name):
             return "merge"
         return "base" if any(spec.base == name for spec in self.merges.values()) else "parent"
 
     def receipt(self, name: str) -> Optional[str]:
         """For a hub parent, the fetch receipt that gives its local snapshot; else None."""
-        return None if name in self.merges else self.models[name].receipt
+        return None if self.is_merge(name) else self.models[name].receipt
 
     def model_dtype(self, name: str) -> str:
         """The dtype a model's weights are in (auto: as its config says)."""
-        return model_dtype(name, self.models, self.merges)
+        return (
+            self.merge_spec(name, estimate=True).dtype
+            if self.trial(name)
+            else model_dtype(name, self.models, self.merges)
+        )
 
     def gpus(self, name: str) -> Optional[int]:
         """The GPUs the config gives model ``name``'s jobs; None: estimate from the size."""
-        spec = self.merges.get(name) or self.models.get(name)
+        spec = (
+            self.merges.get(name)
+            or self.models.get(name)
+            or (self.merge_spec(name, estimate=True) if self.trial(name) else None)
+        )
         return None if spec is None else spec.gpus
 
     def resource_overrides(self, name: str) -> Dict[str, Any]:
         """The config's per-rule resources for model ``name``'s jobs (models.<name>.resources)."""
-        spec = self.merges.get(name) or self.models.get(name)
+        spec = (
+            self.merges.get(name)
+            or self.models.get(name)
+            or (self.merge_spec(name, estimate=True) if self.trial(name) else None)
+        )
         return dict((spec.resources if spec else None) or {})
 
     @property
@@ -160,7 +243,8 @@ class Experiment:
                 out.append(m)
             elif self._on_disk(paths.MERGE_RECORD, m) and not self._on_disk(paths.MERGED_MODEL, m):
                 out.append(m)
-        return out
+        # a search's trials, unless it keeps them: deleted once their dev evaluation is done
+        return out + [t for plan in self.searches.values() if not plan.keep_trials for t in plan.trial_ids]
 
     def check_released_reads(self) -> Optional[str]:
         """Why a merge still to be made cannot be, when it reads a merge whose weights were
@@ -207,13 +291,25 @@ class Experiment:
         chosen = set(self.harness.models) | set(self.holmes.models)
         return [m for m in list(self.models) + list(self.merges) if m in chosen]
 
+    def merge_records(self) -> List[Dict[str, Any]]:
+        """results/merges.tsv's rows: every merge, then every search's trials proposed so far
+        (with their search and trial number)."""
+        out = [spec.record() for spec in self.merges.values()]
+        for plan in self.searches.values():
+            for number, tid in enumerate(plan.trial_ids):
+                if (self.workdir / self.proposals_file(tid)).is_file():
+                    out.append({**self.merge_spec(tid).record(), "search": plan.name, "trial": number})
+        return out
+
     def merges_table(self) -> str:
-        return merges_tsv([spec.record() for spec in self.merges.values()])
+        return merges_tsv(self.merge_records())
 
     def catalogue(self) -> Dict[str, Any]:
         """What the tables, the figures and provenance.json know about the campaign."""
         models = {name: m.describe(self.role(name)) for name, m in self.models.items()}
         models.update({mid: spec.describe() for mid, spec in self.merges.items()})
+        for search, best in self.best.items():  # a search's best trials, evaluated like any merge
+            models.update({m: {**self.merge_spec(m).describe(), "search": search} for m in best})
         for mid in self.merges:
             if self.reads_merges(mid):  # provenance.json: the tree down to the parents
                 models[mid]["lineage"] = self.lineage(mid)
@@ -268,9 +364,13 @@ class Experiment:
             out += [paths.HARNESS_SAMPLES.format(model=m, task=t) for m in h.models for t in h.samples_tasks]
             return out + [paths.HOLMES_SCORES.format(model=m) for m in ho.models]
         if what == "tables":
-            return list(paths.TABLES.values()) if self.evaluated else []
+            return list(paths.TABLES.values()) if self.evaluated or self.searches else []
         if what == "plots":
-            return [f"{f['stem']}.png" for f in outputs.figures(self)]
+            out = [f"{f['stem']}.png" for f in outputs.figures(self)]
+            return out + [f"{paths.SEARCH_FIGURE.format(search=s)}.png" for s in self.searches]
+        if what == "searches":
+            files = (paths.SEARCH_TRIALS, paths.SEARCH_BEST, paths.SEARCH_JOURNAL)
+            return [f.format(search=s) for s in self.searches for f in files]
         if what == "pushes":
             if not self.hub.pushing:
                 return []
@@ -280,7 +380,8 @@ class Experiment:
                 out += [paths.PUSH_RESULTS_RECEIPT.format(model=m) for m in self.hub.repos if m in evaluated]
             return out
         if what == "all":
-            return [p for t in ("merges", "evaluations", "tables", "plots", "pushes") for p in self.targets(t)]
+            targets = ("merges", "searches", "evaluations", "tables", "plots", "pushes")
+            return [p for t in targets for p in self.targets(t)]
         raise ValueError(f"unknown target {what!r}")
 
     # ---- job specs -----------------------------------------------------------
@@ -319,8 +420,53 @@ class Experiment:
             hub_receipts={m.mergekit_ref: m.receipt for m in parents if m.receipt},
         )
 
+    def search(self, name: str) -> SearchPlan:
+        if name not in self.searches:
+            raise ValueError(f"{name!r} is not a search of this config")
+        return self.searches[name]
+
+    def search_propose_job(self, search: str, generation: str) -> SearchProposeJob:
+        plan, g = self.search(search), int(generation)
+        if not 0 <= g < plan.generations:
+            raise ValueError(f"search {search} has generations 0 to {plan.generations - 1}, not {g}")
+        numbers = plan.numbers(g)
+        told = plan.numbers(g - 1) if g else []
+        return SearchProposeJob(
+            search=plan.spec(), generation=g, numbers=numbers, models=[plan.trial_id(n) for n in numbers], told=told
+        )
+
+    def search_eval_job(self, search: str, model: str) -> HarnessModelJob:
+        """A trial's dev evaluation: the objectives' tasks with the search's limit, after one model load."""
+        found = self.trial(model)
+        if found is None or found[0].name != search:
+            raise ValueError(f"{model!r} is not a trial of search {search!r}")
+        plan, h = found[0], self.harness
+        settings = {t: {**h.settings_for(model, t), "limit": plan.limit, "log_samples": False} for t in plan.tasks}
+        groups: Dict[str, List[str]] = {}
+        for t in plan.tasks:
+            groups.setdefault(repr(sorted(settings[t].items())), []).append(t)
+        return HarnessModelJob(
+            model=model,
+            model_path=str(self.workdir / paths.MERGED_MODEL.format(model=model)),  # the trial's own weights
+            receipt=None,
+            tasks=plan.tasks,
+            groups=list(groups.values()),
+            settings=settings,
+            include_paths=h.include_paths,
+            include_defaults=not all(h.is_local(t) for t in plan.tasks),
+            local_tasks=[t for t in plan.tasks if h.is_local(t)],
+        )
+
+    def search_summary_job(self, search: str) -> SearchSummaryJob:
+        plan = self.search(search)
+        recipe = {k: v for k, v in plan.recipe.items() if k not in ("name", "methods", "method_parameters")}
+        return SearchSummaryJob(search=plan.spec(), told=plan.numbers(plan.generations - 1), recipe=recipe)
+
+    def search_plot_job(self, search: str) -> SearchPlotJob:
+        return SearchPlotJob(search=self.search(search).spec())
+
     def merges_table_job(self) -> MergesTableJob:
-        return MergesTableJob(merges=[spec.record() for spec in self.merges.values()])
+        return MergesTableJob(merges=self.merge_records())
 
     def harness_job(self, model: str, task: str) -> HarnessJob:
         if model not in self.harness.models or task not in self.harness.tasks:
@@ -430,7 +576,15 @@ class Experiment:
 
         return PlotJob(catalogue=self.catalogue(), figures=outputs.figures(self))
 
-    def merge_spec(self, model: str) -> MergeSpec:
+    def merge_spec(self, model: str, estimate: bool = False) -> MergeSpec:
+        """The merge ``model`` (a trial once its generation is proposed). ``estimate``: for a trial
+        not proposed yet, its search's first method at the low end of its space, which reads the
+        same models (resource estimates only)."""
+        if model not in self.merges and self.trial(model):
+            plan, _ = self.trial(model)
+            if estimate and not (self.workdir / self.proposals_file(model)).is_file():
+                return plan.stand_in
+            return self._trial_spec(model)
         if model not in self.merges:
             raise ValueError(f"{model!r} is not a merge of this config (see {paths.MERGES_TABLE})")
         return self.merges[model]
@@ -455,6 +609,10 @@ JOB_BUILDERS: Dict[str, Callable[..., JobSpec]] = {
     "push_results": Experiment.push_results_job,
     "organize": Experiment.organize_job,
     "plot": Experiment.plot_job,
+    "search_propose": Experiment.search_propose_job,
+    "search_eval": Experiment.search_eval_job,
+    "search_summary": Experiment.search_summary_job,
+    "search_plot": Experiment.search_plot_job,
 }
 
 
@@ -505,4 +663,41 @@ def load_experiment(
     hub = build_hub_plan(cfg, merges, fail)
     if cfg["storage"]["keep_merges"] == "pushed" and merges and not hub.repos:
         fail("storage.keep_merges", "pushed deletes a merge's weights once pushed, but no merge is pushed (hub.push)")
-    return Experiment(source, cfg, models, merges, harness, holmes, hub, workdir=workdir)
+    searches = _searches(cfg, models, merges, harness, source, workdir, fail, lm_eval_tasks or lm_eval_index)
+    return Experiment(source, cfg, models, merges, harness, holmes, hub, workdir=workdir, searches=searches)
+
+
+def _searches(cfg, models, merges, harness: HarnessPlan, source, workdir, fail, lm_eval_tasks) -> Dict[str, SearchPlan]:
+    """The config's searches; their objectives' tasks are checked as harness.tasks are, and
+    those reading from the Hub get their data once, by harness_data, as harness tasks do."""
+    if not cfg["search"]:
+        return {}
+    from mergelab.plan.errors import close_matches
+    from mergelab.plan.evaluation import check_settings
+    from mergelab.plan.tasks import hub_tasks
+
+    index: List[Optional[Dict[str, str]]] = []
+
+    def known_task(key: str, task: str) -> None:
+        if harness.is_local(task):
+            return
+        if not index:
+            index.append(lm_eval_tasks())
+        if index[0] is not None and task not in index[0]:
+            near = close_matches(task, list(harness.local_tasks) + list(index[0]))
+            fail(
+                key,
+                f"unknown lm-eval task {task!r}"
+                + (f"; did you mean {', '.join(near)}?" if near else " (not a task, group or tag lm-eval knows)"),
+            )
+
+    def check(settings, key):
+        check_settings(settings, key, fail)
+
+    searches = build_search_plans(cfg, models, merges, source, workdir, known_task, check)
+    for plan in searches.values():
+        for tid in plan.trial_ids:
+            harness.model_dtypes[tid] = plan.dtype
+        extra = hub_tasks([t for t in plan.tasks if t not in harness.data_tasks], harness.task_folders)
+        harness.data_tasks += [t for t in extra if t not in harness.data_tasks]
+    return searches

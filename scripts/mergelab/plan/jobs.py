@@ -181,3 +181,33 @@ class OrganizeJob(JobSpec):
 class PlotJob(JobSpec):
     catalogue: Dict[str, Any]
     figures: List[Dict[str, Any]]  # mergelab.outputs.figures: name, wildcards, stem
+
+
+# --------------------------------------------------------------------------- merge search
+
+
+@dataclass(frozen=True)
+class SearchProposeJob(JobSpec):
+    """search_propose: tell the sampler the previous generation's scores, ask for this one's trials."""
+
+    search: Dict[str, Any]  # mergelab.plan.search.SearchPlan.spec: methods, dimensions, objectives, sampler, ...
+    generation: int
+    numbers: List[int]  # the trial numbers to ask for
+    models: List[str]  # their merge ids
+    told: List[int]  # the previous generation's trial numbers, whose dev results are inputs
+
+
+@dataclass(frozen=True)
+class SearchSummaryJob(JobSpec):
+    """search_summary: tell the last generation's scores; write trials.csv, best.yaml, the journal."""
+
+    search: Dict[str, Any]
+    told: List[int]
+    recipe: Dict[
+        str, Any
+    ]  # models, base, fixed parameters, seeds, dtype: best.yaml's recipes are this + a trial's values
+
+
+@dataclass(frozen=True)
+class SearchPlotJob(JobSpec):
+    search: Dict[str, Any]

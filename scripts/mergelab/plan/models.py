@@ -102,11 +102,14 @@ class MergeSpec:
 
 
 TABLE_COLUMNS = ["model", "recipe", "method", "seed", "inputs", "parameters", "mergekit_config"]
+SEARCH_COLUMNS = ["search", "trial"]  # only when a search has proposed trials
 
 
 def merges_tsv(records: List[Dict[str, Any]]) -> str:
-    """results/merges.tsv: merge id -> recipe, method, seed, inputs, parameters, mergekit config."""
-    lines = ["\t".join(TABLE_COLUMNS)]
+    """results/merges.tsv: merge id -> recipe, method, seed, inputs, parameters, mergekit config
+    (and, for a search's trials, the search and the trial number)."""
+    columns = TABLE_COLUMNS + (SEARCH_COLUMNS if any("search" in r for r in records) else [])
+    lines = ["\t".join(columns)]
     for r in records:
         cells = dict(
             r,
@@ -114,8 +117,10 @@ def merges_tsv(records: List[Dict[str, Any]]) -> str:
             inputs=",".join(r["inputs"]),
             parameters=json.dumps(r["parameters"], sort_keys=True),
             mergekit_config=json.dumps(r["mergekit_config"], sort_keys=True),
+            search=r.get("search", ""),
+            trial=str(r.get("trial", "")),
         )
-        lines.append("\t".join(cells[c] for c in TABLE_COLUMNS))
+        lines.append("\t".join(cells[c] for c in columns))
     return "\n".join(lines) + "\n"
 
 

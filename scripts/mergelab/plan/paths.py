@@ -44,6 +44,16 @@ HOLMES_MANIFEST = "results/holmes/datasets-{version}.tsv"
 HOLMES_SCORES = "results/holmes/{model}/scores.csv"
 
 # ---- tables, figures, report
+# merge search (mergelab.plan.search): one folder per search
+SEARCH_PROPOSALS = "results/search/{search}/gen{generation}/proposals.json"  # a generation's trials
+SEARCH_GEN_JOURNAL = "results/search/{search}/gen{generation}/journal.log"  # Optuna's journal, after asking them
+SEARCH_BEST_MODEL = "results/search/{search}/best/{model}"  # a best trial, merged again for its full evaluation
+SEARCH_DEV = "results/search/{search}/dev/{model}.json"  # a trial's dev evaluation: task -> lm-eval results
+SEARCH_TRIALS = "results/search/{search}/trials.csv"
+SEARCH_BEST = "results/search/{search}/best.yaml"
+SEARCH_JOURNAL = "results/search/{search}/journal.log"  # the whole study (optuna.load_study reads it)
+SEARCH_FIGURE = "results/plots/search/{search}"  # .png, .svg
+
 TABLES = {
     "harness": "results/tables/harness.csv",
     "harness_parquet": "results/tables/harness.parquet",

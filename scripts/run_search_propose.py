@@ -1,0 +1,17 @@
+"""Snakemake job of checkpoint `search_propose`: one generation of a merge search. Tells Optuna the
+previous generation's scores, asks for this generation's trials (mergelab.search)."""
+
+from mergelab.jobs import job_log
+from mergelab.plan.jobs import SearchProposeJob
+
+
+def main(smk) -> None:
+    with job_log(smk.log[0]):
+        from mergelab.search import propose
+
+        job = SearchProposeJob.from_params(smk.params)
+        previous = smk.input.get("journal")
+        propose(job, previous, list(smk.input.get("dev", [])), smk.output.proposals, smk.output.journal)
+
+
+main(snakemake)  # noqa: F821 - injected by Snakemake's script directive

@@ -1,0 +1,17 @@
+"""Snakemake job of checkpoint `search_summary`: the last generation's scores told, then
+trials.csv, best.yaml and the whole study's journal (mergelab.search)."""
+
+from mergelab.jobs import job_log
+from mergelab.plan.jobs import SearchSummaryJob
+
+
+def main(smk) -> None:
+    with job_log(smk.log[0]):
+        from mergelab.search import summarize
+
+        job = SearchSummaryJob.from_params(smk.params)
+        dev = dict(zip(range(job.search["trials"]), smk.input.dev))  # every trial, in order
+        summarize(job, smk.input.journal, dev, smk.output.trials, smk.output.best, smk.output.journal)
+
+
+main(snakemake)  # noqa: F821 - injected by Snakemake's script directive
