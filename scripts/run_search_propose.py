@@ -7,11 +7,11 @@ from mergelab.plan.jobs import SearchProposeJob
 
 def main(smk) -> None:
     with job_log(smk.log[0]):
-        from mergelab.search import propose
+        from mergelab.search import dev_files, propose
 
         job = SearchProposeJob.from_params(smk.params)
-        previous = smk.input.get("journal")
-        propose(job, previous, list(smk.input.get("dev", [])), smk.output.proposals, smk.output.journal)
+        files = dev_files(job.told, smk.input.get("dev", []), smk.input.get("probe", []))
+        propose(job, smk.input.get("journal"), files, smk.output.proposals, smk.output.journal)
 
 
 main(snakemake)  # noqa: F821 - injected by Snakemake's script directive

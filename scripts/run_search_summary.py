@@ -7,11 +7,12 @@ from mergelab.plan.jobs import SearchSummaryJob
 
 def main(smk) -> None:
     with job_log(smk.log[0]):
-        from mergelab.search import summarize
+        from mergelab.search import dev_files, summarize
 
         job = SearchSummaryJob.from_params(smk.params)
-        dev = dict(zip(range(job.search["trials"]), smk.input.dev))  # every trial, in order
-        summarize(job, smk.input.journal, dev, smk.output.trials, smk.output.best, smk.output.journal)
+        every = list(range(job.search["trials"]))
+        files = dev_files(every, smk.input.get("dev", []), smk.input.get("probe", []))
+        summarize(job, smk.input.journal, files, smk.output.trials, smk.output.best, smk.output.journal)
 
 
 main(snakemake)  # noqa: F821 - injected by Snakemake's script directive

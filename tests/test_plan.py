@@ -47,7 +47,7 @@ def campaign(wd):
             "methods": ["ties", "task_arithmetic"],
             "space": {"weight": {"math": [0.1, 1.0], "local": {"low": 0.1, "high": 1.0, "log": True}}},
             "parameters": {"density": 0.5},
-            "objective": {"tasks": {"mergelab_arithmetic": 1.0, "hub_t": 0.5}},
+            "objective": {"tasks": {"mergelab_arithmetic": 1.0, "hub_t": 0.5}, "competences": {"syntax": 1.0}},
             "trials": 3,
             "parallel": 2,
         }
@@ -77,6 +77,7 @@ def every_job(exp):
     jobs += [("fetch", {"model": m}) for m, spec in exp.models.items() if spec.kind == "hub"]
     jobs += [("sanity_check", {"model": m}) for m in exp.checked]
     jobs += [("merge", {"model": "tune_t000"}), ("search_eval", {"search": "tune", "model": "tune_t000"})]
+    jobs += [("search_probe", {"search": "tune", "model": "tune_t000"})]
     jobs += [("search_propose", {"search": "tune", "generation": g}) for g in ("0", "1")]
     jobs += [("search_summary", {"search": "tune"}), ("search_plot", {"search": "tune"})]
     return jobs + [("organize", {}), ("plot", {})]

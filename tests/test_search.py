@@ -35,7 +35,7 @@ def search_cfg(**over) -> dict:
     return s
 
 
-def plan_in(wd: Path, *searches: dict):
+def plan_in(wd: Path, *searches: dict, holmes: bool = False):
     for n in ("base", "a", "b"):
         fake_model_dir(wd / n)
     cfg = {
@@ -43,7 +43,7 @@ def plan_in(wd: Path, *searches: dict):
         "merges": [],
         "search": list(searches),
         "harness": {"tasks": ["mergelab_categories"]},
-        "holmes": {"activate": False},
+        "holmes": {"activate": True, "version": "demo"} if holmes else {"activate": False},
     }
     return load_experiment(cfg, "exp.yaml", workdir=wd, lm_eval_tasks=lambda: {"mmlu": "group"})
 
@@ -83,6 +83,12 @@ def plan_in(wd: Path, *searches: dict):
         ({"name": "a"}, "search[0].name", "also the name of a model"),
         ({"parameters": {"density": 0.5}}, "search[0].parameters.density", "either sampled or fixed"),
         ({"limit": 2.5}, "search[0].limit", "must be whole"),
+        (
+            {"objective": {"competences": {"syntax": 1.0}}},
+            "search[0].objective.competences.syntax",
+            "Holmes probing, which is off",
+        ),
+        ({"objective": {"tasks": {}, "competences": {}}}, "search[0].objective.tasks", "give harness tasks"),
     ],
 )
 def test_a_bad_search_stops_before_any_job_with_one_line_naming_the_key(tmp_path, over, key, message):
@@ -91,6 +97,47 @@ def test_a_bad_search_stops_before_any_job_with_one_line_naming_the_key(tmp_path
     text = str(err.value)
     assert "\n" not in text and text.startswith(f"exp.yaml: {key}: "), text
     assert message in text, text
+
+
+def test_competences_are_holmes_own(tmp_path):
+    with pytest.raises(
+        ConfigError,
+        match=r"search\[0\]\.objective\.competences\.sintax: unknown Holmes competence 'sintax'; did you mean syntax",
+    ):
+        plan_in(tmp_path, search_cfg(objective={"competences": {"sintax": 1.0}}), holmes=True)
+    exp = plan_in(tmp_path, search_cfg(objective={"competences": {"syntax": 1.0, "overall": 0.5}}), holmes=True)
+    plan = exp.searches["tune"]
+    assert plan.tasks == [] and plan.competences == ["syntax", "overall"]
+    assert plan.dev_inputs([0]) == {"dev": [], "probe": ["results/search/tune/dev/tune_t000.holmes.json"]}
+    job = exp.job("search_probe", search="tune", model="tune_t000")
+    assert job.competences == ["syntax", "overall"] and job.model_path == str(tmp_path / "results/models/tune_t000")
+    with pytest.raises(ValueError, match="not a trial of search"):
+        exp.job("search_eval", search="tune", model="tune_t000")  # no task to evaluate
+
+
+def test_a_competence_score_is_the_mean_f1_of_its_datasets():
+    from mergelab.search import competence_scores, probe_datasets
+
+    manifest = [
+        {"probing_dataset": "d1", "competence": "syntax"},
+        {"probing_dataset": "d2", "competence": "syntax"},
+        {"probing_dataset": "d3", "competence": "morphology"},
+        {"probing_dataset": "d4", "competence": "unknown"},
+    ]
+    rows = [
+        {"probing_dataset": "d1", "metric": "macro_f1", "score": 0.5},
+        {"probing_dataset": "d1", "metric": "macro_f1", "score": 0.7},  # another seed: d1 is 0.6
+        {"probing_dataset": "d2", "metric": "macro_f1", "score": 0.8},
+        {"probing_dataset": "d3", "metric": "macro_f1", "score": 0.2},
+        {"probing_dataset": "d3", "metric": "pearson", "score": 0.9},  # kept apart, as in the tables
+    ]
+    assert probe_datasets(manifest, ["syntax"]) == ["d1", "d2"]
+    assert probe_datasets(manifest, ["overall"]) == ["d1", "d2", "d3"]  # unknown competence left out
+    got = competence_scores(rows, manifest, ["syntax", "morphology", "overall", "discourse"])
+    assert got["syntax"] == {"mean_f1": pytest.approx(0.7), "datasets": 2}
+    assert got["morphology"]["mean_f1"] == pytest.approx(0.2)
+    assert got["overall"]["mean_f1"] == pytest.approx((0.6 + 0.8 + 0.2) / 3)
+    assert got["discourse"] == {"mean_f1": None, "datasets": 0}
 
 
 def test_the_schema_refuses_what_no_search_can_use(tmp_path):
@@ -186,39 +233,42 @@ def fake_dev(path: Path, scores: dict, skipped: bool = False) -> None:
 
 
 def run_loop(exp, name="tune", stop_after=None, fail=()):
-    """Every generation of a search as Snakemake would run it: propose, then fake dev results,
-    then the next; then the summary. ``stop_after``: stop after proposing that generation."""
-    from mergelab.search import propose, summarize
+    """Every generation of a search as Snakemake would run it: propose, then fake dev results
+    (and dev probing, for competences), then the next; then the summary. ``stop_after``: stop
+    after proposing that generation."""
+    from mergelab.search import dev_files, propose, summarize
 
     plan, wd = exp.searches[name], exp.workdir
+
+    def files(numbers):
+        given = plan.dev_inputs(numbers)
+        return dev_files(numbers, [str(wd / p) for p in given["dev"]], [str(wd / p) for p in given["probe"]])
+
     for g in range(plan.generations):
         if (wd / plan.proposals(g)).is_file():
             continue  # done before (a resumed search)
         job = exp.job("search_propose", search=name, generation=str(g))
-        dev = [str(wd / plan.dev_result(plan.trial_id(n))) for n in job.told]
-        propose(
-            job,
-            str(wd / plan.journal(g - 1)) if g else None,
-            dev,
-            str(wd / plan.proposals(g)),
-            str(wd / plan.journal(g)),
-        )
+        previous = str(wd / plan.journal(g - 1)) if g else None
+        propose(job, previous, files(job.told), str(wd / plan.proposals(g)), str(wd / plan.journal(g)))
         for t in json.loads((wd / plan.proposals(g)).read_text())["trials"]:
-            fake_dev(wd / plan.dev_result(t["model"]), landscape(t["values"], t["method"]), skipped=t["number"] in fail)
+            scores = landscape(t["values"], t["method"])
+            fake_dev(wd / plan.dev_result(t["model"]), scores, skipped=t["number"] in fail)
+            if plan.competences:
+                fake_probe(wd / plan.probe_result(t["model"]), scores)
         if stop_after == g:
             return None
     job = exp.job("search_summary", search=name)
     out = wd / "results/search" / name
-    dev = {n: str(wd / plan.dev_result(plan.trial_id(n))) for n in range(plan.trials)}
-    summarize(
-        job,
-        str(wd / plan.journal(plan.generations - 1)),
-        dev,
-        str(out / "trials.csv"),
-        str(out / "best.yaml"),
-        str(out / "journal.log"),
-    )
+    last = str(wd / plan.journal(plan.generations - 1))
+    every = files(list(range(plan.trials)))
+    summarize(job, last, every, str(out / "trials.csv"), str(out / "best.yaml"), str(out / "journal.log"))
     return pd.read_csv(out / "trials.csv"), yaml.safe_load((out / "best.yaml").read_text())
+
+
+def fake_probe(path: Path, scores: dict) -> None:
+    """A trial's dev probing: syntax F1 follows categories, morphology is flat."""
+    comps = {"syntax": {"mean_f1": 0.5 + 0.3 * scores["mergelab_categories"]}, "morphology": {"mean_f1": 0.6}}
+    path.write_text(json.dumps({"competences": comps, "rows": []}))
 
 
 TWO = [
@@ -286,6 +336,22 @@ def test_an_interrupted_search_resumes_where_it_stopped(tmp_path):
     pd.testing.assert_frame_equal(resumed, straight)
 
 
+def test_tasks_and_competences_score_together(tmp_path):
+    objective = [
+        {"name": "arith", "tasks": {"mergelab_arithmetic": 1.0}},
+        {"name": "ling", "tasks": {"mergelab_categories": 0.5}, "competences": {"syntax": 2.0}},
+    ]
+    exp = plan_in(tmp_path, search_cfg(sampler="nsga2", objective=objective, trials=4, parallel=2), holmes=True)
+    trials, best = run_loop(exp)
+    assert (trials["state"] == "complete").all()
+    assert trials["ling"].tolist() == pytest.approx(
+        (0.5 * trials["dev:mergelab_categories"] + 2.0 * trials["dev:holmes:syntax"]).tolist()
+    )
+    assert trials["dev:holmes:syntax"].tolist() == pytest.approx(
+        (0.5 + 0.3 * trials["dev:mergelab_categories"]).tolist()
+    )
+
+
 def test_several_objectives_give_the_pareto_set(tmp_path):
     from mergelab.search import dominates
 
@@ -319,7 +385,10 @@ def tiny_search_config(wd: Path, tiny_models: dict) -> Path:
                 "base": "base",
                 "methods": ["task_arithmetic", "ties"],
                 "space": {"weight": [0.2, 1.5], "density": [0.3, 1.0]},
-                "objective": {"tasks": {"mergelab_text_ppl": 1.0, "mergelab_categories": 10.0}},
+                "objective": {
+                    "tasks": {"mergelab_text_ppl": 1.0, "mergelab_categories": 10.0},
+                    "competences": {"morphology": 1.0},
+                },
                 "limit": 4,
                 "trials": 4,
                 "parallel": 2,
@@ -333,7 +402,7 @@ def tiny_search_config(wd: Path, tiny_models: dict) -> Path:
             "tasks": ["mergelab_categories"],
             "settings": {"batch_size": 8, "bootstrap_iters": 100},
         },
-        "holmes": {"activate": False},
+        "holmes": {"activate": True, "version": "demo", "seeds": [0]},
         "stats": {"bootstrap": 200},
     }
     return write_config(wd, cfg)
@@ -371,7 +440,13 @@ def test_a_search_runs_through_snakemake_resumes_and_is_deterministic(tmp_path, 
         ppl = dev["mergelab_text_ppl"]["results"]["mergelab_text_ppl"]["word_perplexity,none"]
         acc = dev["mergelab_categories"]["results"]["mergelab_categories"]["acc_norm,none"]
         assert dev["mergelab_categories"]["n-samples"]["mergelab_categories"]["effective"] == 4  # the dev subset
-        assert row.objective == pytest.approx(-ppl + 10.0 * acc)
+        probe = json.loads((wd / f"results/search/tune/dev/{row.model}.holmes.json").read_text())
+        manifest = pd.read_csv(wd / "results/holmes/datasets-demo.tsv", sep="\t")
+        morph = set(manifest.loc[manifest["competence"] == "morphology", "probing_dataset"])
+        f1 = [r["score"] for r in probe["rows"] if r["metric"] == "macro_f1"]
+        assert {r["probing_dataset"] for r in probe["rows"]} == morph  # only the competence's datasets
+        assert probe["competences"]["morphology"]["mean_f1"] == pytest.approx(sum(f1) / len(f1))  # one seed each
+        assert row.objective == pytest.approx(-ppl + 10.0 * acc + probe["competences"]["morphology"]["mean_f1"])
     best = yaml.safe_load((wd / "results/search/tune/best.yaml").read_text())["best"]
     top = trials.loc[trials["objective"].idxmax()]
     assert [b["model"] for b in best] == [top["model"]]
@@ -381,6 +456,9 @@ def test_a_search_runs_through_snakemake_resumes_and_is_deterministic(tmp_path, 
     assert set(mine["role"]) == {"merge"} and set(mine["recipe"]) == {"tune"}
     assert (mine["n_samples"] > 4).all() and (mine["status"] == "ok").all()
     assert (wd / "results/plots/search/tune.png").stat().st_size > 0
+    holmes = pd.read_csv(wd / "results/tables/holmes.csv")
+    assert set(holmes["model"]) == {top["model"]}  # probed in full (every dataset) like any merge
+    assert set(holmes["probing_dataset"]) == set(manifest["probing_dataset"])
     assert not (wd / "results/models").exists() or not any((wd / "results/models").iterdir())  # trials deleted
 
     # the same config and seed in another folder, straight through: the same trials

@@ -115,10 +115,17 @@ def task_score(res: Dict[str, Any], task: str) -> Tuple[Optional[float], Optiona
     return sign * r["value"], f"{r['metric']},{r['filter']}", ""
 
 
-def trial_scores(spec: Dict[str, Any], dev_file: str) -> Dict[str, Any]:
-    """A trial's objective values and task metrics from its dev evaluation (rule search_eval)."""
-    with open(dev_file, encoding="utf-8") as fh:
-        dev = json.load(fh)
+def _read(path: Optional[str]) -> Dict[str, Any]:
+    if not path:
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def trial_scores(spec: Dict[str, Any], dev_file: Optional[str], probe_file: Optional[str] = None) -> Dict[str, Any]:
+    """A trial's objective values, task metrics and competence scores from its dev evaluation
+    (rule search_eval) and dev probing (search_probe)."""
+    dev, probe = _read(dev_file), _read(probe_file)
     metrics: Dict[str, Optional[float]] = {}
     reasons = []
     for task in dict.fromkeys(t for o in spec["objectives"] for t in o["tasks"]):
@@ -130,19 +137,41 @@ def trial_scores(spec: Dict[str, Any], dev_file: str) -> Dict[str, Any]:
         metrics[task] = value
         if reason:
             reasons.append(reason)
+    for comp in dict.fromkeys(c for o in spec["objectives"] for c in o.get("competences", {})):
+        value = ((probe.get("competences") or {}).get(comp) or {}).get("mean_f1")
+        value = None if value is None or not math.isfinite(value) else float(value)
+        metrics[f"holmes:{comp}"] = value
+        if value is None:
+            reasons.append(f"no Holmes F1 for {comp}")
     if reasons:
         return {"values": None, "metrics": metrics, "reason": "; ".join(dict.fromkeys(reasons))}
-    values = [sum(w * metrics[t] for t, w in o["tasks"].items()) for o in spec["objectives"]]
+    values = [
+        sum(w * metrics[t] for t, w in o["tasks"].items())
+        + sum(w * metrics[f"holmes:{c}"] for c, w in o.get("competences", {}).items())
+        for o in spec["objectives"]
+    ]
     return {"values": values, "metrics": metrics, "reason": ""}
 
 
-def tell(study, spec: Dict[str, Any], numbers: Sequence[int], dev_files: Sequence[str]) -> None:
-    """Tell the study the scores of trials ``numbers`` (their dev results, in the same order)."""
+Files = Dict[int, Tuple[Optional[str], Optional[str]]]  # trial number -> (dev results, dev probing)
+
+
+def dev_files(numbers: Sequence[int], dev: Sequence[str], probe: Sequence[str]) -> Files:
+    """trial number -> (its dev results, its dev probing) from a job's inputs (lists in trial order;
+    empty where the objectives need none)."""
+    dev, probe = list(dev), list(probe)
+    for given in (dev, probe):
+        if given and len(given) != len(numbers):
+            raise ValueError(f"{len(numbers)} trials, {len(given)} dev results")
+    return {n: (dev[i] if dev else None, probe[i] if probe else None) for i, n in enumerate(numbers)}
+
+
+def tell(study, spec: Dict[str, Any], numbers: Sequence[int], files: Files) -> None:
+    """Tell the study the scores of trials ``numbers`` (files: see dev_files)."""
     optuna = _optuna()
-    if len(numbers) != len(dev_files):
-        raise ValueError(f"{len(numbers)} trials to tell, {len(dev_files)} dev results")
-    for n, path in zip(numbers, dev_files):
-        s = trial_scores(spec, path)
+    for n in numbers:
+        s = trial_scores(spec, *files[n])
+
         if s["values"] is None:
             log.warning("trial %d failed: %s", n, s["reason"])
             study.tell(n, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
@@ -163,15 +192,13 @@ def _start_journal(previous: Optional[str], out: str) -> None:
         shutil.copyfile(previous, out)
 
 
-def propose(
-    job, previous_journal: Optional[str], dev_files: Sequence[str], proposals_out: str, journal_out: str
-) -> None:
+def propose(job, previous_journal: Optional[str], files: Files, proposals_out: str, journal_out: str) -> None:
     """One generation: tell the previous generation's scores, ask for ``job.numbers`` trials."""
     spec = job.search
     _start_journal(previous_journal, journal_out)
     study = open_study(spec, journal_out, job.generation)
     if job.told:
-        tell(study, spec, job.told, dev_files)
+        tell(study, spec, job.told, files)
     trials = []
     for number, model in zip(job.numbers, job.models):
         trial = study.ask()
@@ -200,18 +227,18 @@ def _write_json(path: str, data: Any) -> None:
 def summarize(
     job,
     previous_journal: str,
-    dev_files: Dict[int, str],
+    files: Files,
     trials_out: str,
     best_out: str,
     journal_out: str,
 ) -> None:
     """Tell the last generation's scores; write trials.csv, best.yaml and the whole study's journal.
-    ``dev_files``: trial number -> its dev results (every trial's)."""
+    ``files``: every trial's dev results (see dev_files)."""
     spec = job.search
     _start_journal(previous_journal, journal_out)
-    study = open_study(spec, journal_out, len(dev_files))
-    tell(study, spec, job.told, [dev_files[n] for n in job.told])
-    frame = trials_table(study, spec, dev_files)
+    study = open_study(spec, journal_out, len(files))
+    tell(study, spec, job.told, files)
+    frame = trials_table(study, spec, files)
     frame.to_csv(trials_out + ".tmp", index=False)
     os.replace(trials_out + ".tmp", trials_out)
     best = best_trials(study, spec, job.recipe)
@@ -224,13 +251,14 @@ def _values_of(trial, spec) -> Dict[str, Any]:
     return method, {d["name"]: trial.params[d["name"]] for d in spec["dimensions"][method]}
 
 
-def trials_table(study, spec: Dict[str, Any], dev_files: Dict[int, str]):
+def trials_table(study, spec: Dict[str, Any], files: Files):
     """trials.csv: one row per trial: its number, generation, merge id, method, sampled values,
     objectives, dev metric per task, state and why it failed."""
     import pandas as pd
 
     dims = list(dict.fromkeys(d["name"] for ds in spec["dimensions"].values() for d in ds))
     tasks = list(dict.fromkeys(t for o in spec["objectives"] for t in o["tasks"]))
+    tasks += [f"holmes:{c}" for c in dict.fromkeys(c for o in spec["objectives"] for c in o.get("competences", {}))]
     rows = []
     for t in study.trials:
         method = t.params.get("method", spec["methods"][0])
@@ -246,7 +274,7 @@ def trials_table(study, spec: Dict[str, Any], dev_files: Dict[int, str]):
         values = t.values if t.values is not None else [math.nan] * len(spec["objectives"])
         for o, v in zip(spec["objectives"], values):
             row[o["name"]] = v
-        scores = trial_scores(spec, dev_files[t.number]) if t.number in dev_files else {"metrics": {}, "reason": ""}
+        scores = trial_scores(spec, *files[t.number]) if t.number in files else {"metrics": {}, "reason": ""}
         for task in tasks:
             v = scores["metrics"].get(task)
             row[f"dev:{task}"] = math.nan if v is None else v
@@ -338,3 +366,42 @@ def load_trials(path: os.PathLike):
     import pandas as pd
 
     return pd.read_csv(Path(path))
+
+
+# ------------------------------------------------------------------------------- Holmes
+
+
+def probe_datasets(manifest: List[Dict[str, str]], competences: Sequence[str]) -> List[str]:
+    """The manifest's datasets of these competences (overall: every dataset of known competence)."""
+    from mergelab.holmes_data import UNKNOWN
+
+    want = set(competences)
+    return [
+        r["probing_dataset"]
+        for r in manifest
+        if r.get("competence", UNKNOWN) != UNKNOWN and ("overall" in want or r.get("competence") in want)
+    ]
+
+
+def competence_scores(rows: List[Dict[str, Any]], manifest: List[Dict[str, str]], competences: Sequence[str]):
+    """competence -> {mean_f1, datasets}: the mean over its datasets of each one's macro F1 averaged
+    over the probe seeds, as holmes_competences.csv's mean_f1 (regression datasets, Pearson, apart)."""
+    comp_of = {r["probing_dataset"]: r.get("competence") for r in manifest}
+    per_dataset: Dict[str, List[float]] = {}
+    for r in rows:
+        if r.get("metric") == "macro_f1" and r.get("score") is not None and math.isfinite(float(r["score"])):
+            per_dataset.setdefault(r["probing_dataset"], []).append(float(r["score"]))
+    means = {d: sum(v) / len(v) for d, v in per_dataset.items()}
+    out = {}
+    for comp in competences:
+        chosen = [m for d, m in means.items() if comp == "overall" or comp_of.get(d) == comp]
+        out[comp] = {"mean_f1": sum(chosen) / len(chosen) if chosen else None, "datasets": len(chosen)}
+    return out
+
+
+def write_probe(scores: Dict[str, Any], rows: List[Dict[str, Any]], out: str) -> None:
+    from mergelab.jobs import atomic_file
+
+    with atomic_file(out) as fh:
+        json.dump({"competences": scores, "rows": rows}, fh, indent=1, default=str)
+        fh.write("\n")

@@ -89,15 +89,14 @@ def await_searches():
     the evaluated models (Experiment.include_best)."""
     for name in EXP.searches:
         checkpoints.search_summary.get(search=name)
-        if name not in EXP.best:
-            EXP.include_best(name)
+        EXP.include_best(name)
 
 
 def await_job(rulename, wildcards):
     model = wildcards.get("model")
     if model and EXP.trial(model):
         await_trial(model)
-        if rulename not in ("merge", "merge_released", "search_eval"):  # a best trial's full evaluation
+        if rulename not in ("merge", "merge_released", "search_eval", "search_probe"):  # a best trial's full one
             await_searches()
     if rulename in WAIT_FOR_SEARCHES:
         await_searches()
@@ -110,7 +109,7 @@ def search_inputs(rulename, wildcards):
     model = wildcards.get("model")
     if model and EXP.trial(model):
         out["proposals"] = EXP.proposals_file(model)
-        if rulename not in ("merge", "merge_released", "search_eval"):
+        if rulename not in ("merge", "merge_released", "search_eval", "search_probe"):
             out["searches"] = [paths.SEARCH_BEST.format(search=s) for s in EXP.searches]
     if rulename in WAIT_FOR_SEARCHES:
         out["searches"] = [paths.SEARCH_BEST.format(search=s) for s in EXP.searches]
@@ -195,8 +194,7 @@ def get_search_propose_input(wildcards):
     plan, g = EXP.search(wildcards.search), int(wildcards.generation)
     if g == 0:
         return {}
-    dev = [plan.dev_result(plan.trial_id(n)) for n in plan.numbers(g - 1)]
-    return {"journal": plan.journal(g - 1), "dev": dev}
+    return {"journal": plan.journal(g - 1), **plan.dev_inputs(plan.numbers(g - 1))}
 
 
 def get_search_eval_input(wildcards):
@@ -209,11 +207,17 @@ def get_search_eval_input(wildcards):
     return {**inputs, **search_inputs("search_eval", wildcards)}
 
 
+def get_search_probe_input(wildcards):
+    await_trial(wildcards.model)
+    EXP.job("search_probe", search=wildcards.search, model=wildcards.model)
+    inputs = {"model": weights([paths.MERGED_MODEL.format(model=wildcards.model)]), "manifest": EXP.holmes.manifest}
+    return {**inputs, **search_inputs("search_probe", wildcards)}
+
+
 def get_search_summary_input(wildcards):
     """The last generation's journal, and every trial's dev results (trials.csv)."""
     plan = EXP.search(wildcards.search)
-    dev = [plan.dev_result(t) for t in plan.trial_ids]
-    return {"journal": plan.journal(plan.generations - 1), "dev": dev}
+    return {"journal": plan.journal(plan.generations - 1), **plan.dev_inputs(list(range(plan.trials)))}
 
 
 def get_harness_input(wildcards):

@@ -64,6 +64,38 @@ rule search_eval:
         "../../scripts/run_search_eval.py"
 
 
+rule search_probe:
+    input:
+        unpack(get_search_probe_input),
+    output:
+        paths.SEARCH_PROBE,
+    log:
+        "logs/search_probe/{search}/{model}.log",
+    benchmark:
+        "benchmarks/search_probe/{search}/{model}.tsv"
+    wildcard_constraints:
+        search=SEARCH_NAMES,
+        model=SEARCH_TRIALS,
+    priority: SEARCH_PRIORITY
+    conda:
+        "../../envs/holmes.yaml"
+    threads: get_gpu_job_threads
+    resources:
+        gpu=job_resource("holmes_eval", "gpu"),
+        mem_mb=job_resource("holmes_eval", "mem_mb"),
+        runtime=job_resource("holmes_eval", "runtime"),
+    params:
+        model=job_param("search_probe", "model"),
+        model_path=job_param("search_probe", "model_path"),
+        receipt=job_param("search_probe", "receipt"),
+        data_dir=job_param("search_probe", "data_dir"),
+        datasets=job_param("search_probe", "datasets"),
+        settings=job_param("search_probe", "settings"),
+        competences=job_param("search_probe", "competences"),
+    script:
+        "../../scripts/run_search_probe.py"
+
+
 use rule merge as search_best with:
     output:
         temp(directory(paths.SEARCH_BEST_MODEL)) if BEST_RELEASED else directory(paths.SEARCH_BEST_MODEL),

@@ -32,6 +32,7 @@ from mergelab.plan.jobs import (
     PushResultsJob,
     SanityJob,
     SearchPlotJob,
+    SearchProbeJob,
     SearchProposeJob,
     SearchSummaryJob,
 )
@@ -56,6 +57,7 @@ class Experiment:
     _trials: Dict[str, Tuple[int, MergeSpec]] = field(default_factory=dict, repr=False)
     best: Dict[str, List[str]] = field(default_factory=dict)  # search -> its best trials, once known
     _evaluated: Tuple[List[str], List[str]] = field(default_factory=lambda: ([], []), repr=False)
+    _best_read: Dict[str, int] = field(default_factory=dict, repr=False)  # search -> mtime of the best.yaml read
 
     def __post_init__(self):
         self._evaluated = (list(self.harness.models), list(self.holmes.models))
@@ -110,8 +112,13 @@ class Experiment:
 
     def include_best(self, search: str) -> List[str]:
         """Read the search's best.yaml: its trials join the evaluated models (the full tasks,
-        Holmes), the tables and the figures like any merge. Replaces what an earlier best.yaml gave."""
+        Holmes), the tables and the figures like any merge. Replaces what an earlier best.yaml gave
+        (read again when it changed: a search rerun in this run)."""
         path = self.workdir / paths.SEARCH_BEST.format(search=search)
+        stamp = path.stat().st_mtime_ns
+        if self._best_read.get(search) == stamp:
+            return self.best[search]
+        self._best_read[search] = stamp
         self.best[search] = [m for m in read_best(path) if self.trial(m)]
         best = [m for ms in self.best.values() for m in ms]
         harness, holmes = self._evaluated
@@ -438,8 +445,8 @@ class Experiment:
     def search_eval_job(self, search: str, model: str) -> HarnessModelJob:
         """A trial's dev evaluation: the objectives' tasks with the search's limit, after one model load."""
         found = self.trial(model)
-        if found is None or found[0].name != search:
-            raise ValueError(f"{model!r} is not a trial of search {search!r}")
+        if found is None or found[0].name != search or not found[0].tasks:
+            raise ValueError(f"{model!r} is not a trial of search {search!r} evaluated on harness tasks")
         plan, h = found[0], self.harness
         settings = {t: {**h.settings_for(model, t), "limit": plan.limit, "log_samples": False} for t in plan.tasks}
         groups: Dict[str, List[str]] = {}
@@ -455,6 +462,22 @@ class Experiment:
             include_paths=h.include_paths,
             include_defaults=not all(h.is_local(t) for t in plan.tasks),
             local_tasks=[t for t in plan.tasks if h.is_local(t)],
+        )
+
+    def search_probe_job(self, search: str, model: str) -> SearchProbeJob:
+        """A trial's dev probing: Holmes on the datasets of the objectives' competences (all for overall)."""
+        found = self.trial(model)
+        if found is None or found[0].name != search or not found[0].competences:
+            raise ValueError(f"{model!r} is not a trial of search {search!r} probed by Holmes")
+        ho = self.holmes
+        return SearchProbeJob(
+            model=model,
+            model_path=str(self.workdir / paths.MERGED_MODEL.format(model=model)),
+            receipt=None,
+            data_dir=ho.data_dir,
+            datasets=ho.datasets,
+            settings=ho.settings_for(model),
+            competences=found[0].competences,
         )
 
     def search_summary_job(self, search: str) -> SearchSummaryJob:
@@ -611,6 +634,7 @@ JOB_BUILDERS: Dict[str, Callable[..., JobSpec]] = {
     "plot": Experiment.plot_job,
     "search_propose": Experiment.search_propose_job,
     "search_eval": Experiment.search_eval_job,
+    "search_probe": Experiment.search_probe_job,
     "search_summary": Experiment.search_summary_job,
     "search_plot": Experiment.search_plot_job,
 }
@@ -663,16 +687,19 @@ def load_experiment(
     hub = build_hub_plan(cfg, merges, fail)
     if cfg["storage"]["keep_merges"] == "pushed" and merges and not hub.repos:
         fail("storage.keep_merges", "pushed deletes a merge's weights once pushed, but no merge is pushed (hub.push)")
-    searches = _searches(cfg, models, merges, harness, source, workdir, fail, lm_eval_tasks or lm_eval_index)
+    searches = _searches(cfg, models, merges, harness, holmes, source, workdir, fail, lm_eval_tasks or lm_eval_index)
     return Experiment(source, cfg, models, merges, harness, holmes, hub, workdir=workdir, searches=searches)
 
 
-def _searches(cfg, models, merges, harness: HarnessPlan, source, workdir, fail, lm_eval_tasks) -> Dict[str, SearchPlan]:
+def _searches(
+    cfg, models, merges, harness: HarnessPlan, holmes: HolmesPlan, source, workdir, fail, lm_eval_tasks
+) -> Dict[str, SearchPlan]:
     """The config's searches; their objectives' tasks are checked as harness.tasks are, and
-    those reading from the Hub get their data once, by harness_data, as harness tasks do."""
+    those reading from the Hub get their data once, by harness_data, as harness tasks do; their
+    competences are Holmes' (workflow/holmes/probes.csv, holmes.data.probes) or overall."""
     if not cfg["search"]:
         return {}
-    from mergelab.plan.errors import close_matches
+    from mergelab.plan.errors import close_matches, did_you_mean
     from mergelab.plan.evaluation import check_settings
     from mergelab.plan.tasks import hub_tasks
 
@@ -691,13 +718,34 @@ def _searches(cfg, models, merges, harness: HarnessPlan, source, workdir, fail, 
                 + (f"; did you mean {', '.join(near)}?" if near else " (not a task, group or tag lm-eval knows)"),
             )
 
+    def known_competence(key: str, name: str) -> None:
+        if not holmes.active:
+            fail(key, "a competence is measured by Holmes probing, which is off (holmes.activate)")
+        known = competences(holmes.probes)
+        if name not in known:
+            fail(key, f"unknown Holmes competence {name!r}{did_you_mean(name, known)} (known: {', '.join(known)})")
+
     def check(settings, key):
         check_settings(settings, key, fail)
 
-    searches = build_search_plans(cfg, models, merges, source, workdir, known_task, check)
+    searches = build_search_plans(cfg, models, merges, source, workdir, known_task, known_competence, check)
     for plan in searches.values():
         for tid in plan.trial_ids:
-            harness.model_dtypes[tid] = plan.dtype
+            harness.model_dtypes[tid] = holmes.model_dtypes[tid] = plan.dtype
         extra = hub_tasks([t for t in plan.tasks if t not in harness.data_tasks], harness.task_folders)
         harness.data_tasks += [t for t in extra if t not in harness.data_tasks]
     return searches
+
+
+def competences(probes: Optional[str]) -> List[str]:
+    """Holmes' competences (workflow/holmes/probes.csv), the user's mapping's, and overall."""
+    import csv
+
+    from mergelab.holmes_data import METADATA
+
+    files = [str(METADATA)] + ([probes] if probes else [])
+    found: List[str] = []
+    for f in files:
+        with open(f, newline="", encoding="utf-8") as fh:
+            found += [(r.get("competence") or "").strip() for r in csv.DictReader(fh)]
+    return sorted({c for c in found if c and c != "unknown"}) + ["overall"]

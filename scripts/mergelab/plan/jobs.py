@@ -198,6 +198,13 @@ class SearchProposeJob(JobSpec):
 
 
 @dataclass(frozen=True)
+class SearchProbeJob(HolmesJob):
+    """search_probe: a trial probed by Holmes on the datasets of the objectives' competences."""
+
+    competences: List[str]  # Holmes competences; overall: every dataset of known competence
+
+
+@dataclass(frozen=True)
 class SearchSummaryJob(JobSpec):
     """search_summary: tell the last generation's scores; write trials.csv, best.yaml, the journal."""
 

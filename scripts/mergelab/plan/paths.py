@@ -49,6 +49,7 @@ SEARCH_PROPOSALS = "results/search/{search}/gen{generation}/proposals.json"  # a
 SEARCH_GEN_JOURNAL = "results/search/{search}/gen{generation}/journal.log"  # Optuna's journal, after asking them
 SEARCH_BEST_MODEL = "results/search/{search}/best/{model}"  # a best trial, merged again for its full evaluation
 SEARCH_DEV = "results/search/{search}/dev/{model}.json"  # a trial's dev evaluation: task -> lm-eval results
+SEARCH_PROBE = "results/search/{search}/dev/{model}.holmes.json"  # its dev probing: competence -> mean F1
 SEARCH_TRIALS = "results/search/{search}/trials.csv"
 SEARCH_BEST = "results/search/{search}/best.yaml"
 SEARCH_JOURNAL = "results/search/{search}/journal.log"  # the whole study (optuna.load_study reads it)

@@ -67,6 +67,20 @@ class SearchPlan:
         return list(dict.fromkeys(t for o in self.objectives for t in o["tasks"]))
 
     @property
+    def competences(self) -> List[str]:
+        """The objectives' Holmes competences, in order: what each trial is probed on."""
+        return list(dict.fromkeys(c for o in self.objectives for c in o["competences"]))
+
+    def probe_result(self, model: str) -> str:
+        return paths.SEARCH_PROBE.format(search=self.name, model=model)
+
+    def dev_inputs(self, numbers: List[int]) -> Dict[str, List[str]]:
+        """The dev results of trials ``numbers`` that score them: harness, and Holmes if asked."""
+        out = {"dev": [self.dev_result(self.trial_id(n)) for n in numbers] if self.tasks else []}
+        out["probe"] = [self.probe_result(self.trial_id(n)) for n in numbers] if self.competences else []
+        return out
+
+    @property
     def generations(self) -> int:
         return math.ceil(self.trials / self.parallel)
 
@@ -200,7 +214,9 @@ def _one_dimension(key: str, name: str, pname: str, model: Optional[str], value:
     return Dimension(name, pname, model, kind, low=cast(low), high=cast(high), log=log)
 
 
-def _objectives(value: Any, key: str, known_task: Callable[[str, str], None], fail) -> List[Dict[str, Any]]:
+def _objectives(
+    value: Any, key: str, known_task: Callable[[str, str], None], known_competence: Callable[[str, str], None], fail
+) -> List[Dict[str, Any]]:
     several = isinstance(value, list)
     items = value if several else [value]
     if several and not items:
@@ -210,9 +226,9 @@ def _objectives(value: Any, key: str, known_task: Callable[[str, str], None], fa
         k = f"{key}[{i}]" if several else key
         if not isinstance(o, dict):
             fail(k, f"an objective is a mapping {{tasks: {{<task>: weight}}}}, got {o!r}")
-        extra = set(o) - {"name", "tasks"}
+        extra = set(o) - {"name", "tasks", "competences"}
         if extra:
-            fail(f"{k}.{sorted(extra)[0]}", "unknown key (an objective takes name and tasks)")
+            fail(f"{k}.{sorted(extra)[0]}", "unknown key (an objective takes name, tasks and competences)")
         name = o.get("name")
         if several and not name:
             fail(f"{k}.name", "name every objective of a multi-objective search (its column in trials.csv)")
@@ -222,14 +238,24 @@ def _objectives(value: Any, key: str, known_task: Callable[[str, str], None], fa
         if name in names:
             fail(f"{k}.name", f"two objectives are named {name!r}")
         names.add(name)
-        tasks = o.get("tasks")
-        if not isinstance(tasks, dict) or not tasks:
-            fail(f"{k}.tasks", "give the tasks and their weights, e.g. {mmlu: 1.0, gsm8k: 0.5}")
-        for t, w in tasks.items():
-            known_task(f"{k}.tasks.{t}", t)
-            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w == 0:
-                fail(f"{k}.tasks.{t}", f"a weight is a non-zero number, got {w!r}")
-        out.append({"name": name, "tasks": {t: float(w) for t, w in tasks.items()}})
+        tasks, comps = o.get("tasks") or {}, o.get("competences") or {}
+        for part, given in (("tasks", tasks), ("competences", comps)):
+            if not isinstance(given, dict):
+                fail(f"{k}.{part}", f"a mapping of {part} to weights, got {given!r}")
+        if not tasks and not comps:
+            fail(f"{k}.tasks", "give harness tasks and/or Holmes competences with weights, e.g. {mmlu: 1.0}")
+        for part, given, known in (("tasks", tasks, known_task), ("competences", comps, known_competence)):
+            for t, w in given.items():
+                known(f"{k}.{part}.{t}", t)
+                if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w == 0:
+                    fail(f"{k}.{part}.{t}", f"a weight is a non-zero number, got {w!r}")
+        out.append(
+            {
+                "name": name,
+                "tasks": {t: float(w) for t, w in tasks.items()},
+                "competences": {c: float(w) for c, w in comps.items()},
+            }
+        )
     return out
 
 
@@ -240,6 +266,7 @@ def build_search_plans(
     source: str,
     workdir: Path,
     known_task: Callable[[str, str], None],
+    known_competence: Callable[[str, str], None],
     check_settings: Callable[[dict, str], None],
 ) -> Dict[str, SearchPlan]:
     """Every search of the config, checked: its recipe part (models, base, methods) as a recipe
@@ -299,7 +326,13 @@ def build_search_plans(
             recipe=recipe,
             methods=methods,
             dimensions=by_method,
-            objectives=_objectives(s["objective"], "objective", lambda k, t, w=where: known_task(f"{w}.{k}", t), fail),
+            objectives=_objectives(
+                s["objective"],
+                "objective",
+                lambda k, t, w=where: known_task(f"{w}.{k}", t),
+                lambda k, c, w=where: known_competence(f"{w}.{k}", c),
+                fail,
+            ),
             limit=s["limit"],
             sampler=s["sampler"],
             trials=s["trials"],
