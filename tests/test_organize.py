@@ -735,3 +735,27 @@ def test_holmes_comparisons_are_wilcoxon_over_datasets():
     h = ~compare.is_holmes(both)
     assert both.loc[h, "p_adjusted"].tolist() == pytest.approx(alone["p_adjusted"].tolist())
     assert both.loc[~h, "p_adjusted"].tolist() == pytest.approx(table["p_adjusted"].tolist())
+
+
+def test_a_sweep_of_per_model_values_that_differ_is_drawn_one_position_each(tmp_path):
+    """A recipe sweeping weight per model ({math: [0.2, 1.5], words: [0.2, 1.5]}) has merges whose
+    swept value is a mapping, or one number where the models' values are equal: each gets its own
+    position on the x axis, with its label."""
+    from mergelab import plots
+
+    points = [{"math": 0.2, "words": 1.5}, {"math": 1.5, "words": 0.2}, 1.5]  # equal values: one number
+    models = {
+        f"g{i}": {"role": "merge", "recipe": "grid", "method": "ties", "parameters": {"weight": p}, "parents": ["a"]}
+        for i, p in enumerate(points)
+    }
+    models["a"] = {"role": "parent"}
+    rows = [
+        {"model": m, "task": "t", "harness_task": "t", "primary": True, "metric": "acc", "filter": "none", "value": v}
+        for m, v in zip(["g0", "g1", "g2", "a"], [0.1, 0.4, 0.3, 0.5])
+    ]
+    stem = tmp_path / "sweep"
+    plots.sweep(pd.DataFrame(rows), None, {"models": models}, "grid", "weight", stem)
+    data = pd.read_csv(stem.with_suffix(".csv"))
+    assert sorted(map(str, data["x"])) == sorted(json.dumps(p, sort_keys=True) for p in points)
+    assert data.set_index("model")["value"].to_dict() == {"g0": 0.1, "g1": 0.4, "g2": 0.3}
+    assert stem.with_suffix(".png").stat().st_size > 0

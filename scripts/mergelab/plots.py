@@ -427,8 +427,11 @@ def sweep(harness, comp, context: Dict[str, Any], recipe: str, param: str, stem:
     for ax, m in zip(axes.flat, ms):
         sel = data[data["measure"] == m]
         numeric = pd.to_numeric(sel["x"], errors="coerce").notna().all()
+        # per-model values that differ between models ({"math": 0.2, "words": 1.5}): one position each
+        labels = sorted(dict.fromkeys(map(str, sel["x"])), key=_sort_key) if not numeric else []
+        where = pd.to_numeric(sel["x"]) if numeric else sel["x"].map(str).map({v: i for i, v in enumerate(labels)})
         sns.lineplot(
-            data=sel.assign(x=pd.to_numeric(sel["x"]) if numeric else sel["x"]),
+            data=sel.assign(x=where),
             x="x",
             y="value",
             hue="method",
@@ -439,6 +442,9 @@ def sweep(harness, comp, context: Dict[str, Any], recipe: str, param: str, stem:
         for p, style in zip(parents, ["--", ":", "-."]):
             if p in measures[m].index and not math.isnan(measures[m][p]):
                 ax.axhline(measures[m][p], color=ROLE_COLORS["parent"], ls=style, lw=1, label=f"parent {p}")
+        if labels:
+            ax.set_xticks(range(len(labels)))
+            ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=6)
         ax.set_title(m, fontsize=9)
         ax.set_xlabel(param)
         ax.set_ylabel("")
@@ -496,6 +502,7 @@ def search(trials, spec: Dict[str, Any], best: List[int], stem: Path) -> None:
         label="best" if top == 1 else "Pareto set",
     )
     ax.set_xlabel("trial")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("objective (maximised)")
     ax.set_title(f"search {spec['name']}: {spec['sampler']}, {spec['parallel']} trials per generation")
     ax.legend(fontsize=7)
@@ -519,3 +526,11 @@ def search(trials, spec: Dict[str, Any], best: List[int], stem: Path) -> None:
             axs.legend(fontsize=7)
     fig.tight_layout()
     save(fig, trials, stem)
+
+
+def _sort_key(label: str):
+    """Numbers first, in order, then per-model mappings (as JSON) in text order."""
+    try:
+        return (0, float(label), "")
+    except ValueError:
+        return (1, 0.0, label)
