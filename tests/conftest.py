@@ -156,3 +156,20 @@ def with_trained_demo(workdir: Path, trained: Path) -> None:
     import shutil
 
     shutil.copytree(trained / "results" / "demo", workdir / "results" / "demo")
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory, trained_demo):
+    """What `make run` does, in a scratch directory: every merge, evaluation, table and figure of the
+    embedded default (the demo models trained once per test run, by the trained_demo fixture); run
+    once per test run, for every test that reads the default campaign's results: (workdir, the
+    finished snakemake process)."""
+    import shutil
+
+    wd = tmp_path_factory.mktemp("default-run")
+    shutil.copytree(REPO / "config", wd / "config")  # config paths are relative to the working directory
+    with_trained_demo(wd, trained_demo)
+    cmd = SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(wd), "--cores", "2", "--quiet"]
+    proc = subprocess.run(cmd, cwd=REPO, env=base_env(wd), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return wd, proc
