@@ -59,6 +59,18 @@ def snakemake(
     return proc
 
 
+def snakemake_together(*runs: tuple, check: bool = True, timeout: int = 900) -> list:
+    """Independent workflow runs, each (workdir, configfile, *args) as for snakemake() and each in a
+    workdir of its own, at once: their serial stretches (start-up, building the DAG, a merge before
+    its evaluations, the tables and figures at the end) overlap on the cores. The finished
+    processes, in the order given; check as for snakemake()."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(runs)) as pool:
+        futures = [pool.submit(snakemake, *run, check=check, timeout=timeout) for run in runs]
+        return [f.result() for f in futures]
+
+
 def planned_jobs(output: str) -> dict:
     """rule name -> list of wildcard strings of the jobs a dry run lists."""
     jobs: dict = {}
