@@ -10,7 +10,7 @@ import torch
 from conftest import load_state
 from mergelab.demo import DEMO_NAMES, Schedule, build_demo_models
 
-SHORT = Schedule(base_steps=30, math_steps=20, words_steps=10)  # the demo's training, shortened
+SHORT = Schedule(base_steps=3, math_steps=2, words_steps=2)  # the demo's training, a few steps of each phase
 
 
 def _same_files(a, b) -> None:
