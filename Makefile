@@ -37,9 +37,10 @@ check: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -m "not workflow and not slow" $(ARGS)
 
-# Everything: the workflow runs, the demo training, the local SLURM cluster.
+# Everything: the workflow runs, the demo training, the local SLURM cluster; the 30 slowest
+# tests are listed at the end (CI's log shows where the time goes).
 test-all: $(VENV)/.installed
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest --durations=30 $(ARGS)
 
 venv: $(VENV)/.installed
 

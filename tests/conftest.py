@@ -59,6 +59,18 @@ def snakemake(
     return proc
 
 
+def snakemake_together(*runs: tuple, check: bool = True, timeout: int = 900) -> list:
+    """Independent workflow runs, each (workdir, configfile, *args) as for snakemake() and each in a
+    workdir of its own, at once: their serial stretches (start-up, building the DAG, a merge before
+    its evaluations, the tables and figures at the end) overlap on the cores. The finished
+    processes, in the order given; check as for snakemake()."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(runs)) as pool:
+        futures = [pool.submit(snakemake, *run, check=check, timeout=timeout) for run in runs]
+        return [f.result() for f in futures]
+
+
 def planned_jobs(output: str) -> dict:
     """rule name -> list of wildcard strings of the jobs a dry run lists."""
     jobs: dict = {}
@@ -156,3 +168,20 @@ def with_trained_demo(workdir: Path, trained: Path) -> None:
     import shutil
 
     shutil.copytree(trained / "results" / "demo", workdir / "results" / "demo")
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory, trained_demo):
+    """What `make run` does, in a scratch directory: every merge, evaluation, table and figure of the
+    embedded default (the demo models trained once per test run, by the trained_demo fixture); run
+    once per test run, for every test that reads the default campaign's results: (workdir, the
+    finished snakemake process)."""
+    import shutil
+
+    wd = tmp_path_factory.mktemp("default-run")
+    shutil.copytree(REPO / "config", wd / "config")  # config paths are relative to the working directory
+    with_trained_demo(wd, trained_demo)
+    cmd = SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(wd), "--cores", "2", "--quiet"]
+    proc = subprocess.run(cmd, cwd=REPO, env=base_env(wd), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return wd, proc

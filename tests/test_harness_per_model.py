@@ -14,6 +14,7 @@ from conftest import (
     fake_model_dir,
     planned_jobs,
     snakemake,
+    snakemake_together,
     unloadable_copy,
     write_config,
 )
@@ -67,9 +68,8 @@ def both(tmp_path_factory, tiny_models):
     out = {}
     for jobs in ("per_task", "per_model"):
         wd = workdir(tmp_path_factory, jobs)
-        cfg = cfg_for(models, None if jobs == "per_task" else jobs)
-        snakemake(wd, write_config(wd, cfg), check=True)
-        out[jobs] = (wd, cfg)
+        out[jobs] = (wd, cfg_for(models, None if jobs == "per_task" else jobs))
+    snakemake_together(*((wd, write_config(wd, cfg)) for wd, cfg in out.values()))
     return out
 
 

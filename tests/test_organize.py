@@ -448,6 +448,7 @@ def campaign(tmp_path_factory, tiny_models):
             }
         ],
         "harness": {
+            "jobs": "per_model",  # one job per model: the same files as per_task (test_harness_per_model.py)
             "tasks": ["mergelab_categories", "mergelab_text_ppl"],
             "settings": {"batch_size": 8, "bootstrap_iters": 100},
         },

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import REPO, SNAKEMAKE, base_env, with_trained_demo
+from conftest import REPO, SNAKEMAKE, base_env
 
 
 def lock_pins() -> dict:
@@ -70,18 +70,6 @@ def _run(workdir, *args, configfile=None, env=None, timeout=900):
 def _tree(root):
     """path -> bytes of every file under root."""
     return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def default_run(tmp_path_factory, trained_demo):
-    """What `make run` does, in a scratch directory: every merge, evaluation, table and figure
-    (the demo models trained once per test run, by the trained_demo fixture)."""
-    wd = tmp_path_factory.mktemp("default-run")
-    shutil.copytree(REPO / "config", wd / "config")  # config paths are relative to the working directory
-    with_trained_demo(wd, trained_demo)
-    proc = _run(wd, "--quiet")
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return wd, proc
 
 
 @pytest.mark.workflow

@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import snakemake, write_config
+from conftest import snakemake_together, write_config
 from mergelab.items import ITEM_COLUMNS
 
 HARNESS = {"tasks": ["mergelab_arithmetic"], "settings": {"limit": 4, "batch_size": 4, "bootstrap_iters": 0}}
@@ -41,10 +41,53 @@ def _merge_ids(wd):
     return {r: rows[rows["recipe"] == r]["model"].iloc[0] for r in ("lin", "boom")}
 
 
+def stop_config(tiny_models):
+    cfg = sanity_config(tiny_models, on_fail="stop")
+    cfg["merges"] = cfg["merges"][1:]
+    cfg["evaluation"] = {"models": ["boom"]}
+    return cfg
+
+
+def per_model_config(tiny_models):
+    cfg = sanity_config(tiny_models)
+    cfg["merges"] = [m for m in cfg["merges"] if m["name"] == "boom"]
+    cfg["evaluation"] = {"models": ["boom"]}
+    cfg["harness"] = {
+        **HARNESS,
+        "tasks": PER_MODEL_TASKS,
+        "jobs": "per_model",
+        "task_settings": {PER_MODEL_TASKS[1]: {"log_samples": True}},
+    }
+    return cfg
+
+
+PER_MODEL_TASKS = ["mergelab_arithmetic", "mergelab_categories"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_models):
+    """The three campaigns of this module, each in its own workdir, run at once (snakemake_together):
+    name -> (workdir, finished snakemake process)."""
+    plan = {
+        "skip": (sanity_config(tiny_models), "tables"),
+        "stop": (stop_config(tiny_models), "evaluations"),
+        "per_model": (per_model_config(tiny_models), "tables"),
+    }
+    wds = {name: tmp_path_factory.mktemp(f"sanity-{name}") for name in plan}
+    procs = snakemake_together(
+        *((wds[n], write_config(wds[n], cfg), target) for n, (cfg, target) in plan.items()), check=False, timeout=1200
+    )
+    return {n: (wds[n], proc) for n, proc in zip(plan, procs)}
+
+
+def _succeeded(proc):
+    assert proc.returncode == 0, f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+
+
 @pytest.mark.workflow
-def test_broken_merge_is_skipped_and_shown_broken(tmp_path, tiny_models):
-    wd = tmp_path
-    snakemake(wd, write_config(wd, sanity_config(tiny_models)), "tables", check=True, timeout=1200)
+def test_broken_merge_is_skipped_and_shown_broken(runs):
+    wd, proc = runs["skip"]
+    _succeeded(proc)
     ids = _merge_ids(wd)
     lin, boom = ids["lin"], ids["boom"]
 
@@ -74,12 +117,8 @@ def test_broken_merge_is_skipped_and_shown_broken(tmp_path, tiny_models):
 
 
 @pytest.mark.workflow
-def test_on_fail_stop_fails_the_check_with_one_line(tmp_path, tiny_models):
-    wd = tmp_path
-    cfg = sanity_config(tiny_models, on_fail="stop")
-    cfg["merges"] = cfg["merges"][1:]
-    cfg["evaluation"] = {"models": ["boom"]}
-    proc = snakemake(wd, write_config(wd, cfg), "evaluations", timeout=1200)
+def test_on_fail_stop_fails_the_check_with_one_line(runs):
+    wd, proc = runs["stop"]
     assert proc.returncode != 0
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("mergelab: merge boom_")]
     assert len(lines) == 1 and " is broken: " in lines[0] and "(sanity.on_fail: stop)" in lines[0], proc.stderr[-3000:]
@@ -87,21 +126,12 @@ def test_on_fail_stop_fails_the_check_with_one_line(tmp_path, tiny_models):
 
 
 @pytest.mark.workflow
-def test_per_model_job_of_a_broken_merge_writes_every_task_skipped(tmp_path, tiny_models):
+def test_per_model_job_of_a_broken_merge_writes_every_task_skipped(runs):
     """harness.jobs: per_model: the one job of a broken merge loads nothing and writes each
     task's JSON marked skipped, with its own task name; the tables say broken for each."""
-    wd = tmp_path
-    cfg = sanity_config(tiny_models)
-    cfg["merges"] = [m for m in cfg["merges"] if m["name"] == "boom"]
-    cfg["evaluation"] = {"models": ["boom"]}
-    tasks = ["mergelab_arithmetic", "mergelab_categories"]
-    cfg["harness"] = {
-        **HARNESS,
-        "tasks": tasks,
-        "jobs": "per_model",
-        "task_settings": {tasks[1]: {"log_samples": True}},
-    }
-    snakemake(wd, write_config(wd, cfg), "tables", check=True, timeout=1200)
+    wd, proc = runs["per_model"]
+    _succeeded(proc)
+    tasks = PER_MODEL_TASKS
     boom = pd.read_csv(wd / "results/merges.tsv", sep="\t")["model"].iloc[0]
 
     log = (wd / f"logs/harness_eval_model/{boom}.log").read_text()
