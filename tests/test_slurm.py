@@ -36,6 +36,9 @@ LIGHT_RULES = (
     "fetch",
     "push",
     "push_results",
+    "search_propose",
+    "search_summary",
+    "search_plot",
 )
 # The profile as it is, plus what a 2-core test machine needs: quick first status
 # checks, no account, one CPU per job (the profile asks for 4).
@@ -167,32 +170,36 @@ def test_finished_jobs_stay_countable_for_longer_than_any_test_run(slurm_cluster
 
 def test_a_demo_campaign_runs_through_the_profile(slurm_cluster, trained_demo, tmp_path):
     """A campaign of the demo models via --profile profiles/slurm (the embedded default's
-    recipe with two of its methods, one task, Holmes: 12 GPU jobs; the whole default through
+    recipe with two of its methods, one task, Holmes, a search of two trials: 19 GPU jobs; the whole default through
     SLURM is bench/slurm_overhead.py's): GPU rules become SLURM jobs sized from their model
     (--gpus, --mem, -t), each on its own fake GPU; light rules stay on the submitting host."""
-    from mergelab import outputs
     from mergelab.plan.experiment import load_experiment
 
     default = yaml.safe_load((REPO / "config" / "experiment.yaml").read_text())
     recipe = {k: v for k, v in default["merges"][0].items() if k not in ("method_parameters", "moe")}
     cfg = dict(default, merges=[dict(recipe, methods=["linear", "ties"])])
     cfg["harness"] = dict(default["harness"], tasks=["mergelab_categories"])
+    # the default's search, one generation of two trials: its checkpoints on this host, its
+    # trials' merges and dev evaluations, and its best trial's merge, submitted like any GPU job
+    cfg["search"] = [dict(default["search"][0], trials=2, parallel=2, limit=4, keep_trials=False)]
     with_trained_demo(tmp_path, trained_demo)
     proc = run_profile(tmp_path, write_config(tmp_path, cfg), slurm_cluster)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     for table in ("harness.csv", "holmes.csv", "merge_comparisons.csv", "leaderboard.md"):
         assert (tmp_path / "results" / "tables" / table).stat().st_size > 0, table
-    figures = outputs.figures(load_experiment(cfg, "cfg", workdir=tmp_path))
+    exp = load_experiment(cfg, "cfg", workdir=tmp_path)  # every figure (the search's too)
     assert sorted(
         p.relative_to(tmp_path).as_posix() for p in (tmp_path / "results" / "plots").rglob("*.png")
-    ) == sorted(f"{f['stem']}.png" for f in figures)
+    ) == sorted(exp.targets("plots"))
 
     jobs = [j for j in slurm_jobs(tmp_path) if j["JobState"] == "COMPLETED"]
     by_rule = {}
     for j in jobs:
         by_rule.setdefault(j["rule"], []).append(j)
     n_merges = len(list((tmp_path / "results" / "models").iterdir()))
-    assert len(by_rule.get("merge", [])) == n_merges
+    assert len(by_rule.get("merge", [])) == n_merges  # the trials' are deleted once scored (keep_trials)
+    assert len(by_rule.get("merge_released", [])) == len(by_rule.get("search_eval", [])) == 2
+    assert len(by_rule.get("search_best", [])) == 1
     # the default's harness.jobs: per_model, one job per model (here of one task)
     assert len(by_rule.get("harness_eval_model", [])) == len(list((tmp_path / "results" / "harness").rglob("*.json")))
     assert len(by_rule.get("holmes_eval", [])) == len(list((tmp_path / "results" / "holmes").rglob("scores.csv")))
