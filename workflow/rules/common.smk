@@ -92,26 +92,22 @@ def await_searches():
         EXP.include_best(name)
 
 
-def await_job(rulename, wildcards):
-    model = wildcards.get("model")
-    if model and EXP.trial(model):
-        await_trial(model)
-        if rulename not in ("merge", "merge_released", "search_eval", "search_probe"):  # a best trial's full one
-            await_searches()
-    if rulename in WAIT_FOR_SEARCHES:
-        await_searches()
+# the rules of a trial's own jobs; any other job of a trial is a best trial's full evaluation
+TRIAL_RULES = ("merge", "merge_released", "search_eval", "search_probe")
 
 
 def search_inputs(rulename, wildcards):
-    """The checkpoints' outputs a job's params wait for (await_job), as inputs: Snakemake
-    needs them there, and they rerun the job when a search proposes again."""
+    """Wait for what decides a job's params (checkpoints): a trial's jobs for its generation's
+    proposals, a best trial's full evaluations and the rules listing every model for every
+    search's summary. Returns those files, as inputs: Snakemake needs them there, and they
+    rerun the job when a search proposes again."""
     out = {}
     model = wildcards.get("model")
     if model and EXP.trial(model):
+        await_trial(model)
         out["proposals"] = EXP.proposals_file(model)
-        if rulename not in ("merge", "merge_released", "search_eval", "search_probe"):
-            out["searches"] = [paths.SEARCH_BEST.format(search=s) for s in EXP.searches]
-    if rulename in WAIT_FOR_SEARCHES:
+    if (model and EXP.trial(model) and rulename not in TRIAL_RULES) or rulename in WAIT_FOR_SEARCHES:
+        await_searches()
         out["searches"] = [paths.SEARCH_BEST.format(search=s) for s in EXP.searches]
     return out
 
@@ -120,7 +116,7 @@ def job_param(rule, name):
     """Param ``name`` of a job of ``rule``: that field of its spec (mergelab.plan.jobs)."""
 
     def get(wildcards):
-        await_job(rule, wildcards)
+        search_inputs(rule, wildcards)  # waits for the checkpoints that decide the job
         # search_best: a trial merged again beside its search; {search} is no field of a merge job
         drop = {"search"} if rule == "merge" else set()
         w = {k: v for k, v in wildcards.items() if k not in drop}
@@ -181,12 +177,12 @@ def weights(files):
 
 
 def get_merge_input(wildcards):
-    await_trial(wildcards.model)
+    found = search_inputs("merge", wildcards)  # a trial: its generation's proposals
     spec = EXP.merge_spec(wildcards.model)  # a model that is no merge of the config fails here
     inputs = {"models": weights(EXP.merge_inputs(wildcards.model))}
     if spec.raw_file:
         inputs["mergekit_config"] = paths.relative(spec.raw_file, EXP.workdir)
-    return {**inputs, **search_inputs("merge", wildcards)}  # a trial: its generation's proposals
+    return {**inputs, **found}
 
 
 def get_search_propose_input(wildcards):
@@ -198,20 +194,20 @@ def get_search_propose_input(wildcards):
 
 
 def get_search_eval_input(wildcards):
-    await_trial(wildcards.model)
+    found = search_inputs("search_eval", wildcards)
     spec = EXP.job("search_eval", search=wildcards.search, model=wildcards.model)
     inputs = {
         "model": weights([paths.MERGED_MODEL.format(model=spec.model)]),
         "data": EXP.harness.data_receipts(spec.tasks),
     }
-    return {**inputs, **search_inputs("search_eval", wildcards)}
+    return {**inputs, **found}
 
 
 def get_search_probe_input(wildcards):
-    await_trial(wildcards.model)
+    found = search_inputs("search_probe", wildcards)
     EXP.job("search_probe", search=wildcards.search, model=wildcards.model)
     inputs = {"model": weights([paths.MERGED_MODEL.format(model=wildcards.model)]), "manifest": EXP.holmes.manifest}
-    return {**inputs, **search_inputs("search_probe", wildcards)}
+    return {**inputs, **found}
 
 
 def get_search_summary_input(wildcards):
@@ -221,25 +217,24 @@ def get_search_summary_input(wildcards):
 
 
 def get_harness_input(wildcards):
-    await_job("harness_eval", wildcards)
+    found = search_inputs("harness_eval", wildcards)
     EXP.job("harness_eval", model=wildcards.model, task=wildcards.task)  # not an evaluation: fails here
     inputs = {"model": weights(EXP.model_input(wildcards.model)), "check": EXP.check_input(wildcards.model)}
-    return {**inputs, "data": EXP.harness.data_receipts([wildcards.task]), **search_inputs("harness_eval", wildcards)}
+    return {**inputs, "data": EXP.harness.data_receipts([wildcards.task]), **found}
 
 
 def get_harness_model_input(wildcards):
-    await_job("harness_eval_model", wildcards)
+    found = search_inputs("harness_eval_model", wildcards)
     EXP.job("harness_eval_model", model=wildcards.model)  # not evaluated by the harness: fails here
     inputs = {"model": weights(EXP.model_input(wildcards.model)), "check": EXP.check_input(wildcards.model)}
-    inputs["data"] = EXP.harness.data_receipts(EXP.harness.tasks)
-    return {**inputs, **search_inputs("harness_eval_model", wildcards)}
+    return {**inputs, "data": EXP.harness.data_receipts(EXP.harness.tasks), **found}
 
 
 def get_holmes_input(wildcards):
-    await_job("holmes_eval", wildcards)
+    found = search_inputs("holmes_eval", wildcards)
     EXP.job("holmes_eval", model=wildcards.model)
     inputs = {"model": weights(EXP.model_input(wildcards.model)), "manifest": EXP.holmes.manifest}
-    return {**inputs, "check": EXP.check_input(wildcards.model), **search_inputs("holmes_eval", wildcards)}
+    return {**inputs, "check": EXP.check_input(wildcards.model), **found}
 
 
 def get_sanity_check_input(wildcards):
@@ -270,9 +265,9 @@ def get_push_results_input(wildcards):
 
 
 def get_organize_input(wildcards):
-    await_searches()  # their best trials are evaluated in full, and tabulated
+    found = search_inputs("organize", wildcards)  # the searches' best trials are tabulated too
     files = EXP.result_files()
-    out = {"merges": paths.MERGES_TABLE, **search_inputs("organize", wildcards)}
+    out = {"merges": paths.MERGES_TABLE, **found}
     out["harness"] = [p for tasks in files["harness"].values() for p in tasks.values()]
     out["harness_items"] = [p for tasks in files["harness_items"].values() for p in tasks.values()]
     out["holmes"] = list(files["holmes"].values())
@@ -286,13 +281,11 @@ def get_organize_input(wildcards):
 
 
 def get_merges_table_input(wildcards):
-    await_searches()  # its rows: every merge, then every trial
-    return search_inputs("merges_table", wildcards)
+    return search_inputs("merges_table", wildcards)  # its rows: every merge, then every trial
 
 
 def get_plot_input(wildcards):
-    await_searches()  # its params name every model, the best trials among them
-    return {**paths.TABLES, **search_inputs("plot", wildcards)}
+    return {**paths.TABLES, **search_inputs("plot", wildcards)}  # its params name the best trials
 
 
 # ---- outputs
