@@ -104,11 +104,14 @@ class Experiment:
             raise ValueError(
                 f"{path} lacks trial {number}: delete results/search/{plan.name}/ to start the search again"
             )
-        known = dict(self.models)
-        known.update({mid: merge_model_spec(spec, self.workdir) for mid, spec in self.merges.items()})
-        spec = trial_spec(plan, number, t["method"], t["values"], known, self.source, self.workdir)
+        spec = trial_spec(plan, number, t["method"], t["values"], self._readable, self.source, self.workdir)
         self._trials[name] = stamp, spec
         return spec
+
+    @cached_property
+    def _readable(self) -> Dict[str, ModelSpec]:
+        """What a search's recipe may name: the parents, and the merges as models."""
+        return {**self.models, **{mid: merge_model_spec(spec, self.workdir) for mid, spec in self.merges.items()}}
 
     def include_best(self, search: str) -> List[str]:
         """Read the search's best.yaml: its trials join the evaluated models (the full tasks,
