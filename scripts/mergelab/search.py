@@ -245,7 +245,7 @@ def summarize(
     _write_yaml(best_out, best, spec)
 
 
-def _values_of(trial, spec) -> Dict[str, Any]:
+def _values_of(trial, spec) -> Tuple[str, Dict[str, Any]]:
     """A finished trial's sampled values by dimension name, and its method."""
     method = trial.params.get("method", spec["methods"][0])
     return method, {d["name"]: trial.params[d["name"]] for d in spec["dimensions"][method]}
@@ -360,12 +360,6 @@ def dev_results(results: Dict[str, Dict[str, Any]], out: str) -> None:
     with atomic_file(out) as fh:
         json.dump({"tasks": results}, fh, indent=1, default=handle_non_serializable)
         fh.write("\n")
-
-
-def load_trials(path: os.PathLike):
-    import pandas as pd
-
-    return pd.read_csv(Path(path))
 
 
 # ------------------------------------------------------------------------------- Holmes
