@@ -140,6 +140,17 @@ def test_a_competence_score_is_the_mean_f1_of_its_datasets():
     assert got["discourse"] == {"mean_f1": None, "datasets": 0}
 
 
+def test_a_range_is_checked_against_the_search_s_own_methods(tmp_path):
+    """t is in [0, 1] for slerp but any t > 0 for nearswap: a range suits every method of the
+    search that takes the parameter, not whichever method of mergekit defines it first."""
+    near = plan_in(tmp_path / "near", search_cfg(methods=["nearswap"], space={"t": [0.5, 2.0]}))
+    assert [d.high for d in near.searches["tune"].dimensions["nearswap"]] == [2.0]
+    with pytest.raises(ConfigError, match=r"search\[0\]\.space\.t: t must be > 0, got 0"):
+        plan_in(tmp_path / "both", search_cfg(methods=["slerp", "nearswap"], space={"t": [0, 1]}))
+    with pytest.raises(ConfigError, match=r"search\[0\]\.space\.t: t must be <= 1, got 2"):
+        plan_in(tmp_path / "slerp", search_cfg(methods=["slerp"], space={"t": [0.5, 2.0]}))
+
+
 def test_the_schema_refuses_what_no_search_can_use(tmp_path):
     with pytest.raises(ConfigError, match=r"search\[0\].*sampler"):
         plan_in(tmp_path, search_cfg(sampler="bayes"))

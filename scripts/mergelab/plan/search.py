@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from mergelab.methods import METHODS
+from mergelab.methods import METHODS, Param
 from mergelab.plan import paths
 from mergelab.plan.errors import ConfigError, did_you_mean
 from mergelab.plan.models import MergeSpec, ModelSpec, merge_model_spec
@@ -153,22 +153,31 @@ def best_recipe(recipe: Dict[str, Any], name: str, method: str, parameters: Dict
 # ---------------------------------------------------------------------------- config
 
 
-def _dimensions_of(key: str, pname: str, value: Any, models: List[str], fail) -> List[Dimension]:
+def _dimensions_of(key: str, pname: str, value: Any, models: List[str], params: List[Param], fail) -> List[Dimension]:
     """The dimensions of one `space` entry: a range, a {low, high, log} or {choices} mapping, or
-    a mapping model -> one of these (a per-model parameter)."""
+    a mapping model -> one of these (a per-model parameter). ``params``: the parameter as each of
+    the search's methods that take it defines it; every value must suit all of them."""
     if isinstance(value, dict) and value and not (set(value) <= RANGE_KEYS or "choices" in value):
         out = []
         for model, v in value.items():
             if model not in models:
                 fail(f"{key}.{model}", f"{model!r} is not one of the models the search merges ({', '.join(models)})")
-            out.append(_one_dimension(f"{key}.{model}", f"{pname}.{model}", pname, model, v, fail))
+            out.append(_one_dimension(f"{key}.{model}", f"{pname}.{model}", pname, model, v, params, fail))
         return out
-    return [_one_dimension(key, pname, pname, None, value, fail)]
+    return [_one_dimension(key, pname, pname, None, value, params, fail)]
 
 
-def _one_dimension(key: str, name: str, pname: str, model: Optional[str], value: Any, fail) -> Dimension:
-    params = [m.param(pname) for m in METHODS.values() if m.param(pname)]
-    ptype = params[0].type if params else float
+def _check_value(key: str, pname: str, params: List[Param], value: Any, fail) -> None:
+    for p in params:
+        problem = p.check(value)
+        if problem:
+            fail(key, f"{pname} {problem}")
+
+
+def _one_dimension(
+    key: str, name: str, pname: str, model: Optional[str], value: Any, params: List[Param], fail
+) -> Dimension:
+    ptype = params[0].type
     if isinstance(value, dict) and "choices" in value:
         extra = set(value) - {"choices"}
         if extra:
@@ -179,9 +188,7 @@ def _one_dimension(key: str, name: str, pname: str, model: Optional[str], value:
         if len(set(map(repr, choices))) != len(choices):
             fail(f"{key}.choices", "a value is listed twice")
         for c in choices:
-            problem = params[0].check(c) if params else None
-            if problem:
-                fail(f"{key}.choices", f"{pname} {problem}")
+            _check_value(f"{key}.choices", pname, params, c, fail)
         return Dimension(name, pname, model, "categorical", choices=list(choices))
     if isinstance(value, dict):
         missing = [k for k in ("low", "high") if k not in value]
@@ -204,9 +211,7 @@ def _one_dimension(key: str, name: str, pname: str, model: Optional[str], value:
     if log and low <= 0:
         fail(key, f"a log range needs low > 0, got {low}")
     for v in (low, high):
-        problem = params[0].check(v) if params else None
-        if problem:
-            fail(key, f"{pname} {problem}")
+        _check_value(key, pname, params, v, fail)
     kind = "int" if ptype is int else "float"
     if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
         fail(key, f"{pname} is a whole number: give whole bounds, got [{low}, {high}]")
@@ -315,9 +320,10 @@ def build_search_plans(
             if pname in recipe["parameters"]:
                 fail(f"parameters.{pname}", "is also in space: a parameter is either sampled or fixed")
         targets = names + ([recipe["base"]] if recipe["base"] else [])
-        dims = {p: _dimensions_of(f"space.{p}", p, v, targets, fail) for p, v in space.items()}
+        taking = {p: [METHODS[m].param(p) for m in methods if METHODS[m].param(p)] for p in space}
+        dims = {p: _dimensions_of(f"space.{p}", p, v, targets, taking[p], fail) for p, v in space.items()}
         for p, ds in dims.items():
-            if any(d.model for d in ds) and not _param_of(methods, p).per_model:
+            if any(d.model for d in ds) and not taking[p][0].per_model:
                 fail(f"space.{p}", f"{p} is one value for the whole merge, not per model")
         by_method = {m: [d for p, ds in dims.items() if METHODS[m].param(p) for d in ds] for m in methods}
         plan = SearchPlan(
@@ -362,11 +368,6 @@ def build_search_plans(
     if clash:
         raise ConfigError(f"{source}: search: trial id {clash[0]!r} is also a model or merge id; rename the search")
     return out
-
-
-def _param_of(methods: List[str], pname: str):
-    """The first of ``methods``' parameters named ``pname``."""
-    return next(METHODS[m].param(pname) for m in methods if METHODS[m].param(pname))
 
 
 def _recipe(recipe: Dict[str, Any], index: int, known: Dict[str, ModelSpec], source: str, workdir: Path) -> Recipe:
