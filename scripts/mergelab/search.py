@@ -25,7 +25,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from mergelab.plan.search import best_recipe, trial_parameters
+from mergelab.jobs import atomic_file
+from mergelab.plan.search import best_recipe, objective_parts, trial_id, trial_parameters
 
 log = logging.getLogger("mergelab.search")
 
@@ -128,7 +129,7 @@ def trial_scores(spec: Dict[str, Any], dev_file: Optional[str], probe_file: Opti
     dev, probe = _read(dev_file), _read(probe_file)
     metrics: Dict[str, Optional[float]] = {}
     reasons = []
-    for task in dict.fromkeys(t for o in spec["objectives"] for t in o["tasks"]):
+    for task in objective_parts(spec["objectives"], "tasks"):
         res = (dev.get("tasks") or {}).get(task)
         if res is None:
             value, reason = None, f"no result for {task}"
@@ -137,7 +138,7 @@ def trial_scores(spec: Dict[str, Any], dev_file: Optional[str], probe_file: Opti
         metrics[task] = value
         if reason:
             reasons.append(reason)
-    for comp in dict.fromkeys(c for o in spec["objectives"] for c in o.get("competences", {})):
+    for comp in objective_parts(spec["objectives"], "competences"):
         value = ((probe.get("competences") or {}).get(comp) or {}).get("mean_f1")
         value = None if value is None or not math.isfinite(value) else float(value)
         metrics[f"holmes:{comp}"] = value
@@ -214,11 +215,9 @@ def propose(job, previous_journal: Optional[str], files: Files, proposals_out: s
 
 
 def _write_json(path: str, data: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_file(path, encoding="utf-8") as fh:
         json.dump(data, fh, indent=1, sort_keys=True)
         fh.write("\n")
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------- summary
@@ -239,8 +238,8 @@ def summarize(
     study = open_study(spec, journal_out, len(files))
     tell(study, spec, job.told, files)
     frame = trials_table(study, spec, files)
-    frame.to_csv(trials_out + ".tmp", index=False)
-    os.replace(trials_out + ".tmp", trials_out)
+    with atomic_file(trials_out, newline="", encoding="utf-8") as fh:
+        frame.to_csv(fh, index=False)
     best = best_trials(study, spec, job.recipe)
     _write_yaml(best_out, best, spec)
 
@@ -257,8 +256,8 @@ def trials_table(study, spec: Dict[str, Any], files: Files):
     import pandas as pd
 
     dims = list(dict.fromkeys(d["name"] for ds in spec["dimensions"].values() for d in ds))
-    tasks = list(dict.fromkeys(t for o in spec["objectives"] for t in o["tasks"]))
-    tasks += [f"holmes:{c}" for c in dict.fromkeys(c for o in spec["objectives"] for c in o.get("competences", {}))]
+    tasks = objective_parts(spec["objectives"], "tasks")
+    tasks += [f"holmes:{c}" for c in objective_parts(spec["objectives"], "competences")]
     rows = []
     for t in study.trials:
         method = t.params.get("method", spec["methods"][0])
@@ -266,7 +265,7 @@ def trials_table(study, spec: Dict[str, Any], files: Files):
             "search": spec["name"],
             "trial": t.number,
             "generation": t.number // spec["parallel"],
-            "model": f"{spec['name']}_t{t.number:03d}",
+            "model": trial_id(spec["name"], t.number),
             "method": method,
         }
         for d in dims:
@@ -298,7 +297,7 @@ def best_trials(study, spec: Dict[str, Any], recipe: Dict[str, Any]) -> List[Dic
     for t in chosen:
         method, values = _values_of(t, spec)
         params = trial_parameters(recipe["parameters"], spec["dimensions"], method, values)
-        model = f"{spec['name']}_t{t.number:03d}"
+        model = trial_id(spec["name"], t.number)
         out.append(
             {
                 "trial": t.number,
@@ -344,20 +343,16 @@ def _write_yaml(path: str, best: List[Dict[str, Any]], spec: Dict[str, Any]) -> 
         def ignore_aliases(self, data):
             return True
 
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_file(path, encoding="utf-8") as fh:
         fh.write(head)
         yaml.dump(doc, fh, Dumper=Dumper, sort_keys=False)
-    os.replace(tmp, path)
 
 
 def dev_results(results: Dict[str, Dict[str, Any]], out: str) -> None:
     """A trial's dev evaluation: task -> lm-eval results dict, one JSON."""
     from lm_eval.utils import handle_non_serializable
 
-    from mergelab.jobs import atomic_file
-
-    with atomic_file(out) as fh:
+    with atomic_file(out, encoding="utf-8") as fh:
         json.dump({"tasks": results}, fh, indent=1, default=handle_non_serializable)
         fh.write("\n")
 
@@ -394,8 +389,6 @@ def competence_scores(rows: List[Dict[str, Any]], manifest: List[Dict[str, str]]
 
 
 def write_probe(scores: Dict[str, Any], rows: List[Dict[str, Any]], out: str) -> None:
-    from mergelab.jobs import atomic_file
-
-    with atomic_file(out) as fh:
+    with atomic_file(out, encoding="utf-8") as fh:
         json.dump({"competences": scores, "rows": rows}, fh, indent=1, default=str)
         fh.write("\n")

@@ -64,12 +64,12 @@ class SearchPlan:
     @property
     def tasks(self) -> List[str]:
         """The objectives' tasks, in order: what each trial's dev evaluation runs."""
-        return list(dict.fromkeys(t for o in self.objectives for t in o["tasks"]))
+        return objective_parts(self.objectives, "tasks")
 
     @property
     def competences(self) -> List[str]:
         """The objectives' Holmes competences, in order: what each trial is probed on."""
-        return list(dict.fromkeys(c for o in self.objectives for c in o["competences"]))
+        return objective_parts(self.objectives, "competences")
 
     def probe_result(self, model: str) -> str:
         return paths.SEARCH_PROBE.format(search=self.name, model=model)
@@ -85,7 +85,7 @@ class SearchPlan:
         return math.ceil(self.trials / self.parallel)
 
     def trial_id(self, number: int) -> str:
-        return f"{self.name}_t{number:03d}"
+        return trial_id(self.name, number)
 
     @property
     def trial_ids(self) -> List[str]:
@@ -123,6 +123,16 @@ class SearchPlan:
 
     def parameters(self, method: str, values: Dict[str, Any]) -> Dict[str, Any]:
         return trial_parameters(self.recipe["parameters"], self.spec()["dimensions"], method, values)
+
+
+def trial_id(search: str, number: int) -> str:
+    """The merge id of a search's trial ``number``."""
+    return f"{search}_t{number:03d}"
+
+
+def objective_parts(objectives: List[Dict[str, Any]], part: str) -> List[str]:
+    """The tasks or competences (``part``) the objectives weigh, each once, in order."""
+    return list(dict.fromkeys(k for o in objectives for k in o.get(part, {})))
 
 
 def trial_parameters(
