@@ -220,6 +220,7 @@ def test_same_seed_same_scores(probe_tasks, vectorised):
     assert [(r.name, r.seed, r.score) for r in again] == [(r.name, r.seed, r.score) for r in vectorised]
 
 
+@pytest.mark.slow  # trains every probe again, five seeds, with a plain loop: ~14 s on 2 cores
 def test_vectorised_trainer_matches_a_plain_loop(probe_tasks, vectorised):
     plain = [train_probe_plain(t, seed) for t in probe_tasks for seed in range(5)]
     for t in probe_tasks:
