@@ -92,6 +92,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/holmes_probing.py
 	$(BIN)/python bench/stats_cost.py
 	$(BIN)/python bench/keep_merges.py
+	$(BIN)/python bench/sanity_cost.py
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/default_run.py
 
