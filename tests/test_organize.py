@@ -400,6 +400,87 @@ def test_identical_models_are_indistinguishable_in_the_tables():
     assert set(table["versus_parents"]) == {"undecided"}
 
 
+GROUP_CONTEXT = {
+    "model_order": ["base", "p1", "p2", "m"],
+    "models": {
+        "base": {"role": "base"},
+        "p1": {"role": "parent"},
+        "p2": {"role": "parent"},
+        "m": {"role": "merge", "recipe": "r", "method": "ties", "parents": ["p1", "p2"], "base": "base"},
+    },
+    "stats": {"alpha": 0.05, "bootstrap": 2000, "correction": "holm", "seed": 0},
+}
+
+
+def group_campaign(by_size: bool = True):
+    """A group task "grp" of two subtasks (s1: 60 items, s2: 20), as lm-eval reports one (mmlu):
+    per-item results of the subtasks only, and the group's own value in the table, the mean over
+    all items (weighted by size) or, with by_size False, the mean of the subtasks' means. The
+    merge m gets 57/60 and 12/20 right, every other model 30/60 and 10/20."""
+    import numpy as np
+
+    right = {"s1": (60, 30, 57), "s2": (20, 10, 12)}  # items, right answers of the others, of m
+    items, rows = {}, []
+    for m in GROUP_CONTEXT["model_order"]:
+        frames, means = [], {}
+        for sub, (n, other, merge) in right.items():
+            k = merge if m == "m" else other
+            v = np.asarray([1.0] * k + [0.0] * (n - k))
+            frames.append(pd.DataFrame({"task": sub, "doc_id": range(n), "filter": "none", "metric": "acc"}))
+            frames[-1] = frames[-1].assign(value=v, weight=1.0, harness_task="grp")
+            means[sub] = v.mean()
+        items[m] = pd.concat(frames, ignore_index=True)
+        group = items[m]["value"].mean() if by_size else sum(means.values()) / len(means)
+        for task, value in (("grp", group), *means.items()):
+            rows.append(
+                {"model": m, "harness_task": "grp", "task": task, "metric": "acc", "filter": "none", "primary": True}
+                | {"higher_is_better": True, "value": value, "stderr": 0.01, "status": "ok"}
+            )
+    return pd.DataFrame(rows, columns=org.HARNESS_COLUMNS), items
+
+
+@pytest.mark.parametrize("by_size", [True, False])
+def test_a_group_task_is_compared_by_its_own_value_over_all_its_subtasks(by_size):
+    """mmlu, leaderboard: the per-item results are the subtasks'; the group's own row pairs the
+    items of all of them (resampled within each subtask), with the group's aggregation."""
+    from mergelab import plots, stats
+
+    harness, items = group_campaign(by_size)
+    table = compare.merge_comparisons(harness, items, GROUP_CONTEXT)
+    row = table.set_index(["parent", "task"])
+    head = row.loc[("p1", "grp")]
+    expected = 69 / 80 if by_size else (57 / 60 + 12 / 20) / 2
+    assert head["merge_value"] == pytest.approx(expected) and head["n"] == 80
+    assert head["parent_value"] == pytest.approx(0.5) and head["verdict"] == "better"
+    assert head["ci_low"] > 0 and head["versus_parents"] == "better than all"
+    assert head["test"].endswith("the items of its 2 subtasks, resampled within each")
+    assert head["test"].startswith("exact McNemar" if by_size else "paired sign-flip")
+    # the configured tasks are one family, the subtasks another (mmlu's 57 dilute no headline)
+    headline = table["task"] == "grp"
+    assert headline.sum() == 3 and compare._count(table) == 3
+    for family in (headline, ~headline):
+        assert table.loc[family, "p_adjusted"].tolist() == pytest.approx(
+            stats.adjust(table.loc[family, "p_value"], "holm").tolist()
+        )
+    iv = compare.model_intervals(harness, items, GROUP_CONTEXT).set_index(["model", "task"])
+    assert iv.loc[("m", "grp"), "value"] == pytest.approx(expected) and iv.loc[("m", "grp"), "n"] == 80
+    assert iv.loc[("m", "grp"), "ci_low"] < expected < iv.loc[("p1", "grp"), "ci_low"] + 1
+    org.add_intervals(harness, iv.reset_index())
+    board = compare.leaderboard(compare.leaderboard_table(harness, None, table, GROUP_CONTEXT), table, GROUP_CONTEXT)
+    merge_line = next(line for line in board.splitlines() if line.startswith("| m |"))
+    assert "▲" in merge_line and "[" in merge_line and "±" not in merge_line
+    assert list(plots.best_parent_rows(table)["harness_task"]) == ["grp"]
+
+
+def test_a_group_whose_value_its_items_do_not_give_gets_no_headline_test():
+    """A group of groups, or one aggregated otherwise: no made-up interval; its subtasks stay."""
+    harness, items = group_campaign()
+    harness.loc[harness["task"] == "grp", "value"] = 0.123
+    table = compare.merge_comparisons(harness, items, GROUP_CONTEXT)
+    assert "grp" not in set(table["task"]) and set(table["task"]) == {"s1", "s2"}
+    assert "grp" not in set(compare.model_intervals(harness, items, GROUP_CONTEXT)["task"])
+
+
 def test_model_intervals_hold_the_value_of_the_items():
     harness, items = stats_campaign()
     iv = compare.model_intervals(harness, items, STATS_CONTEXT).set_index(["model", "task"])

@@ -180,3 +180,15 @@ def test_t_interval_equals_scipy():
     mean, lo, hi, n = stats.t_interval(x, 0.05)
     ref = sps.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=sps.sem(x))
     assert n == 5 and mean == pytest.approx(np.mean(x)) and (lo, hi) == pytest.approx(ref)
+
+
+def test_stratified_resamples_keep_each_stratum_s_size():
+    """A group task's bootstrap draws within each subtask as many items as it has."""
+    import numpy as np
+
+    strata = np.array(["a"] * 5 + ["b"] * 3 + ["a"] * 2)
+    for counts in stats.count_blocks(10, 50, np.random.default_rng(0), strata):
+        assert (counts[:, strata == "a"].sum(axis=1) == 7).all()
+        assert (counts[:, strata == "b"].sum(axis=1) == 3).all()
+    plain = next(stats.count_blocks(10, 50, np.random.default_rng(0)))
+    assert (plain.sum(axis=1) == 10).all() and not (plain[:, strata == "b"].sum(axis=1) == 3).all()

@@ -94,6 +94,69 @@ def _item_matrix(items: Dict[str, Any], models: List[str], harness_task: str, ta
     return values, weights
 
 
+GROUP_TEST = "; a group: the items of its {k} subtasks, resampled within each"
+
+
+def _reported(harness) -> Dict[tuple, float]:
+    """(model, harness_task, task, metric, filter) -> the value lm-eval reported."""
+    if harness is None or harness.empty:
+        return {}
+    return {(r.model, r.harness_task, r.task, r.metric, r.filter): r.value for r in harness.itertuples()}
+
+
+def _is_group(items_of_model, harness_task: str) -> bool:
+    """A configured task whose per-item results are its subtasks' only (a group: mmlu, leaderboard)."""
+    tasks = set(items_of_model.loc[items_of_model["harness_task"] == harness_task, "task"])
+    return bool(tasks) and harness_task not in tasks
+
+
+def _group_matrix(items, models: List[str], harness_task: str, metric: str, filt: str, reported: Dict[tuple, float]):
+    """(values, weights, strata) of a group task's headline over the items of all its subtasks
+    (keyed by subtask and doc_id; strata: each item's subtask), with the values scaled so that
+    their mean is the group's value as lm-eval aggregates it: the mean over all items (a group
+    weighted by size, e.g. mmlu) or the mean of its subtasks' means. None where neither gives
+    the reported value (a group of groups, a metric that is not a mean): no interval, no test."""
+    import numpy as np
+    import pandas as pd
+
+    from mergelab import stats
+
+    if stats.aggregation(metric) != "mean":
+        return None
+    frames = []
+    for m in models:
+        it = items[m]
+        sel = it[(it["harness_task"] == harness_task) & (it["metric"] == metric) & (it["filter"] == filt)]
+        sel = sel.drop_duplicates(["task", "doc_id"]).set_index(["task", "doc_id"])[["value", "weight"]]
+        frames.append(sel.add_suffix(f"|{m}"))
+    wide = pd.concat(frames, axis=1).sort_index()
+    if wide.empty:
+        return None
+    values = np.vstack([wide[f"value|{m}"].to_numpy(float) for m in models])
+    weights = np.vstack([wide[f"weight|{m}"].to_numpy(float) for m in models])
+    strata = wide.index.get_level_values("task").to_numpy(str)
+    labels, sizes = np.unique(strata, return_counts=True)
+    by_size = np.ones(len(strata))
+    of_means = (len(strata) / (len(labels) * sizes))[np.searchsorted(labels, strata)]
+    fits = set()  # the aggregations that give every model's reported value
+    for i, m in enumerate(models):
+        value = reported.get((m, harness_task, harness_task, metric, filt))
+        if value is None or value != value or np.isnan(values[i]).any():
+            continue
+        found = {
+            name
+            for name, scale in (("size", by_size), ("means", of_means))
+            if math.isclose((values[i] * scale).mean(), value, rel_tol=1e-6, abs_tol=1e-9)
+        }
+        fits = found if not fits else fits & found
+        if not fits:
+            break
+    if not fits:
+        log.info("%s: %s of its subtasks' items does not give the group's value: no interval", harness_task, metric)
+        return None
+    return values * (by_size if "size" in fits else of_means), weights, strata
+
+
 def _merges(context: Dict[str, Any]) -> List[tuple]:
     """(id, info) of every merge, in the config's order (the catalogue's mapping is sorted)."""
     models = context["models"]
@@ -122,13 +185,16 @@ def merge_comparisons(harness, items: Dict[str, Any], context: Dict[str, Any], h
 
     s = stats_settings(context)
     primary = _primary_of(harness)
+    reported = _reported(harness)
     models = context["models"]
     groups: Dict[tuple, List[tuple]] = {}  # (harness_task, task, metric, filter) -> [(merge, other, relation)]
     for mid, info in _merges(context):
         if info.get("role") != "merge" or mid not in items:
             continue
         others = _compared_with(info)
-        for harness_task, task in sorted(set(zip(items[mid]["harness_task"], items[mid]["task"]))):
+        pairs = set(zip(items[mid]["harness_task"], items[mid]["task"]))
+        pairs |= {(g, g) for g, _ in pairs if _is_group(items[mid], g)}  # a group's own headline
+        for harness_task, task in sorted(pairs):
             choice = primary.get((mid, harness_task, task))
             if choice is None:
                 continue
@@ -140,11 +206,19 @@ def merge_comparisons(harness, items: Dict[str, Any], context: Dict[str, Any], h
     rows = []
     for (harness_task, task, metric, filt), pairs in groups.items():
         names = list(dict.fromkeys([m for p in pairs for m in p[:2]]))
-        values, weights = _item_matrix(items, names, harness_task, task, metric, filt)
+        strata, suffix = None, ""
+        if task == harness_task and _is_group(items[names[0]], harness_task):
+            found = _group_matrix(items, names, harness_task, metric, filt, reported)
+            if found is None:
+                continue
+            values, weights, strata = found
+            suffix = GROUP_TEST.format(k=len(set(strata)))
+        else:
+            values, weights = _item_matrix(items, names, harness_task, task, metric, filt)
         kind = stats.aggregation(metric)
         rng = stats.task_rng(s["seed"], harness_task, task, metric, filt)
         todo = [stats.Pair(names.index(p[0]), names.index(p[1])) for p in pairs]
-        results = stats.compare_task(kind, values, weights, todo, s["bootstrap"], s["alpha"], rng)
+        results = stats.compare_task(kind, values, weights, todo, s["bootstrap"], s["alpha"], rng, strata)
         for (merge, other, relation, hib), res in zip(pairs, results):
             info = models[merge]
             rows.append(
@@ -160,7 +234,7 @@ def merge_comparisons(harness, items: Dict[str, Any], context: Dict[str, Any], h
                     "filter": filt,
                     "higher_is_better": hib,
                     "n": res.n,
-                    "test": res.test,
+                    "test": res.test + suffix if res.test else res.test,
                     "merge_value": res.merge_value,
                     "parent_value": res.parent_value,
                     "diff": res.diff,
@@ -172,12 +246,14 @@ def merge_comparisons(harness, items: Dict[str, Any], context: Dict[str, Any], h
     rows += holmes_comparisons(holmes, context)
     table = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
     if not table.empty:
-        # two families, each adjusted across the whole campaign: the harness tasks, and the Holmes
-        # competences (a handful of datasets each, so rarely significant: in one family with the
-        # harness tasks they would only dilute those)
+        # three families, each adjusted across the whole campaign: the configured harness tasks
+        # (groups by their own value), a group's subtasks (mmlu's 57 would otherwise dilute every
+        # headline), and the Holmes competences (a handful of datasets each, so rarely
+        # significant: in one family with the harness tasks they would only dilute those)
         holmes_rows = is_holmes(table)
+        subtask_rows = ~holmes_rows & (table["task"] != table["harness_task"])
         table["p_adjusted"] = float("nan")
-        for family in (holmes_rows, ~holmes_rows):
+        for family in (holmes_rows, subtask_rows, ~holmes_rows & ~subtask_rows):
             p = table.loc[family, "p_value"].to_numpy(float)
             table.loc[family, "p_adjusted"] = stats.adjust(p, s["correction"])
         table["correction"] = s["correction"]
@@ -270,13 +346,21 @@ def model_intervals(harness, items: Dict[str, Any], context: Dict[str, Any]):
     from mergelab import stats
 
     s = stats_settings(context)
+    reported = _reported(harness)
     groups: Dict[tuple, List[str]] = {}
     for (model, harness_task, task), (metric, filt, _) in _primary_of(harness).items():
         if model in items:
             groups.setdefault((harness_task, task, metric, filt), []).append(model)
     rows = []
     for (harness_task, task, metric, filt), names in groups.items():
-        values, weights = _item_matrix(items, names, harness_task, task, metric, filt)
+        strata = None
+        if task == harness_task and _is_group(items[names[0]], harness_task):
+            found = _group_matrix(items, names, harness_task, metric, filt, reported)
+            if found is None:
+                continue
+            values, weights, strata = found
+        else:
+            values, weights = _item_matrix(items, names, harness_task, task, metric, filt)
         kind = stats.aggregation(metric)
         rng = stats.task_rng(s["seed"], "interval", harness_task, task, metric, filt)
         by_mask: Dict[bytes, List[int]] = {}
@@ -287,7 +371,8 @@ def model_intervals(harness, items: Dict[str, Any], context: Dict[str, Any]):
             if not ok.any():
                 continue
             v, w = values[members][:, ok], weights[members][:, ok]
-            lo, hi = stats.percentile_interval(stats.bootstrap_values(kind, v, w, s["bootstrap"], rng), s["alpha"])
+            st = None if strata is None else strata[ok]
+            lo, hi = stats.percentile_interval(stats.bootstrap_values(kind, v, w, s["bootstrap"], rng, st), s["alpha"])
             point = stats.aggregate(kind, v.sum(axis=1), w.sum(axis=1), int(ok.sum()))
             for k, i in enumerate(members):
                 rows.append([names[i], harness_task, task, metric, filt, int(ok.sum()), float(point[k])])
@@ -501,10 +586,12 @@ def is_holmes(comparisons):
 
 
 def _count(comparisons) -> int:
-    """The harness comparisons the correction runs across (the leaderboard's family)."""
+    """The harness comparisons the correction runs across (the leaderboard's family: the
+    configured tasks, groups by their own value)."""
     if comparisons is None or comparisons.empty:
         return 0
-    return int(comparisons.loc[~is_holmes(comparisons), "p_value"].notna().sum())
+    headline = ~is_holmes(comparisons) & (comparisons["task"] == comparisons["harness_task"])
+    return int(comparisons.loc[headline, "p_value"].notna().sum())
 
 
 def _versus_parents_of(comparisons, model: str, harness_task: str) -> str:

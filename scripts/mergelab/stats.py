@@ -88,29 +88,47 @@ def task_rng(seed: int, *key: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), *words]))
 
 
-def count_blocks(n: int, resamples: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+def count_blocks(
+    n: int, resamples: int, rng: np.random.Generator, strata: Optional[np.ndarray] = None
+) -> Iterator[np.ndarray]:
     """The bootstrap resamples of n items, as blocks of a (resamples x n) matrix of counts: how
-    often each item is drawn in each resample."""
+    often each item is drawn in each resample. With ``strata`` (a label per item: a group task's
+    subtasks), each resample draws within each stratum as many items as it has."""
     rows = max(1, BLOCK // max(n, 1))
+    parts = [None] if strata is None else [np.flatnonzero(strata == s) for s in np.unique(strata)]
     done = 0
     while done < resamples:
         k = min(rows, resamples - done)
-        idx = rng.integers(0, n, size=(k, n))
-        flat = idx + (np.arange(k)[:, None] * n)
-        yield np.bincount(flat.ravel(), minlength=k * n).reshape(k, n).astype(float)
+        counts = np.zeros((k, n))
+        for ix in parts:
+            m = n if ix is None else len(ix)
+            idx = rng.integers(0, m, size=(k, m))
+            flat = idx + (np.arange(k)[:, None] * m)
+            drawn = np.bincount(flat.ravel(), minlength=k * m).reshape(k, m)
+            if ix is None:
+                counts = drawn.astype(float)
+            else:
+                counts[:, ix] = drawn
+        yield counts
         done += k
 
 
 def bootstrap_values(
-    kind: str, values: np.ndarray, weights: np.ndarray, resamples: int, rng: np.random.Generator
+    kind: str,
+    values: np.ndarray,
+    weights: np.ndarray,
+    resamples: int,
+    rng: np.random.Generator,
+    strata: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """(resamples x models): each model's metric on each bootstrap resample of the items.
-    values, weights: (models x items), the items in the same order for every model."""
+    values, weights: (models x items), the items in the same order for every model; strata:
+    see count_blocks."""
     values = np.atleast_2d(np.asarray(values, dtype=float))
     weights = np.atleast_2d(np.asarray(weights, dtype=float))
     n = values.shape[1]
     out = []
-    for counts in count_blocks(n, resamples, rng):
+    for counts in count_blocks(n, resamples, rng, strata):
         out.append(aggregate(kind, counts @ values.T, counts @ weights.T, n))
     return np.concatenate(out, axis=0)
 
@@ -258,10 +276,12 @@ def compare_task(
     resamples: int,
     alpha: float,
     rng: np.random.Generator,
+    strata: Optional[np.ndarray] = None,
 ) -> List[PairResult]:
     """Every pair's paired comparison on one task's items. values, weights: (models x items),
     the same items in the same order for every model (NaN where a model lacks an item: a pair
-    is compared on the items both have)."""
+    is compared on the items both have); strata: a label per item, resampled within each (a
+    group task's subtasks)."""
     values = np.atleast_2d(np.asarray(values, dtype=float))
     weights = np.atleast_2d(np.asarray(weights, dtype=float))
     results: List[Optional[PairResult]] = [None] * len(pairs)
@@ -280,7 +300,7 @@ def compare_task(
         models = sorted({m for i in members for m in (pairs[i].merge, pairs[i].parent)})
         col = {m: j for j, m in enumerate(models)}
         v, w = values[models][:, mask], weights[models][:, mask]
-        boot = bootstrap_values(kind, v, w, resamples, rng)
+        boot = bootstrap_values(kind, v, w, resamples, rng, None if strata is None else strata[mask])
         point = aggregate(kind, v.sum(axis=1), w.sum(axis=1), n)
         diffs = np.stack([boot[:, col[pairs[i].merge]] - boot[:, col[pairs[i].parent]] for i in members], axis=1)
         lo, hi = percentile_interval(diffs, alpha)
