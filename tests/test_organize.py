@@ -693,6 +693,12 @@ def test_report_builds(campaign):
     # it opens on the leaderboard (the workflow description, beside the job graph)
     assert "merges against their parents" in html and "A merge is marked only where paired comparisons" in html
     assert "gain retention" in html and "forest plot" in html
+    # ... whose table is there, every model's row with its intervals, as results/tables/ has it
+    board = pd.read_csv(wd / "results" / "tables" / "leaderboard.csv", dtype=str)
+    for row in board.itertuples(index=False):
+        cells = "".join(f"<td>{c}</td>\\n" for c in row).encode("ascii", "backslashreplace").decode()
+        assert f"<tr>{cells}</tr>" in html, cells
+    assert board.iloc[:, 2].str.contains(r"\[").all()
 
 
 @pytest.mark.workflow
