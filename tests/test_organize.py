@@ -823,6 +823,18 @@ def test_holmes_comparisons_are_wilcoxon_over_datasets():
     h = ~compare.is_holmes(both)
     assert both.loc[h, "p_adjusted"].tolist() == pytest.approx(alone["p_adjusted"].tolist())
     assert both.loc[~h, "p_adjusted"].tolist() == pytest.approx(table["p_adjusted"].tolist())
+    # the leaderboard: Holmes mean F1 with its interval over the datasets, the merge marked as
+    # the overall comparison says; the winning rate stays a bare number
+    comp = org.competence_table(holmes, ctx)
+    board = compare.leaderboard_table(pd.DataFrame(columns=org.HARNESS_COLUMNS), comp, table, ctx, holmes)
+    f1 = board.set_index("model")["Holmes mean F1"]
+    iv = compare.holmes_intervals(holmes, ctx)
+    assert iv["m"][0] < scores["m"].mean() < iv["m"][1] and iv["p"][1] < iv["m"][1]
+    assert f1["m"] == f"{scores['m'].mean():.3f} [{iv['m'][0]:.3f}, {iv['m'][1]:.3f}] ▲"
+    assert f1["p"].startswith(f"{parent.mean():.3f} [") and "▲" not in f1["p"]
+    assert "[" not in board.set_index("model").loc["m", "Holmes winning rate"]
+    text = compare.leaderboard(board, table, ctx)
+    assert "bootstrap interval over the datasets" in text and "Wilcoxon signed-rank" in text
 
 
 def test_a_sweep_of_per_model_values_that_differ_is_drawn_one_position_each(tmp_path):

@@ -503,10 +503,41 @@ def kendall_table(harness, holmes, competences, level: str = "competence"):
 MARKS = {"better than all": " ▲", "between": " ●", "worse than all": " ▼"}
 
 
-def leaderboard_table(harness, competences, comparisons, context: Dict[str, Any]):
+def holmes_intervals(holmes, context: Dict[str, Any]) -> Dict[str, tuple]:
+    """model -> the (1 - stats.alpha) bootstrap percentile interval of its Holmes mean F1 (the
+    competence table's overall mean_f1: the macro-F1 datasets of known competence, each the mean
+    over its seeds), the datasets resampled."""
+    import numpy as np
+
+    from mergelab import stats
+
+    if holmes is None or holmes.empty:
+        return {}
+    from mergelab.holmes_data import UNKNOWN
+
+    s = stats_settings(context)
+    ok = holmes[(holmes["status"] == "ok") & (holmes["metric"] == "macro_f1") & (holmes["competence"] != UNKNOWN)]
+    out = {}
+    for model, sel in ok.groupby("model", sort=False):
+        f1 = sel["mean"].to_numpy(float)
+        f1 = f1[~np.isnan(f1)]
+        if len(f1) < 2:
+            continue
+        rng = stats.task_rng(s["seed"], "holmes interval", str(model))
+        boot = stats.bootstrap_values("mean", f1[None, :], np.ones((1, len(f1))), s["bootstrap"], rng)
+        lo, hi = stats.percentile_interval(boot, s["alpha"])
+        out[str(model)] = (float(lo[0]), float(hi[0]))
+    return out
+
+
+HOLMES_OVERALL = "holmes: overall"
+
+
+def leaderboard_table(harness, competences, comparisons, context: Dict[str, Any], holmes=None):
     """models x headline numbers with their intervals, as text; a merge marked against its
     parents only where the paired comparisons say so (significant after the correction).
-    results/tables/leaderboard.csv (the report's first page), and leaderboard.md's table."""
+    results/tables/leaderboard.csv (the report's first page), and leaderboard.md's table.
+    ``holmes`` (the dataset table) gives the Holmes mean F1 its interval over the datasets."""
     import pandas as pd
 
     cols: List[str] = []
@@ -533,12 +564,18 @@ def leaderboard_table(harness, competences, comparisons, context: Dict[str, Any]
             )
             values.setdefault(r.model, {})[col] = text + mark
     if competences is not None and not competences.empty:
+        intervals = holmes_intervals(holmes, context)
         for r in competences.itertuples():
             if r.competence == "overall":
-                for col, v in (("Holmes winning rate", r.winning_rate), ("Holmes mean F1", r.mean_f1)):
+                mark = MARKS.get(_versus_parents_of(comparisons, r.model, HOLMES_OVERALL), "")
+                ci = intervals.get(r.model)
+                for col, text in (
+                    ("Holmes winning rate", _fmt(r.winning_rate)),
+                    ("Holmes mean F1", _fmt(r.mean_f1, ci=ci) + ("" if math.isnan(r.mean_f1) else mark)),
+                ):
                     if col not in cols:
                         cols.append(col)
-                    values.setdefault(r.model, {})[col] = _fmt(v)
+                    values.setdefault(r.model, {})[col] = text
     models = context.get("model_order") or list(context["models"])
     broken = context.get("broken") or {}
     rows = []
@@ -566,6 +603,14 @@ def leaderboard(table, comparisons, context: Dict[str, Any]) -> str:
         "no mark: not shown by the data. "
         "Each comparison (n, test, interval, p-values) is in results/tables/merge_comparisons.csv; – missing.\n"
     )
+    if "Holmes mean F1" in table.columns:
+        legend += (
+            "\nHolmes mean F1: the mean macro-F1 over the probing datasets (each the mean over its seeds), "
+            f"[low, high] its {level} bootstrap interval over the datasets; its mark compares the merge with "
+            "its parents on the same datasets (Wilcoxon signed-rank, the Holmes comparisons adjusted as a "
+            "family of their own). Holmes winning rate: the model's rank among the campaign's models per "
+            "dataset, scaled to 0-100 and averaged over the datasets (Holmes' measure), without an interval.\n"
+        )
     if broken:
         legend += "\nBroken (sanity check, results/checks/):\n\n" + "".join(
             f"- {m}: {'; '.join(reasons)}\n" for m, reasons in broken.items()

@@ -191,7 +191,7 @@ def build_tables(catalogue: Dict[str, Any], files: Dict[str, Any], out: Dict[str
     tmp = Path(out["harness_parquet"]).with_name(".harness.parquet.partial")
     parquet_safe(harness).to_parquet(tmp, index=False)
     tmp.replace(out["harness_parquet"])
-    board = compare.leaderboard_table(harness, comp, comparisons, catalogue)
+    board = compare.leaderboard_table(harness, comp, comparisons, catalogue, holmes)
     with atomic_file(out["leaderboard"]) as fh:
         fh.write(compare.leaderboard(board, comparisons, catalogue))
     with atomic_file(out["leaderboard_csv"], newline="") as fh:
