@@ -37,10 +37,11 @@ check: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -m "not workflow and not slow" $(ARGS)
 
-# Everything: the workflow runs, the demo training, the local SLURM cluster; the 30 slowest
-# tests are listed at the end (CI's log shows where the time goes).
+# Everything: the workflow runs, the demo training, the local SLURM cluster (its tests, mostly
+# waiting on the cluster, run beside the others: tests/all.sh); the slowest tests are listed at
+# the end (CI's log shows where the time goes).
 test-all: $(VENV)/.installed
-	$(BIN)/python -m pytest --durations=30 $(ARGS)
+	tests/all.sh $(BIN)/python $(ARGS)
 
 venv: $(VENV)/.installed
 
