@@ -9,7 +9,14 @@ cd "$(dirname "$0")/.."
 py="$1"
 shift
 log="$(mktemp -t mergelab-slurm-tests.XXXXXX)"
-trap 'rm -f "$log"' EXIT
+# what both processes share: one training of the demo models (tests/conftest.py, trained_demo)
+MERGELAB_TEST_SHARED="$(mktemp -d -t mergelab-tests.XXXXXX)"
+export MERGELAB_TEST_SHARED
+trap 'rm -rf "$log" "$MERGELAB_TEST_SHARED"' EXIT
+if [ "$#" -eq 0 ]; then  # the whole suite: train the demo models first, on an idle machine
+    echo "mergelab: training the demo models for the tests (tests/conftest.py, shared_demo)"
+    "$py" -c 'import sys; from pathlib import Path; sys.path.insert(0, "tests"); import conftest; conftest.shared_demo(Path(sys.argv[1]))' "$MERGELAB_TEST_SHARED" || exit 1
+fi
 "$py" -m pytest -m slurm -p no:cacheprovider --durations=10 "$@" >"$log" 2>&1 &
 slurm_pid=$!
 "$py" -m pytest -m "not slurm" --durations=30 "$@"

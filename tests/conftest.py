@@ -154,8 +154,32 @@ def bad_task_folder(tasks_dir: Path) -> Path:
 def trained_demo(tmp_path_factory) -> Path:
     """The demo models (base, math, words), trained once per test run by the demo_models rule (about a
     minute on two cores) in a workdir of their own: its results/demo/ and logs/demo_models/, and
-    console.txt, what Snakemake printed."""
-    wd = tmp_path_factory.mktemp("demo-models")
+    console.txt, what Snakemake printed. Under tests/all.sh (MERGELAB_TEST_SHARED) the two pytest
+    processes share one training: the first to take the lock trains, the other waits and reuses it."""
+    shared = os.environ.get("MERGELAB_TEST_SHARED")
+    if not shared:
+        return _train_demo(tmp_path_factory.mktemp("demo-models"))
+    return shared_demo(Path(shared))
+
+
+def shared_demo(shared: Path) -> Path:
+    """The demo models trained once under ``shared`` for every process that asks (a lock: the
+    first trains, the others wait); tests/all.sh trains them before the tests start, while the
+    machine is otherwise idle (the training slows down badly on a busy 2-core machine)."""
+    import fcntl
+    import shutil
+
+    wd = shared / "demo-models"
+    with open(shared / "demo-models.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        if not (wd / "trained").is_file():
+            shutil.rmtree(wd, ignore_errors=True)  # what a failed attempt left
+            _train_demo(wd)
+            (wd / "trained").write_text("")
+    return wd
+
+
+def _train_demo(wd: Path) -> Path:
     cfg = {"models": {n: {"demo": n} for n in ("base", "math", "words")}, "merges": []}
     proc = snakemake(wd, write_config(wd, cfg), "demo_models", check=True, timeout=900)
     (wd / "console.txt").write_text(proc.stderr)
