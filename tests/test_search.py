@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import fake_model_dir, planned_jobs, snakemake, write_config
+from conftest import fake_model_dir, planned_jobs, snakemake, snakemake_together, write_config
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.experiment import load_experiment
 
@@ -426,10 +426,12 @@ def rules_run(proc) -> dict:
 
 @pytest.mark.workflow
 def test_a_search_runs_through_snakemake_resumes_and_is_deterministic(tmp_path, tiny_models):
-    wd = tmp_path / "stopped"
+    wd, other = tmp_path / "stopped", tmp_path / "again"
     path = tiny_search_config(wd, tiny_models)
-    # stopped once generation 0 is merged and evaluated: the target is generation 1's proposals
-    snakemake(wd, path, "results/search/tune/gen1/proposals.json", check=True)
+    # stopped once generation 0 is merged and evaluated: the target is generation 1's proposals;
+    # at once, the same config and seed in another folder (compared below, for determinism)
+    gen1 = "results/search/tune/gen1/proposals.json"
+    snakemake_together((wd, path, gen1), (other, tiny_search_config(other, tiny_models), gen1))
     first = {p: p.stat().st_mtime_ns for p in (wd / "results/search/tune").rglob("*") if p.is_file()}
     proc = snakemake(wd, path, check=True)
     ran = rules_run(proc)
@@ -474,8 +476,6 @@ def test_a_search_runs_through_snakemake_resumes_and_is_deterministic(tmp_path, 
 
     # the same config and seed in another folder: the same trials, up to generation 1, which
     # generation 0's scores decide (dev evaluations and probing are deterministic on the CPU)
-    other = tmp_path / "again"
-    snakemake(other, tiny_search_config(other, tiny_models), "results/search/tune/gen1/proposals.json", check=True)
     for g in (0, 1):
         mine = json.loads((wd / f"results/search/tune/gen{g}/proposals.json").read_text())
         assert json.loads((other / f"results/search/tune/gen{g}/proposals.json").read_text()) == mine

@@ -168,69 +168,6 @@ def test_finished_jobs_stay_countable_for_longer_than_any_test_run(slurm_cluster
     assert int(m.group(1)) == 0 or int(m.group(1)) >= 90 * 60, m.group(0)
 
 
-def test_a_demo_campaign_runs_through_the_profile(slurm_cluster, trained_demo, tmp_path):
-    """A campaign of the demo models via --profile profiles/slurm (the embedded default's
-    recipe with two of its methods, one task, Holmes, a search of two trials: 19 GPU jobs; the whole default through
-    SLURM is bench/slurm_overhead.py's): GPU rules become SLURM jobs sized from their model
-    (--gpus, --mem, -t), each on its own fake GPU; light rules stay on the submitting host."""
-    from mergelab.plan.experiment import load_experiment
-
-    default = yaml.safe_load((REPO / "config" / "experiment.yaml").read_text())
-    recipe = {k: v for k, v in default["merges"][0].items() if k not in ("method_parameters", "moe")}
-    cfg = dict(default, merges=[dict(recipe, methods=["linear", "ties"])])
-    cfg["harness"] = dict(default["harness"], tasks=["mergelab_categories"])
-    # the default's search, one generation of two trials: its checkpoints on this host, its
-    # trials' merges and dev evaluations, and its best trial's merge, submitted like any GPU job
-    cfg["search"] = [dict(default["search"][0], trials=2, parallel=2, limit=4, keep_trials=False)]
-    with_trained_demo(tmp_path, trained_demo)
-    proc = run_profile(tmp_path, write_config(tmp_path, cfg), slurm_cluster)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    for table in ("harness.csv", "holmes.csv", "merge_comparisons.csv", "leaderboard.md"):
-        assert (tmp_path / "results" / "tables" / table).stat().st_size > 0, table
-    exp = load_experiment(cfg, "cfg", workdir=tmp_path)  # every figure (the search's too)
-    assert sorted(
-        p.relative_to(tmp_path).as_posix() for p in (tmp_path / "results" / "plots").rglob("*.png")
-    ) == sorted(exp.targets("plots"))
-
-    jobs = [j for j in slurm_jobs(tmp_path) if j["JobState"] == "COMPLETED"]
-    by_rule = {}
-    for j in jobs:
-        by_rule.setdefault(j["rule"], []).append(j)
-    n_merges = len(list((tmp_path / "results" / "models").iterdir()))
-    assert len(by_rule.get("merge", [])) == n_merges  # the trials' are deleted once scored (keep_trials)
-    assert len(by_rule.get("merge_released", [])) == len(by_rule.get("search_eval", [])) == 2
-    assert len(by_rule.get("search_best", [])) == 1
-    # the default's harness.jobs: per_model, one job per model (here of one task)
-    assert len(by_rule.get("harness_eval_model", [])) == len(list((tmp_path / "results" / "harness").rglob("*.json")))
-    assert len(by_rule.get("holmes_eval", [])) == len(list((tmp_path / "results" / "holmes").rglob("scores.csv")))
-    assert not set(by_rule) & set(LIGHT_RULES), "light rules must run on the submitting host"
-
-    # Each GPU job: submitted with --gpus=1, the memory and time limit its log
-    # reports as its (size-based) resources, and the fake GPU SLURM gave it alone.
-    seen = []
-    logs = {}
-    for log in (tmp_path / "logs").rglob("*.log"):
-        text = log.read_text(errors="replace")
-        for m in re.finditer(r"job resources: gpu=(\d+) mem_mb=(\d+) runtime=(\d+) threads=\d+ slurm_job=(\d+)", text):
-            logs[m.group(4)] = (int(m.group(1)), int(m.group(2)), int(m.group(3)), text)
-    for j in jobs:
-        assert j["TresPerJob"] == "gres:gpu:1", j
-        gpu, mem_mb, runtime, text = logs[j["JobId"]]
-        assert gpu == 1 and _mem_mb(j["TRES"]) == mem_mb and _minutes(j["TimeLimit"]) == runtime, j
-        cvd = re.search(rf"SLURM assigned to job {j['JobId']}: CUDA_VISIBLE_DEVICES=(\S+)", text)
-        assert cvd, f"job {j['JobId']} did not use the devices SLURM assigned"
-        devices = set(cvd.group(1).split(","))
-        assert len(devices) == 1
-        seen.append((_when(j["StartTime"]), _when(j["EndTime"]), devices, j["JobId"]))
-    overlapping = 0
-    for i, (s1, e1, d1, id1) in enumerate(seen):
-        for s2, e2, d2, id2 in seen[i + 1 :]:
-            if s1 < e2 and s2 < e1:
-                overlapping += 1
-                assert not d1 & d2, f"jobs {id1} and {id2} ran at once on the same GPU {d1}"
-    assert overlapping > 0, "no two GPU jobs ran at once: the test proves nothing about pinning"
-
-
 def _small_config(tmp_path: Path, tiny_models: dict, **extra) -> Path:
     cfg = {
         "models": {k: {"path": str(v)} for k, v in tiny_models.items()},
@@ -248,22 +185,6 @@ def _small_config(tmp_path: Path, tiny_models: dict, **extra) -> Path:
     }
     cfg.update(extra)
     return write_config(tmp_path, cfg)
-
-
-def test_a_failing_job_fails_the_run(slurm_cluster, tiny_models, tmp_path):
-    """A model no job can load fails its SLURM job (after the profile's
-    retry); the run exits non-zero, and the other evaluations still finished."""
-    broken = unloadable_copy(tiny_models["base"], tmp_path / "broken")
-    cfg = _small_config(tmp_path, {"base": tiny_models["base"], "broken": broken}, merges=[])
-    proc = run_profile(tmp_path, cfg, slurm_cluster)
-    assert proc.returncode != 0
-    out = proc.stdout + proc.stderr
-    assert "Error in rule harness_eval" in out and "logs/harness_eval/broken/mergelab_categories.log" in out
-    assert UNKNOWN_ARCHITECTURE in (tmp_path / "logs/harness_eval/broken/mergelab_categories.log").read_text()
-    assert (tmp_path / "results/harness/base/mergelab_categories.json").is_file()  # keep-going
-    assert not (tmp_path / "results/harness/broken/mergelab_categories.json").exists()
-    failed = [j for j in slurm_jobs(tmp_path) if j["JobState"] == "FAILED"]
-    assert len(failed) == 2 and {j["rule"] for j in failed} == {"harness_eval"}  # the job and its one retry
 
 
 def _finished(workdir: Path, rule: str) -> int:
@@ -349,3 +270,151 @@ def test_a_cancelled_evaluation_resumes_from_its_cache(slurm_cluster, tiny_model
     cached, computed = counts[-1]
     assert cached >= killed > 0 and cached + computed == 1600
     assert (tmp_path / f"results/harness/base/{RESUME_TASK}.json").is_file()
+
+
+# ---------------------------------------------------------------- runs in the background
+
+# The runs that need no one watching them (the demo campaign, the failing job) are submitted in the
+# background when the module starts, and their tests, last in the module, collect them. Their waits
+# on the cluster (jobs queued, the executor's status checks, less frequent the longer nothing
+# finishes) overlap the runs of the tests that interrupt theirs (Ctrl-C, scancel), which watch
+# their own jobs only (by working directory). The demo campaign goes first: its first jobs are
+# ahead in the queue, and run at once.
+BACKGROUND_TESTS = {
+    "demo": "test_a_demo_campaign_runs_through_the_profile",
+    "failing": "test_a_failing_job_fails_the_run",
+}
+
+
+class BackgroundRun:
+    """A run through the profile in the background; its console goes to files in its workdir (no
+    pipe to fill). result(): the finished run as subprocess.run would give it."""
+
+    def __init__(self, workdir: Path, configfile: Path, conf: str, timeout: int = 1500):
+        self.workdir, self.deadline = workdir, time.monotonic() + timeout
+        self.out, self.err = workdir / "console.out", workdir / "console.err"
+        self.args = _cmd(workdir, configfile)
+        with open(self.out, "w") as out, open(self.err, "w") as err:
+            self.proc = subprocess.Popen(self.args, cwd=workdir, env=_env(workdir, conf), stdout=out, stderr=err)
+
+    def result(self) -> subprocess.CompletedProcess:
+        self.proc.wait(timeout=max(1.0, self.deadline - time.monotonic()))
+        return subprocess.CompletedProcess(self.args, self.proc.returncode, self.out.read_text(), self.err.read_text())
+
+    def stop(self) -> None:
+        """Ctrl-C (Snakemake cancels its SLURM jobs), then kill."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=180)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def background(request, tmp_path_factory):
+    """name -> (workdir, config, BackgroundRun) of each background run whose test is selected."""
+    selected = {item.name for item in request.session.items if item.module is request.module}
+    runs = {}
+    try:
+        if BACKGROUND_TESTS["demo"] in selected:
+            conf, trained = request.getfixturevalue("slurm_cluster"), request.getfixturevalue("trained_demo")
+            wd = tmp_path_factory.mktemp("slurm-demo")
+            cfg = demo_campaign()
+            with_trained_demo(wd, trained)
+            runs["demo"] = (wd, cfg, BackgroundRun(wd, write_config(wd, cfg), conf))
+        if BACKGROUND_TESTS["failing"] in selected:
+            conf, tiny = request.getfixturevalue("slurm_cluster"), request.getfixturevalue("tiny_models")
+            wd = tmp_path_factory.mktemp("slurm-failing")
+            broken = unloadable_copy(tiny["base"], wd / "broken")
+            cfg = _small_config(wd, {"base": tiny["base"], "broken": broken}, merges=[])
+            runs["failing"] = (wd, cfg, BackgroundRun(wd, cfg, conf))
+        yield runs
+    finally:
+        for _, _, run in runs.values():  # a test that failed before collecting its run
+            run.stop()
+
+
+def demo_campaign() -> dict:
+    """The embedded default's recipe with two of its methods, one task, Holmes, and the default's
+    search, one generation of two trials: its checkpoints on this host, its trials' merges and dev
+    evaluations, and its best trial's merge, submitted like any GPU job; the merges evaluated, not
+    the parents, whose jobs are of the same rules (13 GPU jobs)."""
+    default = yaml.safe_load((REPO / "config" / "experiment.yaml").read_text())
+    recipe = {k: v for k, v in default["merges"][0].items() if k not in ("method_parameters", "moe")}
+    cfg = dict(default, merges=[dict(recipe, methods=["linear", "ties"])])
+    cfg["evaluation"] = {"models": [recipe["name"]]}  # and the search's best trial
+    cfg["harness"] = dict(default["harness"], tasks=["mergelab_categories"])
+    cfg["search"] = [dict(default["search"][0], trials=2, parallel=2, limit=4, keep_trials=False)]
+    return cfg
+
+
+def test_a_demo_campaign_runs_through_the_profile(background):
+    """A campaign of the demo models via --profile profiles/slurm (demo_campaign(); the whole default
+    through SLURM is bench/slurm_overhead.py's), run in the background (the fixture background):
+    GPU rules become SLURM jobs sized from their model (--gpus, --mem, -t), each on its own fake
+    GPU; light rules stay on the submitting host."""
+    from mergelab.plan.experiment import load_experiment
+
+    tmp_path, cfg, run = background["demo"]
+    proc = run.result()
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    for table in ("harness.csv", "holmes.csv", "merge_comparisons.csv", "leaderboard.md"):
+        assert (tmp_path / "results" / "tables" / table).stat().st_size > 0, table
+    exp = load_experiment(cfg, "cfg", workdir=tmp_path)  # every figure (the search's too)
+    assert sorted(
+        p.relative_to(tmp_path).as_posix() for p in (tmp_path / "results" / "plots").rglob("*.png")
+    ) == sorted(exp.targets("plots"))
+
+    jobs = [j for j in slurm_jobs(tmp_path) if j["JobState"] == "COMPLETED"]
+    by_rule = {}
+    for j in jobs:
+        by_rule.setdefault(j["rule"], []).append(j)
+    n_merges = len(list((tmp_path / "results" / "models").iterdir()))
+    assert len(by_rule.get("merge", [])) == n_merges  # the trials' are deleted once scored (keep_trials)
+    assert len(by_rule.get("merge_released", [])) == len(by_rule.get("search_eval", [])) == 2
+    assert len(by_rule.get("search_best", [])) == 1
+    # the default's harness.jobs: per_model, one job per model (here of one task)
+    assert len(by_rule.get("harness_eval_model", [])) == len(list((tmp_path / "results" / "harness").rglob("*.json")))
+    assert len(by_rule.get("holmes_eval", [])) == len(list((tmp_path / "results" / "holmes").rglob("scores.csv")))
+    assert not set(by_rule) & set(LIGHT_RULES), "light rules must run on the submitting host"
+
+    # Each GPU job: submitted with --gpus=1, the memory and time limit its log
+    # reports as its (size-based) resources, and the fake GPU SLURM gave it alone.
+    seen = []
+    logs = {}
+    for log in (tmp_path / "logs").rglob("*.log"):
+        text = log.read_text(errors="replace")
+        for m in re.finditer(r"job resources: gpu=(\d+) mem_mb=(\d+) runtime=(\d+) threads=\d+ slurm_job=(\d+)", text):
+            logs[m.group(4)] = (int(m.group(1)), int(m.group(2)), int(m.group(3)), text)
+    for j in jobs:
+        assert j["TresPerJob"] == "gres:gpu:1", j
+        gpu, mem_mb, runtime, text = logs[j["JobId"]]
+        assert gpu == 1 and _mem_mb(j["TRES"]) == mem_mb and _minutes(j["TimeLimit"]) == runtime, j
+        cvd = re.search(rf"SLURM assigned to job {j['JobId']}: CUDA_VISIBLE_DEVICES=(\S+)", text)
+        assert cvd, f"job {j['JobId']} did not use the devices SLURM assigned"
+        devices = set(cvd.group(1).split(","))
+        assert len(devices) == 1
+        seen.append((_when(j["StartTime"]), _when(j["EndTime"]), devices, j["JobId"]))
+    overlapping = 0
+    for i, (s1, e1, d1, id1) in enumerate(seen):
+        for s2, e2, d2, id2 in seen[i + 1 :]:
+            if s1 < e2 and s2 < e1:
+                overlapping += 1
+                assert not d1 & d2, f"jobs {id1} and {id2} ran at once on the same GPU {d1}"
+    assert overlapping > 0, "no two GPU jobs ran at once: the test proves nothing about pinning"
+
+
+def test_a_failing_job_fails_the_run(background):
+    """A model no job can load fails its SLURM job (after the profile's retry); the run (in the
+    background: the fixture background) exits non-zero, and the other evaluations still finished."""
+    tmp_path, _, run = background["failing"]
+    proc = run.result()
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "Error in rule harness_eval" in out and "logs/harness_eval/broken/mergelab_categories.log" in out
+    assert UNKNOWN_ARCHITECTURE in (tmp_path / "logs/harness_eval/broken/mergelab_categories.log").read_text()
+    assert (tmp_path / "results/harness/base/mergelab_categories.json").is_file()  # keep-going
+    assert not (tmp_path / "results/harness/broken/mergelab_categories.json").exists()
+    failed = [j for j in slurm_jobs(tmp_path) if j["JobState"] == "FAILED"]
+    assert len(failed) == 2 and {j["rule"] for j in failed} == {"harness_eval"}  # the job and its one retry

@@ -178,6 +178,7 @@ def test_pushed_deletes_a_merge_once_pushed_and_its_card_comes_from_its_record(t
         wd, env = tmp_path / "wd", hub_env(tmp_path, stub)
         cfg = push_cfg(tiny_models)
         cfg["storage"] = {"keep_merges": "pushed"}
+        cfg["evaluation"] = {"models": ["ab"]}  # the pushed merge's results reach its card; no parent's are read
         path = write_config(wd, cfg)
         snakemake(wd, path, env=env, check=True, timeout=1200)
         mid = "ab_task_arithmetic_w0.5"
