@@ -422,14 +422,18 @@ def cache_counts(log: str) -> list:
     return [(int(a), int(b)) for a, b in re.findall(r"Cached requests: (\d+), Requests remaining: (\d+)", log)]
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, tiny_models):
-    wd = tmp_path_factory.mktemp("uninterrupted")
+def uninterrupted_run(wd: Path, tiny_models) -> tuple:
+    """The resume task's result and model calls in one run that nothing cuts off."""
     big_task(wd / "tasks")
     snakemake(wd, write_config(wd, resume_cfg(tiny_models, wd / "tasks")), check=True)
     res = json.loads((wd / f"results/harness/base/{RESUME_TASK}.json").read_text())
     calls = sum(b for _, b in cache_counts((wd / f"logs/harness_eval/base/{RESUME_TASK}.log").read_text()))
     return res, calls
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_models):
+    return uninterrupted_run(tmp_path_factory.mktemp("uninterrupted"), tiny_models)
 
 
 @pytest.mark.workflow

@@ -8,6 +8,7 @@ CI never passes by skipping them. Every wait is bounded.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -244,8 +245,9 @@ def test_sigint_cancels_the_jobs_and_the_run_resumes(slurm_cluster, tiny_models,
 
 def test_a_cancelled_evaluation_resumes_from_its_cache(slurm_cluster, tiny_models, tmp_path):
     """scancel of a harness job mid-way: the profile's retry resubmits it, and the new SLURM job
-    takes every response the first computed from lm-eval's request cache (issue 18)."""
-    from test_harness_data import RESUME_TASK, big_task, cache_counts, cached_rows, resume_cfg
+    takes every response the first computed from lm-eval's request cache, and gives what a run
+    nothing cut off gives (issue 18)."""
+    from test_harness_data import RESUME_TASK, big_task, cache_counts, cached_rows, resume_cfg, uninterrupted_run
 
     big_task(tmp_path / "tasks")
     cfg = write_config(tmp_path, {**resume_cfg(tiny_models, tmp_path / "tasks"), "holmes": {"activate": False}})
@@ -269,7 +271,10 @@ def test_a_cancelled_evaluation_resumes_from_its_cache(slurm_cluster, tiny_model
     counts = cache_counts((tmp_path / f"logs/harness_eval/base/{RESUME_TASK}.log").read_text())
     cached, computed = counts[-1]
     assert cached >= killed > 0 and cached + computed == 1600
-    assert (tmp_path / f"results/harness/base/{RESUME_TASK}.json").is_file()
+    res = json.loads((tmp_path / f"results/harness/base/{RESUME_TASK}.json").read_text())
+    full, _ = uninterrupted_run(tmp_path / "uninterrupted", tiny_models)  # locally, after the cluster's
+    assert res["results"] == full["results"] and res["n-samples"] == full["n-samples"]
+    assert res["mergelab"]["resumed_from_cache"] and not full["mergelab"]["resumed_from_cache"]
 
 
 # ---------------------------------------------------------------- runs in the background
