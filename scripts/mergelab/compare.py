@@ -157,6 +157,15 @@ def _group_matrix(items, models: List[str], harness_task: str, metric: str, filt
     return values * (by_size if "size" in fits else of_means), weights, strata
 
 
+def _task_matrix(items, names: List[str], harness_task: str, task: str, metric: str, filt: str, reported):
+    """(values, weights, strata) of one task's primary metric for ``names``: its items, or for a
+    group's own row the items of all its subtasks (_group_matrix, strata their subtasks; None
+    where those do not give the group's value); strata None otherwise."""
+    if task == harness_task and _is_group(items[names[0]], harness_task):
+        return _group_matrix(items, names, harness_task, metric, filt, reported)
+    return (*_item_matrix(items, names, harness_task, task, metric, filt), None)
+
+
 def _merges(context: Dict[str, Any]) -> List[tuple]:
     """(id, info) of every merge, in the config's order (the catalogue's mapping is sorted)."""
     models = context["models"]
@@ -206,15 +215,11 @@ def merge_comparisons(harness, items: Dict[str, Any], context: Dict[str, Any], h
     rows = []
     for (harness_task, task, metric, filt), pairs in groups.items():
         names = list(dict.fromkeys([m for p in pairs for m in p[:2]]))
-        strata, suffix = None, ""
-        if task == harness_task and _is_group(items[names[0]], harness_task):
-            found = _group_matrix(items, names, harness_task, metric, filt, reported)
-            if found is None:
-                continue
-            values, weights, strata = found
-            suffix = GROUP_TEST.format(k=len(set(strata)))
-        else:
-            values, weights = _item_matrix(items, names, harness_task, task, metric, filt)
+        found = _task_matrix(items, names, harness_task, task, metric, filt, reported)
+        if found is None:
+            continue
+        values, weights, strata = found
+        suffix = "" if strata is None else GROUP_TEST.format(k=len(set(strata)))
         kind = stats.aggregation(metric)
         rng = stats.task_rng(s["seed"], harness_task, task, metric, filt)
         todo = [stats.Pair(names.index(p[0]), names.index(p[1])) for p in pairs]
@@ -271,6 +276,14 @@ def merge_comparisons(harness, items: Dict[str, Any], context: Dict[str, Any], h
 HOLMES_TEST = "Wilcoxon signed-rank test over the datasets (scipy.stats.wilcoxon)"
 
 
+def _probed_f1(holmes):
+    """The rows of the Holmes dataset table that the comparisons and the mean F1 use: macro-F1,
+    probed, of a known competence (Pearson datasets are another scale)."""
+    from mergelab.holmes_data import UNKNOWN
+
+    return holmes[(holmes["status"] == "ok") & (holmes["metric"] == "macro_f1") & (holmes["competence"] != UNKNOWN)]
+
+
 def holmes_comparisons(holmes, context: Dict[str, Any]) -> List[Dict[str, Any]]:
     """Every merge against each of its parents (and its base) per Holmes competence (and overall),
     paired over the macro-F1 datasets both were probed on (each dataset's mean over seeds): the mean
@@ -284,10 +297,9 @@ def holmes_comparisons(holmes, context: Dict[str, Any]) -> List[Dict[str, Any]]:
 
     if holmes is None or holmes.empty:
         return []
-    from mergelab.holmes_data import UNKNOWN
 
     s = stats_settings(context)
-    ok = holmes[(holmes["status"] == "ok") & (holmes["metric"] == "macro_f1") & (holmes["competence"] != UNKNOWN)]
+    ok = _probed_f1(holmes)
     if ok.empty:
         return []
     wide = ok.pivot(index="probing_dataset", columns="model", values="mean")
@@ -353,14 +365,10 @@ def model_intervals(harness, items: Dict[str, Any], context: Dict[str, Any]):
             groups.setdefault((harness_task, task, metric, filt), []).append(model)
     rows = []
     for (harness_task, task, metric, filt), names in groups.items():
-        strata = None
-        if task == harness_task and _is_group(items[names[0]], harness_task):
-            found = _group_matrix(items, names, harness_task, metric, filt, reported)
-            if found is None:
-                continue
-            values, weights, strata = found
-        else:
-            values, weights = _item_matrix(items, names, harness_task, task, metric, filt)
+        found = _task_matrix(items, names, harness_task, task, metric, filt, reported)
+        if found is None:
+            continue
+        values, weights, strata = found
         kind = stats.aggregation(metric)
         rng = stats.task_rng(s["seed"], "interval", harness_task, task, metric, filt)
         by_mask: Dict[bytes, List[int]] = {}
@@ -513,10 +521,8 @@ def holmes_intervals(holmes, context: Dict[str, Any]) -> Dict[str, tuple]:
 
     if holmes is None or holmes.empty:
         return {}
-    from mergelab.holmes_data import UNKNOWN
-
     s = stats_settings(context)
-    ok = holmes[(holmes["status"] == "ok") & (holmes["metric"] == "macro_f1") & (holmes["competence"] != UNKNOWN)]
+    ok = _probed_f1(holmes)
     out = {}
     for model, sel in ok.groupby("model", sort=False):
         f1 = sel["mean"].to_numpy(float)
