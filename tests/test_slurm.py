@@ -115,6 +115,13 @@ def run_profile(workdir, configfile, conf, *args, timeout=1500) -> subprocess.Co
     )
 
 
+def _default_sigint() -> None:
+    """In the child: Ctrl-C (SIGINT) as a terminal delivers it. A pytest started in the background
+    by a shell (tests/all.sh runs these tests beside the others) ignores SIGINT, its children inherit
+    that, and a Python that starts with SIGINT ignored never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_profile(workdir, configfile, conf, *args) -> subprocess.Popen:
     """A run through the profile in the background: its console in ``.stdout`` (text)."""
     return subprocess.Popen(
@@ -124,6 +131,7 @@ def start_profile(workdir, configfile, conf, *args) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 
@@ -194,12 +202,6 @@ def _finished(workdir: Path, rule: str) -> int:
     return len(re.findall(rf"^Finished jobid: \d+ \(Rule: {rule}\)$", logs[-1].read_text(), re.M)) if logs else 0
 
 
-def _interrupted(workdir: Path) -> bool:
-    """The running Snakemake has taken a Ctrl-C (its log says it is terminating)."""
-    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
-    return bool(logs) and "Terminating processes on user request" in logs[-1].read_text()
-
-
 def _our_queue(workdir: Path) -> list:
     out = subprocess.run(["squeue", "-h", "-o", "%i %T %Z"], capture_output=True, text=True, timeout=60).stdout
     return [line.split()[:2] for line in out.splitlines() if line.split()[-1] == str(workdir)]
@@ -223,16 +225,7 @@ def test_sigint_cancels_the_jobs_and_the_run_resumes(slurm_cluster, tiny_models,
             time.sleep(0.5)
         assert proc.poll() is None, "the run ended before it could be interrupted:\n" + proc.stdout.read()[-3000:]
         assert _our_queue(tmp_path)
-        # Ctrl-C, again if Snakemake did not take it: under load one was lost (no interruption
-        # logged, the run went on to the end; the cause upstream is not pinned down); a user
-        # presses it again
-        for _ in range(6):
-            proc.send_signal(signal.SIGINT)
-            stop = time.monotonic() + 10
-            while time.monotonic() < stop and proc.poll() is None and not _interrupted(tmp_path):
-                time.sleep(0.2)
-            if proc.poll() is not None or _interrupted(tmp_path):
-                break
+        proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
