@@ -95,22 +95,25 @@ def count_blocks(
     often each item is drawn in each resample. With ``strata`` (a label per item: a group task's
     subtasks), each resample draws within each stratum as many items as it has."""
     rows = max(1, BLOCK // max(n, 1))
-    parts = [None] if strata is None else [np.flatnonzero(strata == s) for s in np.unique(strata)]
+    parts = None if strata is None else [np.flatnonzero(strata == s) for s in np.unique(strata)]
     done = 0
     while done < resamples:
         k = min(rows, resamples - done)
-        counts = np.zeros((k, n))
-        for ix in parts:
-            m = n if ix is None else len(ix)
-            idx = rng.integers(0, m, size=(k, m))
-            flat = idx + (np.arange(k)[:, None] * m)
-            drawn = np.bincount(flat.ravel(), minlength=k * m).reshape(k, m)
-            if ix is None:
-                counts = drawn.astype(float)
-            else:
-                counts[:, ix] = drawn
-        yield counts
+        if parts is None:
+            yield _draws(k, n, rng).astype(float)
+        else:
+            counts = np.zeros((k, n))
+            for ix in parts:
+                counts[:, ix] = _draws(k, len(ix), rng)
+            yield counts
         done += k
+
+
+def _draws(k: int, m: int, rng: np.random.Generator) -> np.ndarray:
+    """(k x m): how often each of m items is drawn in each of k resamples of m draws."""
+    idx = rng.integers(0, m, size=(k, m))
+    flat = idx + (np.arange(k)[:, None] * m)
+    return np.bincount(flat.ravel(), minlength=k * m).reshape(k, m)
 
 
 def bootstrap_values(
