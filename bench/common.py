@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -15,7 +14,9 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 
 def env() -> dict:
-    e = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(REPO / "scripts"))
+    from mergelab.outputs import subprocess_env
+
+    e = dict(subprocess_env(REPO / "scripts"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     e.setdefault("MERGELAB_GPU_LOCK_DIR", str(OUT / "gpu-locks"))
     return e
 

@@ -176,10 +176,9 @@ def main() -> int:
     mid = "ab_ties_d0.5_w0.5"
     with open(wd / "benchmarks" / "merge" / f"{mid}.tsv") as fh:
         job_s = float(list(csv.DictReader(fh, delimiter="\t"))[-1]["s"])
-    bare_cmd = [
-        str(Path(sys.executable).parent / "mergekit-yaml"),
-        str(wd / "results" / "models" / mid / "mergekit_config.yml"),
-    ]
+    # mergekit-yaml's entry point, run as a module: a --target install has no console script
+    bare_cmd = [sys.executable, "-m", "mergekit.scripts.run_yaml"]
+    bare_cmd += [str(wd / "results" / "models" / mid / "mergekit_config.yml")]
     bare_cmd += [str(wd / "bare"), "--no-write-model-card"] + ([] if args.cpu else ["--cuda"])
     bare_env = dict(run_env, CUDA_VISIBLE_DEVICES="" if args.cpu else "0")
     t0 = time.perf_counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -746,6 +747,18 @@ def test_failed_evaluation_gives_partial_tables_that_nothing_trusts(tmp_path, ti
     proc = snakemake(tmp_path, write_config(tmp_path, cfg), check=True)
     assert not part.exists()
     assert "mergelab: done.\n  leaderboard: results/tables/leaderboard.md" in proc.stderr
+
+
+def test_the_partial_build_keeps_the_callers_pythonpath(tmp_path):
+    """The onerror build runs `python -m mergelab.outputs` with the scripts folder first and
+    the caller's PYTHONPATH after it: an install made with `pip --target` (how the GPU check
+    runs on a machine whose Python lacks the workflow's packages) or a module system lives there."""
+    from mergelab.outputs import subprocess_env
+
+    scripts = REPO / "scripts"
+    env = subprocess_env(scripts, {"PYTHONPATH": "/tmp/site", "HOME": "/h"})
+    assert env == {"PYTHONPATH": f"{scripts}{os.pathsep}/tmp/site", "HOME": "/h"}
+    assert subprocess_env(scripts, {})["PYTHONPATH"] == str(scripts)
 
 
 def test_normalised_scores_by_hand():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -31,6 +32,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from mergelab.plan.experiment import Experiment
 
 log = logging.getLogger("mergelab.outputs")
+
+
+def subprocess_env(scripts: Path, environ=None) -> Dict[str, str]:
+    """The environment for a Python subprocess that imports mergelab from ``scripts``: the
+    caller's, with ``scripts`` put first on PYTHONPATH and what was there kept after it (an
+    install made with ``pip --target`` or a cluster's module system lives there)."""
+    env = dict(os.environ if environ is None else environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(scripts), env.get("PYTHONPATH"))))
+    return env
 
 
 @dataclass(frozen=True)

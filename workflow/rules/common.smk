@@ -369,7 +369,7 @@ def _build_partial_outputs(log_path):
     }
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(spec, fh)
-    env = dict(os.environ, PYTHONPATH=str(Path(workflow.basedir) / "scripts"))
+    env = outputs.subprocess_env(Path(workflow.basedir) / "scripts")
     proc = subprocess.run([sys.executable, "-m", "mergelab.outputs", fh.name], env=env)
     os.unlink(fh.name)
     return proc.returncode == 0
