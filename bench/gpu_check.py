@@ -13,6 +13,11 @@ then checks from the job logs and benchmark files:
 - no two jobs that ran at once shared a device (and some did run at once, N >= 2);
 - the pipeline's merge time against a bare `mergekit-yaml --cuda` on the same config.
 
+--extended adds the rest of the cuda paths one card can prove: a mixture-of-experts merge
+(mergekit-moe, routers from the base's hidden states on cuda), the sanity check of every
+model on the device (every one healthy), and harness jobs per model (two tasks, one load);
+--no-holmes leaves Holmes out (to fit a short lease; its cuda path is in the plain run).
+
 Prints one line per check and the timings; exits 1 if a check fails. With --cpu,
 MERGELAB_GPUS fakes N devices (the pinning is the same code; torch then sees none),
 the cuda checks are reported as skipped, and mergekit-yaml runs without --cuda: the
@@ -57,15 +62,27 @@ def build_models(root: Path, cpu: bool) -> None:
             del model
 
 
-def campaign(root: Path) -> dict:
-    return {
+MOE_PROMPTS = {"a": {"positive": ["two plus two is"]}, "b": {"positive": ["the cat sat on the"]}}
+
+
+def campaign(root: Path, extended: bool = False, holmes: bool = True) -> dict:
+    """Two merges (linear, ties), one task, Holmes; extended: ties and a MoE merge, the sanity
+    check, two tasks in one harness job per model."""
+    cfg = {
         "models": {n: {"path": str(root / n)} for n in ("base", "a", "b")},
         "merges": [
             {"name": "ab", "models": ["a", "b"], "base": "base", "methods": ["linear", "ties"], "dtype": "bfloat16"}
         ],
         "harness": {"tasks": ["mergelab_categories"], "settings": {"batch_size": 16, "bootstrap_iters": 0}},
-        "holmes": {"activate": True, "version": "demo", "seeds": [0]},
+        "holmes": {"activate": holmes, "version": "demo", "seeds": [0]},
     }
+    if extended:
+        cfg["merges"][0]["methods"] = ["ties", "moe"]
+        cfg["merges"][0]["moe"] = {"gate_mode": "hidden", "prompts": MOE_PROMPTS}
+        cfg["harness"]["tasks"] = ["mergelab_categories", "mergelab_arithmetic"]
+        cfg["harness"]["jobs"] = "per_model"
+        cfg["sanity"] = {"activate": True, "on_fail": "stop"}
+    return cfg
 
 
 def job_logs(wd: Path, rules) -> list:
@@ -99,6 +116,8 @@ def main() -> int:
     ap.add_argument("--gpus", type=int, default=None, help="GPUs to use (default: all; --cpu: 2)")
     ap.add_argument("--cores", type=int, default=None, help="snakemake --cores (default: 4 per GPU; --cpu: 2)")
     ap.add_argument("--keep", action="store_true", help="keep bench/out/gpu-check/")
+    ap.add_argument("--extended", action="store_true", help="also a MoE merge, sanity checks, per_model harness")
+    ap.add_argument("--no-holmes", dest="holmes", action="store_false", help="leave Holmes out")
     args = ap.parse_args()
 
     run_env = env()
@@ -120,7 +139,7 @@ def main() -> int:
     build_models(wd / "models", args.cpu)
     print(f"models built in {time.perf_counter() - t0:.0f} s")
     cfg_path = wd / "experiment.yaml"
-    cfg_path.write_text(yaml.safe_dump(campaign(wd / "models")))
+    cfg_path.write_text(yaml.safe_dump(campaign(wd / "models", args.extended, args.holmes)))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(wd)]
     cmd += ["--cores", str(cores), "--resources", f"gpu={gpus}", "--configfile", str(cfg_path)]
     t0 = time.perf_counter()
@@ -142,10 +161,10 @@ def main() -> int:
         ok &= bool(passed)
         print(f"{'ok  ' if passed else 'FAIL'}  {name}{': ' + detail if detail else ''}")
 
-    jobs = job_logs(wd, ("merge", "harness_eval", "holmes_eval"))
+    jobs = job_logs(wd, ("merge", "harness_eval", "harness_eval_model", "holmes_eval", "sanity_check"))
     merges = [j for j in jobs if j[0] == "merge"]
     evals = [j for j in jobs if j[0] != "merge"]
-    on_cuda = [bool(re.search(r"merging \S+ on cuda", j[6])) for j in merges]
+    on_cuda = [bool(re.search(r"(merging|building MoE) \S+ .*on cuda", j[6])) for j in merges]
     check(
         "every merge ran on cuda",
         None if args.cpu else (len(merges) == 2 and all(on_cuda)),
@@ -171,6 +190,27 @@ def main() -> int:
         not shared and (overlapping > 0 or gpus < 2),
         f"{overlapping} pairs ran at once" + (f"; shared: {shared[:3]}" if shared else ""),
     )
+
+    if args.extended:
+        import json
+
+        moe = [j for j in merges if "building MoE" in j[6]]
+        check("the MoE merge ran on cuda", None if args.cpu else (len(moe) == 1 and "on cuda" in moe[0][6]))
+        checks = {f.stem: json.loads(f.read_text()) for f in (wd / "results" / "checks").glob("*.json")}
+        healthy = sorted(m for m, c in checks.items() if c.get("status") == "ok")
+        on_device = sum(1 for j in evals if j[0] == "sanity_check" and (args.cpu or j[5] == 1))
+        check(
+            "every model's sanity check passed, on its device",
+            len(checks) == 5 and len(healthy) == 5 and on_device == 5,
+            f"{len(healthy)} of {len(checks)} ok, {on_device} on one device",
+        )
+        results = sorted((wd / "results" / "harness").glob("*/mergelab_*.json"))
+        model_jobs = [j for j in evals if j[0] == "harness_eval_model"]
+        check(
+            "one harness job per model wrote each task's result",
+            len(results) == 10 and len(model_jobs) == 5,
+            f"{len(results)} results from {len(model_jobs)} jobs",
+        )
 
     # the pipeline's merge against bare mergekit-yaml on the same config
     mid = "ab_ties_d0.5_w0.5"
