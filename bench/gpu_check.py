@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import re
 import shutil
 import subprocess
@@ -192,8 +193,6 @@ def main() -> int:
     )
 
     if args.extended:
-        import json
-
         moe = [j for j in merges if "building MoE" in j[6]]
         check("the MoE merge ran on cuda", None if args.cpu else (len(moe) == 1 and "on cuda" in moe[0][6]))
         checks = {f.stem: json.loads(f.read_text()) for f in (wd / "results" / "checks").glob("*.json")}

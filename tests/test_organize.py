@@ -749,7 +749,7 @@ def test_failed_evaluation_gives_partial_tables_that_nothing_trusts(tmp_path, ti
     assert "mergelab: done.\n  leaderboard: results/tables/leaderboard.md" in proc.stderr
 
 
-def test_the_partial_build_keeps_the_callers_pythonpath(tmp_path):
+def test_the_partial_build_keeps_the_callers_pythonpath():
     """The onerror build runs `python -m mergelab.outputs` with the scripts folder first and
     the caller's PYTHONPATH after it: an install made with `pip --target` (how the GPU check
     runs on a machine whose Python lacks the workflow's packages) or a module system lives there."""
