@@ -308,7 +308,9 @@ class BackgroundRun:
         self.out, self.err = workdir / "console.out", workdir / "console.err"
         self.args = _cmd(workdir, configfile)
         with open(self.out, "w") as out, open(self.err, "w") as err:
-            self.proc = subprocess.Popen(self.args, cwd=workdir, env=_env(workdir, conf), stdout=out, stderr=err)
+            self.proc = subprocess.Popen(
+                self.args, cwd=workdir, env=_env(workdir, conf), stdout=out, stderr=err, preexec_fn=_default_sigint
+            )
 
     def result(self) -> subprocess.CompletedProcess:
         self.proc.wait(timeout=max(1.0, self.deadline - time.monotonic()))
