@@ -1,6 +1,6 @@
 """Snakemake job of rules `harness_eval` / `harness_eval_samples`: lm-eval on one (model, task)."""
 
-from mergelab.jobs import evaluation_job
+from mergelab.evaluation_job import evaluation_job
 from mergelab.plan.jobs import HarnessJob
 from mergelab.plan.paths import WORKFLOW_TASKS
 

@@ -1,7 +1,7 @@
 """Snakemake job of rule `harness_eval_model` (harness.jobs: per_model): every harness task of
 one model after one model load, one results JSON per task, as `harness_eval` writes it."""
 
-from mergelab.jobs import evaluation_job
+from mergelab.evaluation_job import evaluation_job
 from mergelab.plan.jobs import HarnessModelJob
 from mergelab.plan.paths import WORKFLOW_TASKS
 

@@ -1,6 +1,6 @@
 """Snakemake job of rule `holmes_eval`: Holmes probing of one model."""
 
-from mergelab.jobs import evaluation_job
+from mergelab.evaluation_job import evaluation_job
 from mergelab.plan.jobs import HolmesJob
 
 

@@ -1,6 +1,7 @@
 """Snakemake job of rule `sanity_check`: the sanity check of one model (mergelab.sanity)."""
 
-from mergelab.jobs import JobError, check_model_dir, describe_resources, job_log
+from mergelab.checkpoint import check_model_dir
+from mergelab.jobs import JobError, describe_resources, job_log
 from mergelab.plan.jobs import SanityJob
 
 

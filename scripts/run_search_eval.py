@@ -3,7 +3,7 @@ after one model load; one JSON, task -> lm-eval results (mergelab.search.trial_s
 It repeats run_harness_model.py's few lines rather than sharing them: Snakemake reruns the jobs
 of a rule whose script changed, and that one runs every finished campaign's evaluations."""
 
-from mergelab.jobs import evaluation_job
+from mergelab.evaluation_job import evaluation_job
 from mergelab.plan.jobs import HarnessModelJob
 from mergelab.plan.paths import WORKFLOW_TASKS
 

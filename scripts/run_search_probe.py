@@ -1,7 +1,7 @@
 """Snakemake job of rule `search_probe`: Holmes probing of a search trial on the datasets of its
 objectives' competences; one JSON, competence -> mean F1 (mergelab.search.trial_scores reads it)."""
 
-from mergelab.jobs import evaluation_job
+from mergelab.evaluation_job import evaluation_job
 from mergelab.plan.jobs import SearchProbeJob
 
 

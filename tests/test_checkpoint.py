@@ -14,7 +14,6 @@ import pytest
 from conftest import fake_model_dir, snakemake, write_config
 from mergelab.checkpoint import CheckpointError, check_model_dir
 from mergelab.jobs import JobError
-from mergelab.jobs import check_model_dir as job_check
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.experiment import load_experiment
 from mergelab.resources import size_of
@@ -84,9 +83,8 @@ def test_each_broken_checkpoint_is_named_by_file(tmp_path, how):
         check_model_dir(d)
     msg = str(err.value)
     assert msg.startswith(f"{named}: ") and what in msg and "\n" not in msg
-    # the job's check says the same in one line; the size estimate falls back, never raises
-    with pytest.raises(JobError, match=str(named)):
-        job_check(str(d))
+    # a job meeting it says the same in one line (a JobError); the size estimate falls back, never raises
+    assert isinstance(err.value, JobError)
     if how != "config-not-json":
         assert size_of(str(d)) is None
 

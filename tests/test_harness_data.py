@@ -200,7 +200,7 @@ def test_offline_dataset_errors_become_one_line():
 PREPARE = """
 import json, logging, os, sys, types
 from mergelab import harness_env as harness
-from mergelab.jobs import prepare_harness_job
+from mergelab.evaluation_job import prepare_harness_job
 smk = types.SimpleNamespace(config=json.loads(sys.argv[1]), input={"data": []})
 prepare_harness_job(smk, types.SimpleNamespace(model="base"), logging.getLogger())
 print(json.dumps([os.environ.get("HF_HUB_OFFLINE"), os.environ.get("HF_DATASETS_CACHE"), harness.REQUEST_CACHE]))

@@ -1,4 +1,4 @@
-"""Cheap checks of a model directory, stdlib only: what can be known without loading a tensor.
+"""Cheap checks of a model directory, standard library only: what can be known without loading a tensor.
 
 A model directory is usable when its config.json is a JSON object and its weights
 are there: the shards a ``*.index.json`` names exist, and every safetensors file
@@ -20,6 +20,8 @@ import os
 import struct
 from pathlib import Path
 from typing import Any, Dict, List
+
+from mergelab.jobs import JobError
 
 MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit
 # Bytes per element of each safetensors dtype.
@@ -43,8 +45,9 @@ ELEMENT_BYTES = {
 INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 
 
-class CheckpointError(ValueError):
-    """A model directory that cannot be loaded; the message names the file and what is wrong."""
+class CheckpointError(JobError, ValueError):
+    """A model directory that cannot be loaded; the message names the file and what is wrong (a
+    JobError: a job that meets one says that one line)."""
 
 
 def header(path: os.PathLike) -> Dict[str, Any]:

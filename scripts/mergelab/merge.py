@@ -36,7 +36,7 @@ def local_snapshots(cfg: Dict[str, Any], receipts: Dict[str, str]) -> Dict[str, 
 
 def check_inputs(cfg: Dict[str, Any]) -> None:
     """Fail with one line naming the file before mergekit starts when an input model dir is broken."""
-    from mergelab.jobs import check_model_dir
+    from mergelab.checkpoint import check_model_dir
 
     for path in referenced_dirs(cfg):
         check_model_dir(path)
