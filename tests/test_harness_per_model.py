@@ -178,12 +178,12 @@ def test_tasks_are_grouped_by_identical_settings(tmp_path):
 
 
 def test_per_model_resources_add_up_the_tasks(tmp_path):
-    from mergelab.resources import job_resources
+    from mergelab.plan.rules import rule_resources
 
     exp = plan_for(tmp_path, "per_model", model_settings={"a": {"dtype": "float16"}})
     for model in ("a", "b"):
-        per_task = [job_resources(exp, "harness_eval", model, t) for t in TASKS]
-        packed = job_resources(exp, "harness_eval_model", model)
+        per_task = [rule_resources(exp, "harness_eval", model=model, task=t) for t in TASKS]
+        packed = rule_resources(exp, "harness_eval_model", model=model)
         assert packed["runtime"] == sum(r["runtime"] for r in per_task)
         assert packed["mem_mb"] == max(r["mem_mb"] for r in per_task) == per_task[0]["mem_mb"]
         assert packed["gpu"] == max(r["gpu"] for r in per_task)

@@ -7,17 +7,17 @@ import json
 import re
 import shutil
 import sys
-import typing
 
 import pytest
 import yaml
 
 from conftest import REPO, fake_model_dir
-from mergelab import outputs
 from mergelab.plan import paths
 from mergelab.plan.cli import TARGET_OF_RULE, rule_typed_as_target
-from mergelab.plan.experiment import JOB_BUILDERS, load_experiment
+from mergelab.plan.experiment import load_experiment
+from mergelab.plan.figures import FIGURES, figures
 from mergelab.plan.jobs import HarnessJob, MergeJob
+from mergelab.plan.rules import job_rules
 
 
 def campaign(wd):
@@ -102,7 +102,7 @@ def two_folders(tmp_path_factory):
 def test_params_are_the_same_in_any_folder_and_hold_no_absolute_path(two_folders):
     here, elsewhere = two_folders
     jobs = every_job(here)
-    assert {r for r, _ in jobs} == set(JOB_BUILDERS) - {"push", "push_results"}
+    assert {r for r, _ in jobs} == set(job_rules()) - {"push", "push_results"}
     for rule, wildcards in jobs:
         params = here.job_params(rule, **wildcards)
         assert params == elsewhere.job_params(rule, **wildcards), (rule, wildcards)
@@ -158,15 +158,15 @@ def test_every_job_rule_names_each_field_of_its_spec():
         for key, spec_rule, field in PARAM.findall(body):
             assert key == field and spec_rule == rule, (rule, key, spec_rule, field)
             named.setdefault(rule, []).append(key)
-    assert set(named) == set(JOB_BUILDERS)
-    for rule, build in JOB_BUILDERS.items():
-        spec = typing.get_type_hints(build)["return"]
+    assert set(named) == set(job_rules())
+    for rule, entry in job_rules().items():
+        spec = entry.spec
         assert named[rule] == spec.names(), f"rule {rule}: params {named[rule]} != {spec.__name__} fields"
 
 
 def test_every_figure_is_one_registry_entry_with_its_caption(two_folders):
     exp = two_folders[0]
-    figs = outputs.figures(exp)
+    figs = figures(exp)
     assert [f["stem"] for f in figs] == [
         "results/plots/harness/mergelab_arithmetic",
         "results/plots/harness/mergelab_categories",
@@ -182,7 +182,7 @@ def test_every_figure_is_one_registry_entry_with_its_caption(two_folders):
     ]
     # and one figure per search, drawn by rule search_plot from its trials.csv
     assert exp.targets("plots") == [f"{f['stem']}.png" for f in figs] + ["results/plots/search/tune.png"]
-    for fig in outputs.FIGURES.values():
+    for fig in FIGURES.values():
         assert (REPO / "workflow" / "report" / f"{fig.caption}.rst").is_file(), fig.caption
         assert fig.stem.startswith(paths.PLOTS + "/")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 
@@ -93,3 +94,38 @@ def test_rebuilt_parent_reruns_its_merges(done, tmp_path):
         assert planned_merges(out) == {"r1_linear_w1", "r2_task_arithmetic_w0.5"}
     finally:
         os.utime(alpha, None)
+
+
+def test_a_bumped_rule_version_reruns_exactly_its_jobs_and_their_dependants(default_run, tmp_path):
+    """Issue 27: a change that alters what a rule's jobs compute bumps its version (the rule table);
+    the finished default campaign then plans exactly that rule's jobs, and the tables and figures
+    that read them. A copy of the code without the bump (a moved checkout: new script times,
+    Snakemake's code trigger off in profiles/default) plans nothing."""
+    import shutil
+    import subprocess
+
+    from conftest import REPO, SNAKEMAKE, base_env
+
+    wd, _ = default_run
+    code = tmp_path / "code"
+    for part in ("Snakefile", "workflow", "scripts", "profiles"):
+        (shutil.copytree if (REPO / part).is_dir() else shutil.copy2)(REPO / part, code / part)
+
+    def dry_run():
+        cmd = SNAKEMAKE + ["-n", "--snakefile", str(code / "Snakefile"), "--directory", str(wd), "--cores", "2"]
+        proc = subprocess.run(cmd, cwd=wd, env=base_env(wd), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout + proc.stderr
+
+    assert "Nothing to be done" in dry_run()
+    table = code / "scripts" / "mergelab" / "plan" / "rules.py"
+    text = table.read_text()
+    bumped = re.sub(r'(\n    Rule\("holmes_eval", .*)\),\n', r"\1, version=2),\n", text, count=1)
+    assert bumped != text
+    table.write_text(bumped)
+    out = dry_run()
+    jobs = planned_jobs(out)
+    probed = sorted(p.parent.name for p in (wd / "results" / "holmes").glob("*/scores.csv"))
+    assert set(jobs) == {"holmes_eval", "organize", "plot", "all"}, jobs
+    assert sorted(w.removeprefix("model=") for w in jobs["holmes_eval"]) == probed
+    assert "'holmes_eval v2'" in out

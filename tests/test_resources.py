@@ -11,6 +11,7 @@ import pytest
 
 from conftest import load_state, snakemake, write_config
 from mergelab.checkpoint import CheckpointError
+from mergelab.plan.rules import RULES
 from mergelab.resources import FALLBACK, GIB, Size, checkpoint_size, estimate, resolve, size_of
 
 
@@ -59,30 +60,32 @@ def test_evaluation_estimate_fits_the_weights_on_the_gpus():
     b7 = Size(7_000_000_000, 14_000_000_000)  # bf16
     b70 = Size(70_000_000_000, 140_000_000_000)
     w7 = 7e9 * 2 / GIB
-    r = estimate("harness_eval", [b7])
+    r = estimate(RULES["harness_eval"].gpu, [b7])
     assert r == {"gpu": 1, "mem_mb": 1024 * math.ceil(4 + 1.25 * w7), "runtime": math.ceil(60 + 15 * 7)}
     # 70B in bf16: 130 GiB of weights + 20% + 4 -> 161 GiB: three 80 GB GPUs, seven 24 GB ones
-    assert estimate("harness_eval", [b70])["gpu"] == 3
-    assert estimate("holmes_eval", [b70], gpu_memory_gb=24)["gpu"] == math.ceil((1.2 * 70e9 * 2 / GIB + 4) / 24)
+    assert estimate(RULES["harness_eval"].gpu, [b70])["gpu"] == 3
+    assert estimate(RULES["holmes_eval"].gpu, [b70], gpu_memory_gb=24)["gpu"] == math.ceil(
+        (1.2 * 70e9 * 2 / GIB + 4) / 24
+    )
     # the evaluation dtype, not the stored one, decides; 4-bit weights take an eighth of float32
-    assert estimate("harness_eval", [b7], dtype="float32", gpu_memory_gb=24)["gpu"] == 2
-    assert estimate("harness_eval", [b70], quantization="4bit")["gpu"] == 1
-    assert estimate("holmes_eval", [b7])["runtime"] == math.ceil(30 + 5 * 7)
+    assert estimate(RULES["harness_eval"].gpu, [b7], dtype="float32", gpu_memory_gb=24)["gpu"] == 2
+    assert estimate(RULES["harness_eval"].gpu, [b70], quantization="4bit")["gpu"] == 1
+    assert estimate(RULES["holmes_eval"].gpu, [b7])["runtime"] == math.ceil(30 + 5 * 7)
     # unknown size (not on disk yet): the fallback, re-evaluated before the job starts
-    assert estimate("harness_eval", [None]) == FALLBACK
+    assert estimate(RULES["harness_eval"].gpu, [None]) == FALLBACK
 
 
 def test_merge_estimate_streams_on_one_gpu():
     b7 = Size(7_000_000_000, 14_000_000_000)
-    r = estimate("merge", [b7, b7, b7], dtype="bfloat16")
+    r = estimate(RULES["merge"].gpu, [b7, b7, b7], dtype="bfloat16")
     assert r["gpu"] == 1
     assert r["runtime"] == math.ceil(10 + 2 * 21)
     assert r["mem_mb"] == int(1024 * (4 + min(2 * 7e9 * 2 / GIB, 12)))
     tiny = Size(1_000_000, 4_000_000)
-    one = estimate("merge", [tiny, tiny], dtype="float32")["mem_mb"]
-    stacked = estimate("merge", [tiny, tiny], dtype="float32", passthrough=True)["mem_mb"]
+    one = estimate(RULES["merge"].gpu, [tiny, tiny], dtype="float32")["mem_mb"]
+    stacked = estimate(RULES["merge"].gpu, [tiny, tiny], dtype="float32", passthrough=True)["mem_mb"]
     assert stacked > one  # a passthrough stack is as big as its parts together
-    assert estimate("merge", [tiny, None]) == FALLBACK
+    assert estimate(RULES["merge"].gpu, [tiny, None]) == FALLBACK
 
 
 def test_config_overrides_win_over_the_estimate():

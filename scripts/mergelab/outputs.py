@@ -1,13 +1,10 @@
-"""The tables and figures of a campaign: one registry, and the code that builds them.
+"""The tables and figures of a campaign: the code that builds them.
 
-FIGURES is the one place a figure is declared: its stem under results/plots/,
-when a campaign gets it (and for which wildcards), its report caption and
-category, and how it is drawn. It serves the DAG (the plot rule's outputs and
-the report), the plot job, and the onerror path, which builds the tables and
-figures from the results that exist when a job failed
-(`python -m mergelab.outputs SPEC.json`) under results/partial/, where no rule
-writes, the gaps named in them and in logs/organize/partial.log. Adding a figure
-is one entry here.
+The figures are declared in the plan (mergelab.plan.figures.FIGURES: stem, caption, category,
+when a campaign gets them); DRAW here says how each is drawn. Both serve the plot job and the
+onerror path, which builds the tables and figures from the results that exist when a job failed
+(`python -m mergelab.outputs SPEC.json`) under results/partial/, where no rule writes, the gaps
+named in them and in logs/organize/partial.log.
 
 Light at import: pandas and matplotlib load only when building.
 """
@@ -19,17 +16,13 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List
 
 from mergelab import plots
 from mergelab.holmes_data import read_manifest, read_probes
 from mergelab.jobs import atomic_file
 from mergelab.plan import paths
-
-if TYPE_CHECKING:  # pragma: no cover
-    from mergelab.plan.experiment import Experiment
 
 log = logging.getLogger("mergelab.outputs")
 
@@ -43,103 +36,22 @@ def subprocess_env(scripts: Path, environ=None) -> Dict[str, str]:
     return env
 
 
-@dataclass(frozen=True)
-class Figure:
-    stem: str  # under results/plots/, with the wildcards of its instances
-    caption: str  # workflow/report/<caption>.rst
-    category: str  # its section of the HTML report
-    instances: Callable[["Experiment"], List[Dict[str, str]]]  # wildcards of each copy the campaign gets
-    draw: Callable[..., None]  # draw(tables, catalogue, stem, **wildcards); tables: key -> DataFrame
-
-
-# A search's best trials are evaluated like any merge, but only known once it ends: the figures a
-# campaign gets count them from the start, so that its list (the plot rule's outputs) never changes.
-
-
-def _evaluated_on_harness(exp) -> bool:
-    return bool(exp.harness.tasks and (exp.harness.models or exp.searches))
-
-
-def _probed(exp) -> bool:
-    return bool(exp.holmes.models or (exp.holmes.active and exp.searches))
-
-
-def _merges_evaluated(exp) -> bool:
-    return bool((exp.merges and exp.evaluated) or exp.searches)
-
-
-def _based(exp) -> bool:
-    """Some merge (or search) has a base, which the normalised scores are relative to."""
-    return any(s.base for s in exp.merges.values()) or any(p.recipe["base"] for p in exp.searches.values())
-
-
-FIGURES: Dict[str, Figure] = {
-    "harness": Figure(
-        "results/plots/harness/{task}",
-        "harness_task",
-        "Harness",
-        lambda e: [{"task": t} for t in e.harness.tasks] if _evaluated_on_harness(e) else [],
-        lambda t, cat, stem, task: plots.harness_task(t["harness"], cat, task, stem),
+# How each figure of mergelab.plan.figures.FIGURES is drawn:
+# draw(tables, catalogue, stem, **wildcards); tables: key -> DataFrame.
+DRAW: Dict[str, Callable[..., None]] = {
+    "harness": lambda t, cat, stem, task: plots.harness_task(t["harness"], cat, task, stem),
+    "holmes_competences": lambda t, cat, stem: plots.holmes_competences(t["competences"], cat, stem),
+    "kendall_competences": lambda t, cat, stem: plots.kendall(
+        t["harness"], t["holmes"], t["competences"], stem, level="competence"
     ),
-    "holmes_competences": Figure(
-        "results/plots/holmes_competences",
-        "holmes_competences",
-        "Holmes",
-        lambda e: [{}] if _probed(e) else [],
-        lambda t, cat, stem: plots.holmes_competences(t["competences"], cat, stem),
+    "kendall_datasets": lambda t, cat, stem: plots.kendall(
+        t["harness"], t["holmes"], t["competences"], stem, level="dataset"
     ),
-    "kendall_competences": Figure(
-        "results/plots/kendall_tau_competences",
-        "kendall",
-        "Holmes vs harness",
-        lambda e: [{}] if _evaluated_on_harness(e) and _probed(e) else [],
-        lambda t, cat, stem: plots.kendall(t["harness"], t["holmes"], t["competences"], stem, level="competence"),
-    ),
-    "kendall_datasets": Figure(
-        "results/plots/kendall_tau_datasets",
-        "kendall",
-        "Holmes vs harness",
-        lambda e: [{}] if _evaluated_on_harness(e) and _probed(e) else [],
-        lambda t, cat, stem: plots.kendall(t["harness"], t["holmes"], t["competences"], stem, level="dataset"),
-    ),
-    "merge_vs_parents": Figure(
-        "results/plots/merge_vs_parents",
-        "merges",
-        "Merges",
-        lambda e: [{}] if _merges_evaluated(e) else [],
-        lambda t, cat, stem: plots.merge_vs_parents(t["comparisons"], stem),
-    ),
-    "merge_outcomes": Figure(
-        "results/plots/merge_outcomes",
-        "merges",
-        "Merges",
-        lambda e: [{}] if _merges_evaluated(e) else [],
-        lambda t, cat, stem: plots.outcomes(t["comparisons"], stem),
-    ),
-    "normalised_scores": Figure(
-        "results/plots/normalised_scores",
-        "normalised",
-        "Merges",
-        lambda e: [{}] if _based(e) and _evaluated_on_harness(e) else [],
-        lambda t, cat, stem: plots.normalised_scores(t["normalised"], stem),
-    ),
-    "sweep": Figure(  # a recipe that sweeps a parameter (the expansion records which)
-        "results/plots/sweep/{recipe}",
-        "sweep",
-        "Sweeps",
-        lambda e: [{"recipe": r, "param": p} for r, p in e.sweeps.items()] if _merges_evaluated(e) else [],
-        lambda t, cat, stem, recipe, param: plots.sweep(t["harness"], t["competences"], cat, recipe, param, stem),
-    ),
+    "merge_vs_parents": lambda t, cat, stem: plots.merge_vs_parents(t["comparisons"], stem),
+    "merge_outcomes": lambda t, cat, stem: plots.outcomes(t["comparisons"], stem),
+    "normalised_scores": lambda t, cat, stem: plots.normalised_scores(t["normalised"], stem),
+    "sweep": lambda t, cat, stem, recipe, param: plots.sweep(t["harness"], t["competences"], cat, recipe, param, stem),
 }
-
-
-def figures(exp: "Experiment") -> List[Dict[str, Any]]:
-    """Every figure this campaign gets: {figure, wildcards, stem}, in registry order."""
-    out = []
-    for name, fig in FIGURES.items():
-        for wildcards in fig.instances(exp):
-            out.append({"figure": name, "wildcards": wildcards, "stem": fig.stem.format(**wildcards)})
-    return out
 
 
 # --------------------------------------------------------------------------- building
@@ -223,7 +135,7 @@ def build_plots(catalogue: Dict[str, Any], tables: Dict[str, str], figures: List
 
     frames = {k: load(k) for k in ("harness", "holmes", "competences", "comparisons", "normalised")}
     for f in figures:
-        FIGURES[f["figure"]].draw(frames, catalogue, Path(f["stem"]), **f["wildcards"])
+        DRAW[f["figure"]](frames, catalogue, Path(f["stem"]), **f["wildcards"])
         log.info("figure %s", f["stem"])
 
 
@@ -257,6 +169,35 @@ def remove_partial() -> None:
     if Path(paths.PARTIAL).exists():
         shutil.rmtree(paths.PARTIAL)
         log.info("removed %s (left by an earlier failed run)", paths.PARTIAL)
+
+
+def failed_jobs(jobs) -> List[Dict[str, Any]]:
+    """The jobs of this run that failed (Snakemake's scheduler's), as {rule, wildcards, logs}."""
+    out = [{"rule": j.rule.name, "wildcards": dict(j.wildcards_dict), "logs": [str(f) for f in j.log]} for j in jobs]
+    return sorted(out, key=lambda j: (j["rule"], sorted(j["wildcards"].items())))
+
+
+def run_partial_build(exp, planned_outputs, log_path: str, scripts: Path) -> bool:
+    """After a failed run that was to make the tables (``planned_outputs`` holds the leaderboard,
+    whatever its rule is called in a workflow that uses mergelab as a module): the tables and
+    figures of the results that exist, in results/partial/, by ``python -m mergelab.outputs`` (a
+    subprocess: no heavy import in the process that built the DAG). True when it succeeded."""
+    import subprocess
+    import tempfile
+
+    if paths.TABLES["leaderboard"] not in planned_outputs:
+        return False
+    spec = {
+        "organize_job": exp.job_params("organize"),
+        "plot_job": exp.job_params("plot"),
+        "log": log_path,
+        "source": exp.source,
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(spec, fh)
+    proc = subprocess.run([sys.executable, "-m", "mergelab.outputs", fh.name], env=subprocess_env(scripts))
+    os.unlink(fh.name)
+    return proc.returncode == 0
 
 
 def end_of_run(
@@ -302,14 +243,14 @@ def end_of_run(
 
 def main(spec_path: str) -> None:
     """The onerror path: tables and figures from whatever results exist, in results/partial/.
-    SPEC.json: {"organize": OrganizeJob params, "plot": PlotJob params, "log": path, "source": config}."""
+    SPEC.json: {"organize_job": OrganizeJob params, "plot_job": PlotJob params, "log": path, "source": config}."""
     from datetime import datetime
 
     from mergelab.jobs import job_log
     from mergelab.plan.jobs import OrganizeJob, PlotJob
 
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
-    organize, plot = OrganizeJob.from_params(spec["organize"]), PlotJob.from_params(spec["plot"])
+    organize, plot = OrganizeJob.from_params(spec["organize_job"]), PlotJob.from_params(spec["plot_job"])
     with job_log(spec["log"]):
         log.info("a run of %s failed: building tables and figures from the results that exist", spec["source"])
         build_partial(organize.catalogue, organize.files, plot.figures)

@@ -20,7 +20,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 
 from mergelab.checkpoint import ELEMENT_BYTES, header, weight_files
 
@@ -30,13 +30,25 @@ GIB = 1024**3
 DTYPE_BYTES = {**ELEMENT_BYTES, "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 QUANTIZED_BYTES = {"8bit": 1.0, "4bit": 0.5}
 
-RUNTIME_MIN = {  # (fixed minutes, minutes per billion parameters)
-    "merge": (10, 2),
-    "harness_eval": (60, 15),
-    "holmes_eval": (30, 5),
-    "sanity_check": (10, 2),
-}
 FALLBACK = {"gpu": 1, "mem_mb": 16 * 1024, "runtime": 240}
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """How the jobs of a GPU rule are sized (its entry of mergelab.plan.rules.RULES).
+
+    ``reads``: merge, the models a merge reads; harness, holmes or stored, the one model
+    evaluated, loaded in its harness task's dtype, Holmes' dtype or as stored. Runtime: ``fixed``
+    minutes plus ``per_b`` per billion parameters. ``key``: the config's per-model overrides that
+    apply (``models.<name>.resources.<key>``). ``tasks``: a job running several harness tasks
+    after one load, each sized as ``per_task`` (tasks(exp, model) names them)."""
+
+    reads: str
+    fixed: int = 0
+    per_b: float = 0.0
+    key: str = ""
+    per_task: Optional["Sizing"] = None
+    tasks: Optional[Callable[[Any, str], List[str]]] = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +112,7 @@ def weights_gib(size: Size, dtype: Optional[str] = None, quantization: Optional[
 
 
 def estimate(
-    rule: str,
+    sizing: Sizing,
     sizes: Iterable[Optional[Size]],
     *,
     dtype: Optional[str] = None,
@@ -108,20 +120,20 @@ def estimate(
     gpu_memory_gb: float = 80.0,
     passthrough: bool = False,
 ) -> Dict[str, int]:
-    """``gpu``, ``mem_mb`` and ``runtime`` (minutes) of one job of ``rule``.
+    """``gpu``, ``mem_mb`` and ``runtime`` (minutes) of one job sized by ``sizing``.
 
     merge: ``sizes`` are the models it reads. mergekit streams tensor by tensor,
     so one GPU suffices whatever the size; host memory holds an output shard and
     the tensors in flight. The result is as big as one parent (the sum of them
     for a passthrough stack).
-    harness_eval / holmes_eval: ``sizes`` is the one model evaluated. The weights in
+    An evaluation (harness, holmes, stored): ``sizes`` is the one model evaluated. The weights in
     the evaluation dtype plus 20% and 4 GiB for activations must fit on the GPUs.
     """
     sizes = list(sizes)
     if not sizes or any(s is None for s in sizes):
         return dict(FALLBACK)
-    fixed, per_b = RUNTIME_MIN[rule]
-    if rule == "merge":
+    fixed, per_b = sizing.fixed, sizing.per_b
+    if sizing.reads == "merge":
         read = sum(weights_gib(s) for s in sizes)
         out = read if passthrough else max(weights_gib(s, dtype) for s in sizes)
         params_b = sum(s.params for s in sizes) / 1e9
@@ -159,38 +171,39 @@ def gpu_job_threads(cores: Optional[int], gpus: Optional[int]) -> int:
     return max(1, (cores or 4) // gpus) if gpus else 1
 
 
-def job_resources(exp, rule: str, model: str, task: Optional[str] = None) -> Dict[str, int]:
-    """gpu, mem_mb and runtime of one job of ``rule`` (merge, harness_eval, holmes_eval) of the
-    Experiment ``exp``: estimated from the size of the models it reads, then the config's overrides.
-    Snakemake asks again just before the job starts, when its inputs exist.
+def job_resources(exp, sizing: Sizing, model: str, task: Optional[str] = None) -> Dict[str, int]:
+    """gpu, mem_mb and runtime of one job sized by ``sizing`` (a GPU rule's entry of
+    mergelab.plan.rules.RULES) of the Experiment ``exp``: estimated from the size of the models it
+    reads, then the config's overrides. Snakemake asks again just before the job starts, when its
+    inputs exist.
 
-    harness_eval_model (harness.jobs: per_model) runs every task of the model after one load:
-    the runtime is the sum of its tasks' harness_eval runtimes, GPUs and memory those of its
-    biggest task (the model is loaded once; tasks in another dtype load it again, one at a time)."""
-    if rule in ("harness_eval_model", "search_eval"):  # search_eval: a trial's dev subset, at most this
-        tasks = exp.harness.tasks if rule == "harness_eval_model" else exp.trial(model)[0].tasks
-        per_task = [job_resources(exp, "harness_eval", model, t) for t in tasks]
+    A job of several harness tasks (harness_eval_model, harness.jobs: per_model; search_eval, a
+    trial's dev subset, at most this) runs them after one load: the runtime is the sum of its
+    tasks' runtimes, GPUs and memory those of its biggest task (the model is loaded once; tasks in
+    another dtype load it again, one at a time)."""
+    if sizing.tasks is not None:
+        per_task = [job_resources(exp, sizing.per_task, model, t) for t in sizing.tasks(exp, model)]
         return {
             "gpu": max(r["gpu"] for r in per_task),
             "mem_mb": max(r["mem_mb"] for r in per_task),
             "runtime": sum(r["runtime"] for r in per_task),
         }
-    if rule == "merge":
+    if sizing.reads == "merge":
         spec = exp.merge_spec(model, estimate=True)
         sizes = [size_of(p) for name in spec.inputs for p in exp.model_input(name)] + [
             size_of(p) for p in spec.path_inputs
         ]
-        est = estimate(rule, sizes, dtype=spec.dtype, passthrough=spec.stacks_parents)
-        return resolve(rule, est, spec.gpus, spec.resources)
-    if rule == "harness_eval":
+        est = estimate(sizing, sizes, dtype=spec.dtype, passthrough=spec.stacks_parents)
+        return resolve(sizing.key, est, spec.gpus, spec.resources)
+    if sizing.reads == "harness":
         s = exp.harness.settings_for(model, task)
         dtype, quantization = s["dtype"], s["quantization"]
-    elif rule == "sanity_check":
+    elif sizing.reads == "stored":
         dtype, quantization = exp.model_dtype(model), None
     else:
         dtype, quantization = exp.holmes.settings_for(model)["dtype"], None
     sizes = [size_of(p) for p in exp.model_input(model)]
     est = estimate(
-        rule, sizes, dtype=dtype, quantization=quantization, gpu_memory_gb=exp.config["compute"]["gpu_memory_gb"]
+        sizing, sizes, dtype=dtype, quantization=quantization, gpu_memory_gb=exp.config["compute"]["gpu_memory_gb"]
     )
-    return resolve(rule, est, exp.gpus(model), exp.resource_overrides(model))
+    return resolve(sizing.key, est, exp.gpus(model), exp.resource_overrides(model))

@@ -11,11 +11,12 @@ rule demo_models:
         "logs/demo_models/demo_models.log",
     benchmark:
         "benchmarks/demo_models/demo_models.tsv"
-    localrule: LIGHT_LOCAL
+    localrule: light_rule("demo_models")
     conda:
         "../../envs/mergekit.yaml"
     threads: 2
     params:
+        rule_version=version_param("demo_models"),
         seed=0,
         size="demo",
     script:

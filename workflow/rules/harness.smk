@@ -15,11 +15,12 @@ rule harness_data:
     log:
         "logs/harness_data/{task}.log",
     wildcard_constraints:
-        task=HARNESS_DATA_TASKS,
-    localrule: LIGHT_LOCAL
+        task=paths.one_of(EXP.harness.data_tasks),
+    localrule: light_rule("harness_data")
     conda:
         "../../envs/lm-eval.yaml"
     params:
+        rule_version=version_param("harness_data"),
         task=job_param("harness_data", "task"),
         include_paths=job_param("harness_data", "include_paths"),
         include_defaults=job_param("harness_data", "include_defaults"),
@@ -32,7 +33,7 @@ if EXP.harness.jobs == "per_task":
 
     rule harness_eval:
         input:
-            unpack(get_harness_input),
+            unpack(job_input("harness_eval")),
         output:
             json=paths.HARNESS_JSON,
             per_item=paths.HARNESS_ITEMS,
@@ -41,9 +42,9 @@ if EXP.harness.jobs == "per_task":
         benchmark:
             "benchmarks/harness_eval/{model}/{task}.tsv"
         wildcard_constraints:
-            model=HARNESS_MODEL,
-            task=HARNESS_PLAIN_TASKS,
-        priority: READER_PRIORITY
+            model=paths.HARNESS_MODEL,
+            task=paths.one_of([t for t in EXP.harness.tasks if t not in EXP.harness.samples_tasks]),
+        priority: rule_priority("harness_eval")
         conda:
             "../../envs/lm-eval.yaml"
         threads: get_gpu_job_threads
@@ -52,6 +53,7 @@ if EXP.harness.jobs == "per_task":
             mem_mb=job_resource("harness_eval", "mem_mb"),
             runtime=job_resource("harness_eval", "runtime"),
         params:
+            rule_version=version_param("harness_eval"),
             model=job_param("harness_eval", "model"),
             model_path=job_param("harness_eval", "model_path"),
             receipt=job_param("harness_eval", "receipt"),
@@ -68,14 +70,14 @@ if EXP.harness.jobs == "per_task":
             per_item=paths.HARNESS_ITEMS,
             samples=paths.HARNESS_SAMPLES,
         wildcard_constraints:
-            model=HARNESS_MODEL,
-            task=HARNESS_SAMPLES_TASKS,
+            model=paths.HARNESS_MODEL,
+            task=paths.one_of(EXP.harness.samples_tasks),
 
 else:
 
     rule harness_eval_model:
         input:
-            unpack(get_harness_model_input),
+            unpack(job_input("harness_eval_model")),
         output:
             **harness_model_outputs(),
         log:
@@ -83,8 +85,8 @@ else:
         benchmark:
             "benchmarks/harness_eval_model/{model}.tsv"
         wildcard_constraints:
-            model=HARNESS_MODEL,
-        priority: READER_PRIORITY
+            model=paths.HARNESS_MODEL,
+        priority: rule_priority("harness_eval_model")
         conda:
             "../../envs/lm-eval.yaml"
         threads: get_gpu_job_threads
@@ -93,6 +95,7 @@ else:
             mem_mb=job_resource("harness_eval_model", "mem_mb"),
             runtime=job_resource("harness_eval_model", "runtime"),
         params:
+            rule_version=version_param("harness_eval_model"),
             model=job_param("harness_eval_model", "model"),
             model_path=job_param("harness_eval_model", "model_path"),
             receipt=job_param("harness_eval_model", "receipt"),

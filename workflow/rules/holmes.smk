@@ -7,10 +7,11 @@ rule holmes_data:
         EXP.holmes.manifest,
     log:
         f"logs/holmes_data/{EXP.holmes.version}.log",
-    localrule: LIGHT_LOCAL
+    localrule: light_rule("holmes_data")
     conda:
         "../../envs/holmes.yaml"
     params:
+        rule_version=version_param("holmes_data"),
         version=job_param("holmes_data", "version"),
         root=job_param("holmes_data", "root"),
         archive=job_param("holmes_data", "archive"),
@@ -22,14 +23,14 @@ rule holmes_data:
 
 rule holmes_eval:
     input:
-        unpack(get_holmes_input),
+        unpack(job_input("holmes_eval")),
     output:
         paths.HOLMES_SCORES,
     log:
         "logs/holmes_eval/{model}.log",
     benchmark:
         "benchmarks/holmes_eval/{model}.tsv"
-    priority: READER_PRIORITY
+    priority: rule_priority("holmes_eval")
     conda:
         "../../envs/holmes.yaml"
     threads: get_gpu_job_threads
@@ -38,6 +39,7 @@ rule holmes_eval:
         mem_mb=job_resource("holmes_eval", "mem_mb"),
         runtime=job_resource("holmes_eval", "runtime"),
     params:
+        rule_version=version_param("holmes_eval"),
         model=job_param("holmes_eval", "model"),
         model_path=job_param("holmes_eval", "model_path"),
         receipt=job_param("holmes_eval", "receipt"),

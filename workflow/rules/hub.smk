@@ -7,10 +7,11 @@ rule fetch:
         paths.FETCH_RECEIPT,
     log:
         "logs/fetch/{model}.log",
-    localrule: LIGHT_LOCAL
+    localrule: light_rule("fetch")
     conda:
         "../../envs/hub.yaml"
     params:
+        rule_version=version_param("fetch"),
         repo_id=job_param("fetch", "repo_id"),
         revision=job_param("fetch", "revision"),
         patterns=job_param("fetch", "patterns"),
@@ -23,16 +24,17 @@ rule fetch:
 
 rule push:
     input:
-        unpack(get_push_input),
+        unpack(job_input("push")),
     output:
         paths.PUSH_RECEIPT,
     log:
         "logs/push/{model}.log",
-    priority: READER_PRIORITY
-    localrule: LIGHT_LOCAL
+    priority: rule_priority("push")
+    localrule: light_rule("push")
     conda:
         "../../envs/hub.yaml"
     params:
+        rule_version=version_param("push"),
         repo_id=job_param("push", "repo_id"),
         private=job_param("push", "private"),
         message=job_param("push", "message"),
@@ -44,15 +46,16 @@ rule push:
 
 rule push_results:
     input:
-        unpack(get_push_results_input),
+        unpack(job_input("push_results")),
     output:
         paths.PUSH_RESULTS_RECEIPT,
     log:
         "logs/push_results/{model}.log",
-    localrule: LIGHT_LOCAL
+    localrule: light_rule("push_results")
     conda:
         "../../envs/hub.yaml"
     params:
+        rule_version=version_param("push_results"),
         repo_id=job_param("push_results", "repo_id"),
         model=job_param("push_results", "model"),
         retries=job_param("push_results", "retries"),

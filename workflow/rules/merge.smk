@@ -6,7 +6,7 @@
 
 rule merge:
     input:
-        unpack(get_merge_input),
+        unpack(job_input("merge")),
     output:
         directory(paths.MERGED_MODEL),
     log:
@@ -14,7 +14,7 @@ rule merge:
     benchmark:
         "benchmarks/merge/{model}.tsv"
     wildcard_constraints:
-        model=f"(?!(?:{_ids_regex(RELEASED)})$)[^/]+" if RELEASED else "[^/]+",
+        model=f"(?!(?:{paths.one_of(RELEASED)})$)[^/]+" if RELEASED else "[^/]+",
     conda:
         "../../envs/mergekit.yaml"
     threads: get_gpu_job_threads
@@ -23,6 +23,7 @@ rule merge:
         mem_mb=job_resource("merge", "mem_mb"),
         runtime=job_resource("merge", "runtime"),
     params:
+        rule_version=version_param("merge"),
         mergekit_config=job_param("merge", "mergekit_config"),
         seed=job_param("merge", "seed"),
         card=job_param("merge", "card"),
@@ -37,33 +38,36 @@ if RELEASED:
         output:
             temp(directory(paths.MERGED_MODEL)),
         wildcard_constraints:
-            model=_ids_regex(RELEASED),
+            model=paths.one_of(RELEASED),
 
     rule merge_record:
         input:
-            unpack(get_merge_record_input),
+            unpack(job_input("merge_record")),
         output:
             directory(paths.MERGE_RECORD),
         log:
             "logs/merge_record/{model}.log",
-        priority: READER_PRIORITY
+        priority: rule_priority("merge_record")
         conda:
             "../../envs/analysis.yaml"
+        params:
+            rule_version=version_param("merge_record"),
         script:
             "../../scripts/run_merge_record.py"
 
 
 rule merges_table:
     input:
-        unpack(get_merges_table_input),
+        unpack(job_input("merges_table")),
     output:
         paths.MERGES_TABLE,
     log:
         "logs/merges_table/merges_table.log",
-    localrule: LIGHT_LOCAL
+    localrule: light_rule("merges_table")
     conda:
         "../../envs/analysis.yaml"
     params:
+        rule_version=version_param("merges_table"),
         merges=job_param("merges_table", "merges"),
     script:
         "../../scripts/write_merges_table.py"

@@ -4,15 +4,16 @@
 
 rule organize:
     input:
-        unpack(get_organize_input),
+        unpack(job_input("organize")),
     output:
         **table_outputs(),
     log:
         "logs/organize/organize.log",
-    localrule: LIGHT_LOCAL
+    localrule: light_rule("organize")
     conda:
         "../../envs/analysis.yaml"
     params:
+        rule_version=version_param("organize"),
         catalogue=job_param("organize", "catalogue"),
         files=job_param("organize", "files"),
     script:
@@ -21,15 +22,16 @@ rule organize:
 
 rule plot:
     input:
-        unpack(get_plot_input),
+        unpack(job_input("plot")),
     output:
         plot_outputs(),
     log:
         "logs/plot/plot.log",
-    localrule: LIGHT_LOCAL
+    localrule: light_rule("plot")
     conda:
         "../../envs/analysis.yaml"
     params:
+        rule_version=version_param("plot"),
         catalogue=job_param("plot", "catalogue"),
         figures=job_param("plot", "figures"),
     script:

@@ -5,14 +5,14 @@
 
 rule sanity_check:
     input:
-        unpack(get_sanity_check_input),
+        unpack(job_input("sanity_check")),
     output:
         paths.CHECK,
     log:
         "logs/sanity_check/{model}.log",
     benchmark:
         "benchmarks/sanity_check/{model}.tsv"
-    priority: READER_PRIORITY
+    priority: rule_priority("sanity_check")
     conda:
         "../../envs/lm-eval.yaml"
     threads: get_gpu_job_threads
@@ -21,6 +21,7 @@ rule sanity_check:
         mem_mb=job_resource("sanity_check", "mem_mb"),
         runtime=job_resource("sanity_check", "runtime"),
     params:
+        rule_version=version_param("sanity_check"),
         model=job_param("sanity_check", "model"),
         model_path=job_param("sanity_check", "model_path"),
         receipt=job_param("sanity_check", "receipt"),

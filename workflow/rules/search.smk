@@ -7,20 +7,21 @@
 
 checkpoint search_propose:
     input:
-        unpack(get_search_propose_input),
+        unpack(job_input("search_propose")),
     output:
         proposals=paths.SEARCH_PROPOSALS,
         journal=paths.SEARCH_GEN_JOURNAL,
     log:
         "logs/search_propose/{search}/gen{generation}.log",
     wildcard_constraints:
-        search=SEARCH_NAMES,
+        search=paths.one_of(EXP.searches),
         generation=r"\d+",
-    priority: SEARCH_PRIORITY
-    localrule: LIGHT_LOCAL
+    priority: rule_priority("search_propose")
+    localrule: light_rule("search_propose")
     conda:
         "../../envs/analysis.yaml"
     params:
+        rule_version=version_param("search_propose"),
         search=job_param("search_propose", "search"),
         generation=job_param("search_propose", "generation"),
         numbers=job_param("search_propose", "numbers"),
@@ -32,7 +33,7 @@ checkpoint search_propose:
 
 rule search_eval:
     input:
-        unpack(get_search_eval_input),
+        unpack(job_input("search_eval")),
     output:
         paths.SEARCH_DEV,
     log:
@@ -40,9 +41,9 @@ rule search_eval:
     benchmark:
         "benchmarks/search_eval/{search}/{model}.tsv"
     wildcard_constraints:
-        search=SEARCH_NAMES,
-        model=SEARCH_TRIALS,
-    priority: SEARCH_PRIORITY
+        search=paths.one_of(EXP.searches),
+        model=paths.one_of(EXP.trial_ids),
+    priority: rule_priority("search_eval")
     conda:
         "../../envs/lm-eval.yaml"
     threads: get_gpu_job_threads
@@ -51,6 +52,7 @@ rule search_eval:
         mem_mb=job_resource("search_eval", "mem_mb"),
         runtime=job_resource("search_eval", "runtime"),
     params:
+        rule_version=version_param("search_eval"),
         model=job_param("search_eval", "model"),
         model_path=job_param("search_eval", "model_path"),
         receipt=job_param("search_eval", "receipt"),
@@ -66,7 +68,7 @@ rule search_eval:
 
 rule search_probe:
     input:
-        unpack(get_search_probe_input),
+        unpack(job_input("search_probe")),
     output:
         paths.SEARCH_PROBE,
     log:
@@ -74,17 +76,18 @@ rule search_probe:
     benchmark:
         "benchmarks/search_probe/{search}/{model}.tsv"
     wildcard_constraints:
-        search=SEARCH_NAMES,
-        model=SEARCH_TRIALS,
-    priority: SEARCH_PRIORITY
+        search=paths.one_of(EXP.searches),
+        model=paths.one_of(EXP.trial_ids),
+    priority: rule_priority("search_probe")
     conda:
         "../../envs/holmes.yaml"
     threads: get_gpu_job_threads
     resources:
-        gpu=job_resource("holmes_eval", "gpu"),
-        mem_mb=job_resource("holmes_eval", "mem_mb"),
-        runtime=job_resource("holmes_eval", "runtime"),
+        gpu=job_resource("search_probe", "gpu"),
+        mem_mb=job_resource("search_probe", "mem_mb"),
+        runtime=job_resource("search_probe", "runtime"),
     params:
+        rule_version=version_param("search_probe"),
         model=job_param("search_probe", "model"),
         model_path=job_param("search_probe", "model_path"),
         receipt=job_param("search_probe", "receipt"),
@@ -98,19 +101,19 @@ rule search_probe:
 
 use rule merge as search_best with:
     output:
-        temp(directory(paths.SEARCH_BEST_MODEL)) if BEST_RELEASED else directory(paths.SEARCH_BEST_MODEL),
+        temp(directory(paths.SEARCH_BEST_MODEL)) if STORAGE.best_released else directory(paths.SEARCH_BEST_MODEL),
     log:
         "logs/search_best/{search}/{model}.log",
     benchmark:
         "benchmarks/search_best/{search}/{model}.tsv"
     wildcard_constraints:
-        search=SEARCH_NAMES,
-        model=SEARCH_TRIALS,
+        search=paths.one_of(EXP.searches),
+        model=paths.one_of(EXP.trial_ids),
 
 
 checkpoint search_summary:
     input:
-        unpack(get_search_summary_input),
+        unpack(job_input("search_summary")),
     output:
         trials=paths.SEARCH_TRIALS,
         best=paths.SEARCH_BEST,
@@ -118,11 +121,12 @@ checkpoint search_summary:
     log:
         "logs/search_summary/{search}.log",
     wildcard_constraints:
-        search=SEARCH_NAMES,
-    localrule: LIGHT_LOCAL
+        search=paths.one_of(EXP.searches),
+    localrule: light_rule("search_summary")
     conda:
         "../../envs/analysis.yaml"
     params:
+        rule_version=version_param("search_summary"),
         search=job_param("search_summary", "search"),
         told=job_param("search_summary", "told"),
         recipe=job_param("search_summary", "recipe"),
@@ -145,11 +149,12 @@ rule search_plot:
     log:
         "logs/search_plot/{search}.log",
     wildcard_constraints:
-        search=SEARCH_NAMES,
-    localrule: LIGHT_LOCAL
+        search=paths.one_of(EXP.searches),
+    localrule: light_rule("search_plot")
     conda:
         "../../envs/analysis.yaml"
     params:
+        rule_version=version_param("search_plot"),
         search=job_param("search_plot", "search"),
     script:
         "../../scripts/run_search_plot.py"

@@ -9,17 +9,10 @@ from typing import Any, List, Optional
 
 import yaml
 
+from mergelab.plan.rules import RULES
+
 # Rules that make one file per model (wildcards), and the target that makes them all.
-TARGET_OF_RULE = {
-    "merge": "merges",
-    "push": "pushes",
-    "push_results": "pushes",
-    "harness_eval": "evaluations",
-    "harness_eval_samples": "evaluations",
-    "harness_eval_model": "evaluations",
-    "holmes_eval": "evaluations",
-    "fetch": "merges",  # and evaluations: a hub parent is fetched for whatever needs it
-}
+TARGET_OF_RULE = {name: r.target for name, r in RULES.items() if r.target}
 
 
 def typed_cli_values(node: Any) -> Any:

@@ -15,31 +15,15 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from mergelab.plan import paths
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.evaluation import HarnessPlan, HolmesPlan, build_harness_plan, build_holmes_plan, select_models
+from mergelab.plan.figures import figures
 from mergelab.plan.hub import HubPlan, build_hub_plan
-from mergelab.plan.jobs import (
-    FetchJob,
-    HarnessDataJob,
-    HarnessJob,
-    HarnessModelJob,
-    HolmesDataJob,
-    HolmesJob,
-    JobSpec,
-    MergeJob,
-    MergesTableJob,
-    OrganizeJob,
-    PlotJob,
-    PushJob,
-    PushResultsJob,
-    SanityJob,
-    SearchPlotJob,
-    SearchProbeJob,
-    SearchProposeJob,
-    SearchSummaryJob,
-)
+from mergelab.plan.jobs import JobSpec
 from mergelab.plan.load import fill_defaults, load_schema, validate_schema
 from mergelab.plan.models import MergeSpec, ModelSpec, merge_model_spec, merges_tsv, model_dtype, resolve_models
 from mergelab.plan.recipes import expand_recipes
+from mergelab.plan.rules import RULES
 from mergelab.plan.search import SearchPlan, build_search_plans, read_best, read_proposals, trial_spec
+from mergelab.plan.storage import StoragePlan, build_storage_plan
 
 
 @dataclass(eq=False)
@@ -78,6 +62,11 @@ class Experiment:
         if plan is None or plan.trial_id(int(number)) != name or int(number) >= plan.trials:
             return None
         return plan, int(number)
+
+    @property
+    def trial_ids(self) -> List[str]:
+        """Every search's trials' merge ids."""
+        return [t for p in self.searches.values() for t in p.trial_ids]
 
     def is_merge(self, name: str) -> bool:
         """A merge of the config, or a search's trial."""
@@ -220,54 +209,18 @@ class Experiment:
                 out[spec.recipe] = spec.swept[0]
         return out
 
+    @cached_property
+    def storage(self) -> StoragePlan:
+        """storage.keep_merges: whose weights are deleted (read once: the config and the disk)."""
+        pushed = self.hub.repos
+        return build_storage_plan(
+            self.config["storage"]["keep_merges"], self.merges, pushed, self.searches, self.workdir
+        )
+
     @property
-    def keep_merges(self) -> str:
-        """storage.keep_merges: all, pushed or none."""
-        return self.config["storage"]["keep_merges"]
-
-    @cached_property
-    def read_by_merges(self) -> Dict[str, List[str]]:
-        """merge id -> the merges of the config that read it (merges of merges)."""
-        out: Dict[str, List[str]] = {}
-        for mid, spec in self.merges.items():
-            for name in spec.inputs:
-                if name in self.merges:
-                    out.setdefault(name, []).append(mid)
-        return out
-
-    def _on_disk(self, template: str, name: str) -> bool:
-        return (self.workdir / template.format(model=name)).exists()
-
-    @cached_property
     def released(self) -> List[str]:
-        """The merges whose weights are deleted once every job that reads them has finished
-        (storage.keep_merges: the pushed ones with `pushed`, every one with `none`), but for a
-        merge that another merge reads, which keeps them; and a merge whose weights are gone
-        already (its record is there, its directory is not), whatever keep_merges says now.
-        Their card, mergekit config and checksums stay (paths.MERGE_RECORD)."""
-        keep = self.keep_merges
-        out = []
-        for m in self.merges:
-            by_config = keep == "none" or (keep == "pushed" and m in self.hub.repos)
-            if by_config and m not in self.read_by_merges:
-                out.append(m)
-            elif self._on_disk(paths.MERGE_RECORD, m) and not self._on_disk(paths.MERGED_MODEL, m):
-                out.append(m)
-        # a search's trials, unless it keeps them: deleted once their dev evaluation is done
-        return out + [t for plan in self.searches.values() if not plan.keep_trials for t in plan.trial_ids]
-
-    def check_released_reads(self) -> Optional[str]:
-        """Why a merge still to be made cannot be, when it reads a merge whose weights were
-        deleted: making them again for it would rerun every evaluation of that merge."""
-        for m in self.released:
-            for child in self.read_by_merges.get(m, []):
-                if not self._on_disk(paths.MERGED_MODEL, child) and not self._on_disk(paths.MERGE_RECORD, child):
-                    made = paths.MERGED_MODEL.format(model=m)
-                    return (
-                        f"merge {child} reads {m}, whose weights were deleted (storage.keep_merges); "
-                        f"bring them back first with `snakemake {made}` (nothing that read them reruns), then run again"
-                    )
-        return None
+        """The merges (and trials) whose weights are deleted after their readers (StoragePlan)."""
+        return list(self.storage.released)
 
     @property
     def sanity(self) -> Dict[str, Any]:
@@ -361,8 +314,6 @@ class Experiment:
     # ---- targets -------------------------------------------------------------
     def targets(self, what: str) -> List[str]:
         """The files of target rule ``what``: merges, evaluations, tables, plots, pushes or all."""
-        from mergelab import outputs
-
         h, ho = self.harness, self.holmes
         if what == "merges":  # a merge whose weights are deleted: its record, which reads them once
             released = set(self.released)
@@ -376,7 +327,7 @@ class Experiment:
         if what == "tables":
             return list(paths.TABLES.values()) if self.evaluated or self.searches else []
         if what == "plots":
-            out = [f"{f['stem']}.png" for f in outputs.figures(self)]
+            out = [f"{f['stem']}.png" for f in figures(self)]
             return out + [f"{paths.SEARCH_FIGURE.format(search=s)}.png" for s in self.searches]
         if what == "searches":
             files = (paths.SEARCH_TRIALS, paths.SEARCH_BEST, paths.SEARCH_JOURNAL)
@@ -390,13 +341,13 @@ class Experiment:
                 out += [paths.PUSH_RESULTS_RECEIPT.format(model=m) for m in self.hub.repos if m in evaluated]
             return out
         if what == "all":
-            targets = ("merges", "searches", "evaluations", "tables", "plots", "pushes")
+            targets = [name for name, r in RULES.items() if r.is_target and name != "all"]  # in table order
             return [p for t in targets for p in self.targets(t)]
         raise ValueError(f"unknown target {what!r}")
 
     # ---- job specs -----------------------------------------------------------
     def job(self, rule: str, **wildcards: str) -> JobSpec:
-        """The spec of one job of ``rule`` (JOB_BUILDERS), built once."""
+        """The spec of one job of ``rule`` (its builder in mergelab.plan.rules.RULES), built once."""
         return self._built(rule, wildcards)[0]
 
     def job_params(self, rule: str, **wildcards: str) -> Dict[str, Any]:
@@ -406,201 +357,14 @@ class Experiment:
     def _built(self, rule: str, wildcards: Dict[str, str]) -> Tuple[JobSpec, Dict[str, Any]]:
         key = (rule, tuple(sorted(wildcards.items())))
         if key not in self._jobs:
-            spec = JOB_BUILDERS[rule](self, **wildcards)
+            spec = RULES[rule].build(self, **wildcards)
             self._jobs[key] = spec, spec.params(self.workdir)
         return self._jobs[key]
-
-    def merge_job(self, model: str) -> MergeJob:
-        spec = self.merge_spec(model)
-        parents = [self.models[m] for m in spec.inputs if m in self.models]
-        card = {
-            "recipe": spec.recipe,
-            "method": spec.method,
-            "seed": spec.seed,
-            "inputs": spec.inputs + spec.path_inputs,
-            "parameters": spec.params,
-            "hub_parents": self.hub_ancestors(model),
-        }
-        if self.reads_merges(model):  # a merge of merges: its card shows the tree
-            card["lineage"] = self.lineage(model)
-        return MergeJob(
-            mergekit_config=spec.mergekit_config,
-            seed=spec.seed,
-            card=card,
-            hub_receipts={m.mergekit_ref: m.receipt for m in parents if m.receipt},
-        )
 
     def search(self, name: str) -> SearchPlan:
         if name not in self.searches:
             raise ValueError(f"{name!r} is not a search of this config")
         return self.searches[name]
-
-    def search_propose_job(self, search: str, generation: str) -> SearchProposeJob:
-        plan, g = self.search(search), int(generation)
-        if not 0 <= g < plan.generations:
-            raise ValueError(f"search {search} has generations 0 to {plan.generations - 1}, not {g}")
-        numbers = plan.numbers(g)
-        told = plan.numbers(g - 1) if g else []
-        return SearchProposeJob(
-            search=plan.spec(), generation=g, numbers=numbers, models=[plan.trial_id(n) for n in numbers], told=told
-        )
-
-    def search_eval_job(self, search: str, model: str) -> HarnessModelJob:
-        """A trial's dev evaluation: the objectives' tasks with the search's limit, after one model load."""
-        found = self.trial(model)
-        if found is None or found[0].name != search or not found[0].tasks:
-            raise ValueError(f"{model!r} is not a trial of search {search!r} evaluated on harness tasks")
-        plan, h = found[0], self.harness
-        settings = {t: {**h.settings_for(model, t), "limit": plan.limit, "log_samples": False} for t in plan.tasks}
-        groups: Dict[str, List[str]] = {}
-        for t in plan.tasks:
-            groups.setdefault(repr(sorted(settings[t].items())), []).append(t)
-        return HarnessModelJob(
-            model=model,
-            model_path=str(self.workdir / paths.MERGED_MODEL.format(model=model)),  # the trial's own weights
-            receipt=None,
-            tasks=plan.tasks,
-            groups=list(groups.values()),
-            settings=settings,
-            include_paths=h.include_paths,
-            include_defaults=not all(h.is_local(t) for t in plan.tasks),
-            local_tasks=[t for t in plan.tasks if h.is_local(t)],
-        )
-
-    def search_probe_job(self, search: str, model: str) -> SearchProbeJob:
-        """A trial's dev probing: Holmes on the datasets of the objectives' competences (all for overall)."""
-        found = self.trial(model)
-        if found is None or found[0].name != search or not found[0].competences:
-            raise ValueError(f"{model!r} is not a trial of search {search!r} probed by Holmes")
-        ho = self.holmes
-        return SearchProbeJob(
-            model=model,
-            model_path=str(self.workdir / paths.MERGED_MODEL.format(model=model)),
-            receipt=None,
-            data_dir=ho.data_dir,
-            datasets=ho.datasets,
-            settings=ho.settings_for(model),
-            competences=found[0].competences,
-        )
-
-    def search_summary_job(self, search: str) -> SearchSummaryJob:
-        plan = self.search(search)
-        recipe = {k: v for k, v in plan.recipe.items() if k not in ("name", "methods", "method_parameters")}
-        return SearchSummaryJob(search=plan.spec(), told=plan.numbers(plan.generations - 1), recipe=recipe)
-
-    def search_plot_job(self, search: str) -> SearchPlotJob:
-        return SearchPlotJob(search=self.search(search).spec())
-
-    def merges_table_job(self) -> MergesTableJob:
-        return MergesTableJob(merges=self.merge_records())
-
-    def harness_job(self, model: str, task: str) -> HarnessJob:
-        if model not in self.harness.models or task not in self.harness.tasks:
-            raise ValueError(f"({model}, {task}) is not an evaluation of this config")
-        return HarnessJob(
-            model=model,
-            model_path=self.model_path(model),
-            receipt=self.receipt(model),
-            task=task,
-            settings=self.harness.settings_for(model, task),
-            include_paths=self.harness.include_paths,
-            include_defaults=not self.harness.is_local(task),
-        )
-
-    def harness_model_job(self, model: str) -> HarnessModelJob:
-        h = self.harness
-        if model not in h.models:
-            raise ValueError(f"{model!r} is not evaluated by the harness in this config")
-        return HarnessModelJob(
-            model=model,
-            model_path=self.model_path(model),
-            receipt=self.receipt(model),
-            tasks=list(h.tasks),
-            groups=h.task_groups(model),
-            settings={t: h.settings_for(model, t) for t in h.tasks},
-            include_paths=h.include_paths,
-            include_defaults=not all(h.is_local(t) for t in h.tasks),
-            local_tasks=[t for t in h.tasks if h.is_local(t)],
-        )
-
-    def harness_data_job(self, task: str) -> HarnessDataJob:
-        h = self.harness
-        if task not in h.data_tasks:
-            raise ValueError(f"{task!r} is no harness task of this config that reads from the Hub")
-        return HarnessDataJob(
-            task=task,
-            include_paths=h.include_paths,
-            include_defaults=not h.is_local(task),
-            cache_dir=h.data_cache_dir,
-        )
-
-    def holmes_job(self, model: str) -> HolmesJob:
-        if model not in self.holmes.models:
-            raise ValueError(f"{model!r} is not probed by this config")
-        ho = self.holmes
-        return HolmesJob(
-            model=model,
-            model_path=self.model_path(model),
-            receipt=self.receipt(model),
-            data_dir=ho.data_dir,
-            datasets=ho.datasets,
-            settings=ho.settings_for(model),
-        )
-
-    def sanity_job(self, model: str) -> SanityJob:
-        if model not in self.checked:
-            raise ValueError(f"{model!r} has no sanity check in this config (sanity.activate)")
-        inputs = self.merges[model].inputs if model in self.merges else []
-        return SanityJob(
-            model=model,
-            model_path=self.model_path(model),
-            receipt=self.receipt(model),
-            parents=[paths.CHECK.format(model=m) for m in inputs],
-            on_fail=self.sanity["on_fail"],
-            max_ppl_ratio=float(self.sanity["max_ppl_ratio"]),
-        )
-
-    def holmes_data_job(self) -> HolmesDataJob:
-        ho = self.holmes
-        return HolmesDataJob(version=ho.version, root=ho.root, archive=ho.archive, url=ho.url, datasets=ho.datasets)
-
-    def fetch_job(self, model: str) -> FetchJob:
-        from mergelab.hub import allow_patterns
-
-        m = self.models.get(model)
-        if m is None or m.kind != "hub":
-            raise ValueError(f"{model!r} is not a hub model of this config")
-        fetch, cache = self.hub.fetch, self.hub.fetch["cache_dir"]
-        return FetchJob(
-            repo_id=m.location,
-            revision=m.revision,
-            patterns=allow_patterns(fetch["allow_patterns"], fetch["allow_pickles"]),
-            cache_dir=str((self.workdir / os.path.expanduser(cache)).resolve()) if cache else None,
-            retries=self.hub.retries,
-            retry_wait=self.hub.retry_wait,
-        )
-
-    def push_job(self, model: str) -> PushJob:
-        return PushJob(
-            repo_id=self._repo(model),
-            private=self.hub.push["private"],
-            message=f"mergelab: {model}",
-            retries=self.hub.retries,
-            retry_wait=self.hub.retry_wait,
-        )
-
-    def push_results_job(self, model: str) -> PushResultsJob:
-        return PushResultsJob(
-            repo_id=self._repo(model), model=model, retries=self.hub.retries, retry_wait=self.hub.retry_wait
-        )
-
-    def organize_job(self) -> OrganizeJob:
-        return OrganizeJob(catalogue=self.catalogue(), files=self.result_files())
-
-    def plot_job(self) -> PlotJob:
-        from mergelab import outputs
-
-        return PlotJob(catalogue=self.catalogue(), figures=outputs.figures(self))
 
     def merge_spec(self, model: str, estimate: bool = False) -> MergeSpec:
         """The merge ``model`` (a trial once its generation is proposed). ``estimate``: for a trial
@@ -614,33 +378,6 @@ class Experiment:
         if model not in self.merges:
             raise ValueError(f"{model!r} is not a merge of this config (see {paths.MERGES_TABLE})")
         return self.merges[model]
-
-    def _repo(self, model: str) -> str:
-        if model not in self.hub.repos:
-            raise ValueError(f"{model!r} is not a merge pushed by this config")
-        return self.hub.repos[model]
-
-
-JOB_BUILDERS: Dict[str, Callable[..., JobSpec]] = {
-    "merge": Experiment.merge_job,
-    "merges_table": Experiment.merges_table_job,
-    "harness_eval": Experiment.harness_job,
-    "harness_eval_model": Experiment.harness_model_job,
-    "harness_data": Experiment.harness_data_job,
-    "holmes_eval": Experiment.holmes_job,
-    "holmes_data": Experiment.holmes_data_job,
-    "sanity_check": Experiment.sanity_job,
-    "fetch": Experiment.fetch_job,
-    "push": Experiment.push_job,
-    "push_results": Experiment.push_results_job,
-    "organize": Experiment.organize_job,
-    "plot": Experiment.plot_job,
-    "search_propose": Experiment.search_propose_job,
-    "search_eval": Experiment.search_eval_job,
-    "search_probe": Experiment.search_probe_job,
-    "search_summary": Experiment.search_summary_job,
-    "search_plot": Experiment.search_plot_job,
-}
 
 
 def load_experiment(

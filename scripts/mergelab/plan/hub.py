@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import TYPE_CHECKING, Any, Dict
 
+from mergelab.plan.jobs import FetchJob, PushJob, PushResultsJob
 from mergelab.plan.models import MergeSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mergelab.plan.experiment import Experiment
 
 REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
@@ -22,6 +27,12 @@ class HubPlan:
     @property
     def pushing(self) -> bool:
         return bool(self.push["activate"])
+
+    def repo(self, model: str) -> str:
+        """The repository merge ``model`` is pushed to."""
+        if model not in self.repos:
+            raise ValueError(f"{model!r} is not a merge pushed by this config")
+        return self.repos[model]
 
 
 def build_hub_plan(cfg: dict, merges: Dict[str, MergeSpec], fail) -> HubPlan:
@@ -58,3 +69,39 @@ def build_hub_plan(cfg: dict, merges: Dict[str, MergeSpec], fail) -> HubPlan:
             "`hf auth login` (mergelab never reads it from the config)",
         )
     return plan
+
+
+# ---- the jobs of the hub stage
+
+
+def fetch_job(exp: "Experiment", model: str) -> FetchJob:
+    from mergelab.hub import allow_patterns  # huggingface_hub and requests come with it
+
+    m = exp.models.get(model)
+    if m is None or m.kind != "hub":
+        raise ValueError(f"{model!r} is not a hub model of this config")
+    fetch, cache = exp.hub.fetch, exp.hub.fetch["cache_dir"]
+    return FetchJob(
+        repo_id=m.location,
+        revision=m.revision,
+        patterns=allow_patterns(fetch["allow_patterns"], fetch["allow_pickles"]),
+        cache_dir=str((exp.workdir / os.path.expanduser(cache)).resolve()) if cache else None,
+        retries=exp.hub.retries,
+        retry_wait=exp.hub.retry_wait,
+    )
+
+
+def push_job(exp: "Experiment", model: str) -> PushJob:
+    return PushJob(
+        repo_id=exp.hub.repo(model),
+        private=exp.hub.push["private"],
+        message=f"mergelab: {model}",
+        retries=exp.hub.retries,
+        retry_wait=exp.hub.retry_wait,
+    )
+
+
+def push_results_job(exp: "Experiment", model: str) -> PushResultsJob:
+    return PushResultsJob(
+        repo_id=exp.hub.repo(model), model=model, retries=exp.hub.retries, retry_wait=exp.hub.retry_wait
+    )

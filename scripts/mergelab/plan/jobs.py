@@ -28,6 +28,27 @@ def canonical(value: Any) -> Any:
     return value
 
 
+class FirstVersion:
+    """Version 1 of a rule (mergelab.plan.rules), as its jobs' param ``version``.
+
+    Snakemake reruns a job whose params changed, comparing the values it recorded, and it records
+    only builtin values (int, str, list, ...). This one is no builtin: it is not recorded, so that
+    the campaigns finished before rules had versions rerun nothing when the param appeared. From
+    version 2 on the param is a string ('merge v2'), recorded and compared like any other."""
+
+    def __repr__(self) -> str:
+        return "v1"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, FirstVersion)
+
+    def __hash__(self) -> int:
+        return 1
+
+
+FIRST_VERSION = FirstVersion()
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """Base of the specs: to named params (in the DAG) and back (in the job)."""

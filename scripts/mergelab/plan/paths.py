@@ -15,6 +15,7 @@ the campaign's).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,14 @@ def relative(path: str, workdir: os.PathLike) -> str:
     """A Snakemake input or output path: relative when under ``workdir``, else as it is."""
     root = os.fspath(workdir).rstrip("/")
     return path[len(root) + 1 :] if path.startswith(root + "/") else path
+
+
+# ---- wildcard constraints
+
+# results/harness/data/ holds harness_data's receipts, never a model's results
+HARNESS_MODEL = r"(?!data$)[^/]+"
+
+
+def one_of(names) -> str:
+    """A wildcard constraint matching exactly these names (never-matching when there are none)."""
+    return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
