@@ -77,8 +77,8 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Every generated doc: docs/configuration.md, the method table of docs/usage.md (tests/test_docs.py
-# fails while one is stale).
+# Every generated doc: docs/configuration.md, the method table of docs/usage.md, the defaults in
+# config/experiment.yaml's comments (tests/test_docs.py fails while one is stale).
 docs: $(VENV)/.installed
 	$(BIN)/python scripts/make_config_docs.py
 

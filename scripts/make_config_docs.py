@@ -1,4 +1,5 @@
-"""Write every generated doc: the configuration reference and the merge-method table of docs/usage.md.
+"""Write every generated doc: the configuration reference, the merge-method table of docs/usage.md
+and the defaults in config/experiment.yaml's comments.
 
     python scripts/make_config_docs.py            # (or `make docs`) rewrites what is out of date
     python scripts/make_config_docs.py --check    # writes nothing; exit 1 naming what is out of date

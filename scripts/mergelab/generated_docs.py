@@ -7,10 +7,12 @@
 - docs/usage.md: the merge-method table only, between ``<!-- BEGIN generated methods ... -->`` and
   ``<!-- END generated methods -->``, from the method catalogue ``mergelab.methods`` (which
   tests/test_methods_table.py keeps equal to mergekit's registry) and the plan's rule that a merge
-  of one model is refused where mergekit would return it unchanged.
+  of one model is refused where mergekit would return it unchanged;
+- config/experiment.yaml: the ``# Defaults of <key> (generated from the schema):`` comment block
+  above each top-level key (``schema_docs.with_defaults``); its YAML data never changes.
 
 ``generate(root)`` gives each file's text as it should be, read from the files under ``root`` (the
-schema, and the hand-written part of usage.md); tests/test_docs.py fails while
+schema, and the hand-written parts of usage.md and experiment.yaml); tests/test_docs.py fails while
 a committed file differs. Only the standard library, PyYAML and light mergelab modules.
 """
 
@@ -26,6 +28,7 @@ from mergelab.plan.recipes import ONE_INPUT_IS_A_COPY
 
 COMMAND = schema_docs.COMMAND
 USAGE = "docs/usage.md"
+EXPERIMENT = "config/experiment.yaml"
 METHODS_SOURCE = "scripts/mergelab/methods.py"
 
 
@@ -117,6 +120,7 @@ def generate(root: str | Path, methods: Mapping[str, Method] = METHODS) -> dict[
     return {
         schema_docs.OUTPUT: schema_docs.render(schema),
         USAGE: replace_region(usage, "methods", methods_table(methods), METHODS_SOURCE),
+        EXPERIMENT: schema_docs.with_defaults((root / EXPERIMENT).read_text(), schema),
     }
 
 
