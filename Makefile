@@ -16,7 +16,7 @@ CORES ?= all
 ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: run report check test test-all venv lock lint format bench gallery clean
+.PHONY: run report check test test-all venv lock lint format docs bench gallery clean
 
 run: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) $(ARGS)
@@ -76,6 +76,11 @@ format: $(VENV)/.installed
 	$(BIN)/snakefmt Snakefile workflow/rules
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Every generated doc: docs/configuration.md, the method table of docs/usage.md, the defaults in
+# config/experiment.yaml's comments (tests/test_docs.py fails while one is stale).
+docs: $(VENV)/.installed
+	$(BIN)/python scripts/make_config_docs.py
 
 # The figures of README.md and docs/demo.md: the default run (from scratch, so the demo models are trained) copied to docs/gallery/.
 gallery: $(VENV)/.installed

@@ -1,6 +1,7 @@
-"""Render the config schema as a Markdown reference (docs/configuration.md).
+"""Render the config schema as a Markdown reference (docs/configuration.md), and the defaults of
+config/experiment.yaml's comments.
 
-    python scripts/make_config_docs.py        # writes docs/configuration.md
+    python scripts/make_config_docs.py        # writes every generated doc (mergelab.generated_docs)
 
 The schema (workflow/schemas/config.schema.yaml) is JSON schema 2020-12 in
 YAML. ``rows(schema)`` walks it into one ``Row`` per key path, with the
@@ -17,7 +18,10 @@ notation of the page:
   the key that holds them, and their types are joined with "or".
 
 ``render(schema)`` is the whole page; it is deterministic (schema order, no
-dates). Only the standard library and PyYAML.
+dates). ``with_defaults(text, schema)`` puts above each top-level key of a config
+file a comment block, ``# Defaults of <key> (generated from the schema):``, with
+the value every key below it takes when left out (``defaults_block``); it
+changes comments only. Only the standard library and PyYAML.
 """
 
 from __future__ import annotations
@@ -249,3 +253,105 @@ def _anchor(heading: str) -> str:
     """GitHub's anchor for a heading: lower case, punctuation except - and _ dropped, spaces to -."""
     text = "".join(c for c in heading.lower() if c.isalnum() or c in " -_")
     return text.replace(" ", "-")
+
+
+# -- the defaults blocks of a config file (config/experiment.yaml) ------------------------------------
+
+BLOCK = "# Defaults of {label} (generated from the schema):"
+BLOCK_LINE = re.compile(r"^# Defaults of \S+ \(generated from the schema\):$")
+ENTRY = "#   "  # the indent of a block's lines (and of the hand-written key lists above it)
+WIDTH = 100  # a block line is wrapped at the items of its mapping or list beyond this
+TOP_KEY = re.compile(r"^([A-Za-z_][\w-]*):")
+
+
+def effective_default(node, root: dict, stack: tuple[str, ...] = ()) -> tuple[bool, object]:
+    """(whether a key has a default, the value it takes when left out). An object whose default is a
+    mapping is shown with its keys' defaults filled in (``harness.cache`` is ``{activate: true, ...}``,
+    not ``{}``); what the default itself gives wins."""
+    node, refs = resolve(node, root)
+    if "default" not in node:
+        return False, None
+    value = node["default"]
+    if isinstance(value, dict) and node.get("properties") and not set(refs) & set(stack):
+        filled = {}
+        for key, sub in node["properties"].items():
+            has, sub_value = effective_default(sub, root, stack + refs)
+            if has:
+                filled[key] = sub_value
+        value = {**filled, **value}
+    return True, value
+
+
+def section_defaults(schema: dict, key: str) -> tuple[str, list[tuple[str, object]]]:
+    """(label, [(key, default)]) for a top-level key: its own keys, the keys of one value of a map
+    (``models.<name>``) or of one item of a list (``merges[]``). Required keys have no default."""
+    top, _ = resolve(schema, schema)
+    node, _ = resolve(top["properties"][key], schema)
+    label = key
+    if not node.get("properties"):
+        if isinstance(node.get("additionalProperties"), dict):
+            node, label = resolve(node["additionalProperties"], schema)[0], _join(key, NAME)
+        elif isinstance(node.get("items"), dict):
+            node, label = resolve(node["items"], schema)[0], key + ITEM
+    required = set(node.get("required", []))
+    out = []
+    for sub_key, sub in (node.get("properties") or {}).items():
+        has, value = effective_default(sub, schema)
+        if has and sub_key not in required:
+            out.append((sub_key, value))
+    return label, out
+
+
+def _wrapped(prefix: str, value, width: int) -> list[str]:
+    """``prefix`` + the value as flow YAML, wrapped after the items of a mapping or list, the next
+    lines aligned after its bracket (so the block still reads as YAML without its ``#``)."""
+    text = prefix + flow(value)
+    if len(text) <= width or not isinstance(value, (dict, list)) or len(value) < 2:
+        return [text]
+    if isinstance(value, dict):
+        items, (open_, close) = [flow({k: v})[1:-1] for k, v in value.items()], "{}"
+    else:
+        items, (open_, close) = [flow(v) for v in value], "[]"
+    lines, line = [], prefix + open_
+    for i, item in enumerate(items):
+        piece = item + ("," if i < len(items) - 1 else close)
+        if i and len(line) + 1 + len(piece) > width:
+            lines.append(line)
+            line = "#" + " " * len(prefix) + piece
+        else:
+            line += (" " if i else "") + piece
+    return lines + [line]
+
+
+def defaults_block(schema: dict, key: str, width: int = WIDTH) -> list[str]:
+    """The comment lines above top-level key ``key``: the header, then one ``#   key: value`` per key."""
+    label, pairs = section_defaults(schema, key)
+    lines = [BLOCK.format(label=label)]
+    for sub_key, value in pairs:
+        lines += _wrapped(f"{ENTRY}{sub_key}: ", value, width)
+    return lines
+
+
+def with_defaults(text: str, schema: dict) -> str:
+    """The config file with a fresh defaults block right above each top-level key the schema knows;
+    old blocks (a header line and the ``#   `` lines after it) are dropped first, wherever they are.
+    Only comment lines change: the YAML data of the result must equal the input's."""
+    top, _ = resolve(schema, schema)
+    known = top.get("properties") or {}
+    kept, in_block = [], False
+    for line in text.split("\n"):
+        if BLOCK_LINE.match(line):
+            in_block = True
+        elif not (in_block and line.startswith(ENTRY)):
+            in_block = False
+            kept.append(line)
+    out = []
+    for line in kept:
+        m = TOP_KEY.match(line)
+        if m and m.group(1) in known:
+            out += defaults_block(schema, m.group(1))
+        out.append(line)
+    result = "\n".join(out)
+    if yaml.safe_load(result) != yaml.safe_load(text):
+        raise ValueError("the defaults blocks would change the config's data, not only its comments")
+    return result
