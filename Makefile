@@ -67,13 +67,13 @@ lock:
 
 lint: $(VENV)/.installed
 	$(BIN)/snakemake --lint
-	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakefmt --check Snakefile workflow/Snakefile workflow/rules
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 # Apply the formatters the lint gates check.
 format: $(VENV)/.installed
-	$(BIN)/snakefmt Snakefile workflow/rules
+	$(BIN)/snakefmt Snakefile workflow/Snakefile workflow/rules
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 

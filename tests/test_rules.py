@@ -28,7 +28,7 @@ def blocks(text: str) -> dict:
 
 
 def workflow_blocks() -> dict:
-    files = sorted((REPO / "workflow" / "rules").glob("*.smk")) + [REPO / "Snakefile"]
+    files = sorted((REPO / "workflow" / "rules").glob("*.smk")) + [REPO / "workflow" / "Snakefile"]
     out = {}
     for f in files:
         for name, block in blocks(f.read_text()).items():

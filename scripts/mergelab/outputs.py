@@ -171,6 +171,22 @@ def remove_partial() -> None:
         log.info("removed %s (left by an earlier failed run)", paths.PARTIAL)
 
 
+_END_OF_RUN: List[Callable[[bool], None]] = []  # the campaign built in this process (workflow/rules/common.smk)
+
+
+def register_end_of_run(func: Callable[[bool], None]) -> None:
+    """The DAG glue registers what the last lines of a run do (end_of_campaign calls it)."""
+    _END_OF_RUN[:] = [func]
+
+
+def end_of_campaign(success: bool) -> None:
+    """Where the results are, or which jobs failed and the tables of what exists (results/partial/).
+    mergelab's own onsuccess/onerror do it; Snakemake runs only the main Snakefile's handlers, so a
+    workflow that uses mergelab as a module calls this from its own (config/README.md)."""
+    for func in _END_OF_RUN:
+        func(success)
+
+
 def failed_jobs(jobs) -> List[Dict[str, Any]]:
     """The jobs of this run that failed (Snakemake's scheduler's), as {rule, wildcards, logs}."""
     out = [{"rule": j.rule.name, "wildcards": dict(j.wildcards_dict), "logs": [str(f) for f in j.log]} for j in jobs]

@@ -7,7 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+# scripts/ of this clone (not of a workflow that uses mergelab as a module)
+SCRIPTS = Path(str(workflow.current_basedir)).resolve().parents[1] / "scripts"
+sys.path.insert(0, str(SCRIPTS))
 
 from snakemake.utils import update_config  # noqa: E402
 
@@ -28,8 +30,11 @@ wildcard_constraints:
 
 
 def _load_config():
-    """The validated experiment: --configfile's, or the embedded default; then --config."""
+    """The validated experiment: the config a workflow using mergelab as a module passes, else
+    --configfile's, else the embedded default; then --config."""
     files = workflow.config_settings.configfiles
+    if workflow.modifier.is_module and config:  # `module mergelab: config: ...` wins
+        return load_experiment(config, "the config of module mergelab", workdir=os.getcwd())
     if files:
         source = " + ".join(os.path.relpath(f) for f in files)
         for f in files:  # Snakemake has read them; again, strictly: a key given twice is an error
@@ -193,6 +198,9 @@ def end_of_run(success):
     partial = False
     if not success and EXP.targets("tables"):
         planned = {str(f) for j in workflow.dag.needrun_jobs(exclude_finished=False) for f in j.output}
-        partial = outputs.run_partial_build(EXP, planned, log_path, Path(workflow.basedir) / "scripts")
+        partial = outputs.run_partial_build(EXP, planned, log_path, SCRIPTS)
     keep_going = workflow.execution_settings.keep_going
     print(outputs.end_of_run(success, outputs.failed_jobs(failed), partial, keep_going, log_path), file=sys.stderr)
+
+
+outputs.register_end_of_run(end_of_run)  # for a workflow that uses mergelab as a module
