@@ -36,6 +36,7 @@ def test_conda_envs_pin_what_the_lock_pins():
             assert version == expected, f"{env.name}: {spec} but the lock has {expected}"
 
 
+@pytest.mark.workflow
 def test_every_rule_names_its_env_and_lint_is_clean(tmp_path):
     import shutil
 
