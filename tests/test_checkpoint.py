@@ -112,6 +112,7 @@ def test_a_broken_demo_model_says_how_to_train_it_again(tmp_path):
         load_experiment({"models": {"math": {"demo": "math"}}}, "cfg.yaml", workdir=tmp_path)
 
 
+@pytest.mark.workflow
 def test_zero_byte_weights_stop_even_a_dry_run_with_one_line(tmp_path, tiny_models):
     """The reported case: a 0-byte weights file made `snakemake -n --keep-going` die with a
     struct.error traceback from the size estimate while the DAG was built."""

@@ -116,7 +116,7 @@ def test_each_expert_beats_the_base_on_its_own_held_out_skill(default_run, train
         assert len(scores) == 1 + 8 * 5, scores[:3]  # its 8 datasets x the default's 5 probe seeds
 
 
-@pytest.mark.slow
+@pytest.mark.workflow
 def test_the_task_vector_figures_docs_demo_quotes(trained_demo):
     """docs/demo.md explains the merges by the task vectors' norms and angle: they are these models'."""
     import re

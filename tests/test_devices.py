@@ -167,7 +167,6 @@ def test_snakemake_jobs_hold_distinct_devices(tmp_path):
 
 
 @pytest.mark.workflow
-@pytest.mark.slow
 def test_the_gpu_check_runs_on_the_cpu(tmp_path):
     """bench/gpu_check.py, the one-call proof for a GPU machine, runs with --cpu wherever the tests
     do (fake devices, tiny models), so it cannot rot between the times a GPU is at hand. The

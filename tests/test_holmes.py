@@ -215,6 +215,7 @@ def test_probe_scores(vectorised):
     assert len(vectorised) == 25 and all(1 <= r.best_epoch <= r.epochs <= 20 for r in vectorised)
 
 
+@pytest.mark.slow  # trains every probe again, five seeds, as the fixture vectorised did: 10-19 s of CPU
 def test_same_seed_same_scores(probe_tasks, vectorised):
     again = train_probes(probe_tasks, [0, 1, 2, 3, 4])
     assert [(r.name, r.seed, r.score) for r in again] == [(r.name, r.seed, r.score) for r in vectorised]

@@ -16,7 +16,6 @@ import yaml
 from conftest import load_state, snakemake, write_config
 from hubstub import HubStub
 
-pytestmark = pytest.mark.workflow
 TOKEN = "hf_mergelabSECRETtoken4242"
 
 
@@ -69,6 +68,7 @@ def stub():
 # ---------------------------------------------------------------- fetch
 
 
+@pytest.mark.workflow
 def test_fetch_pinned_revision_then_merge_uses_it_and_offline_cache(tmp_path, stub, tiny_models):
     base = with_license(tiny_models["base"], tmp_path / "up" / "base", "apache-2.0")
     alpha = with_license(tiny_models["alpha"], tmp_path / "up" / "alpha", "apache-2.0")
@@ -148,6 +148,7 @@ def push_cfg(tiny_models, **hub):
     }
 
 
+@pytest.mark.workflow
 def test_push_card_results_rerun_and_no_token_leak(tmp_path, stub, tiny_models):
     from huggingface_hub import ModelCard
 
@@ -207,6 +208,7 @@ def test_push_card_results_rerun_and_no_token_leak(tmp_path, stub, tiny_models):
     assert f"Bearer {TOKEN}" in sent  # ...yet it did authenticate the pushes
 
 
+@pytest.mark.workflow
 def test_transient_errors_are_retried(tmp_path, stub, tiny_models):
     stub.fail("/api/repos/create", status=503, times=2)
     wd = tmp_path / "wd"
@@ -225,6 +227,7 @@ def test_transient_errors_are_retried(tmp_path, stub, tiny_models):
     assert stub.commits("me/ab_task_arithmetic_w0.5") == commits
 
 
+@pytest.mark.workflow
 def test_a_hub_that_keeps_failing_leaves_no_receipt(tmp_path, stub, tiny_models):
     stub.fail("/commit/", status=503, times=-1)
     wd = tmp_path / "wd"
@@ -241,6 +244,7 @@ def test_a_hub_that_keeps_failing_leaves_no_receipt(tmp_path, stub, tiny_models)
     assert len([r for r in stub.requests if "/commit/" in r["path"]]) == 3
 
 
+@pytest.mark.workflow
 def test_push_without_a_token_stops_before_any_job(tmp_path, stub, tiny_models):
     wd = tmp_path / "wd"
     path = write_config(wd, push_cfg(tiny_models))

@@ -65,7 +65,7 @@ def test_failure_gives_one_line_and_the_traceback_in_the_log(tmp_path):
     assert "working" in text and "Traceback" in text and "JobError" in text
 
 
-@pytest.mark.workflow
+@pytest.mark.slow
 def test_terminated_merge_leaves_no_output(tmp_path):
     """SIGTERM (what Snakemake and SLURM send) in the middle of writing a merge."""
     from mergelab.demo import build_demo_models

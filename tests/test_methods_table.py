@@ -5,10 +5,9 @@ table honest when mergekit changes.
 """
 
 import pytest
+from mergekit.merge_methods import registry
 
 from mergelab.methods import METHODS, REQUIRED
-
-registry = pytest.importorskip("mergekit.merge_methods.registry")
 
 
 def mk_methods():

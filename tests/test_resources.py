@@ -117,6 +117,7 @@ def _dry_run_resources(output: str) -> dict:
     return out
 
 
+@pytest.mark.workflow
 def test_jobs_ask_for_what_their_model_needs(tiny_models, tmp_path):
     """A dry run shows each job's gpu/mem_mb/runtime: from the model's size and
     compute.gpu_memory_gb, then models.<name>.resources, then --set-resources."""

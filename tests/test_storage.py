@@ -68,6 +68,7 @@ def test_which_merges_lose_their_weights(tmp_path, fake_models):
         load_experiment(bad, "cfg.yaml", workdir=tmp_path)
 
 
+@pytest.mark.workflow
 def test_readers_of_deleted_weights_run_before_new_merges(tmp_path, fake_models):
     """The dry run: merge_released makes both merges (temp), merge_record reads each once; the
     jobs reading merged weights have a higher priority than the merges."""
