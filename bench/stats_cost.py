@@ -20,7 +20,7 @@ import scipy.stats  # noqa: F401 - the organize job imports it anyway (Kendall's
 
 import common  # noqa: F401 - puts scripts/ on the path
 from mergelab import compare
-from mergelab import organize as org
+from mergelab.harness_rows import HARNESS_COLUMNS
 
 
 def campaign(merges: int, items: int, bootstrap: int):
@@ -48,7 +48,7 @@ def campaign(merges: int, items: int, bootstrap: int):
                 | {"primary": True, "higher_is_better": hib, "value": 0.0, "status": "ok"}
             )
         frames[m] = pd.concat(parts, ignore_index=True)
-    return pd.DataFrame(rows, columns=org.HARNESS_COLUMNS), frames, context
+    return pd.DataFrame(rows, columns=HARNESS_COLUMNS), frames, context
 
 
 def main() -> None:

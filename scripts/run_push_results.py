@@ -11,8 +11,8 @@ def main(smk) -> None:
     with job_log(smk.log[0]) as log:
         import pandas as pd
 
+        from mergelab.harness_rows import headline
         from mergelab.hub import push_card, results_card
-        from mergelab.organize import headline
 
         job = PushResultsJob.from_params(smk.params)
         model = job.model

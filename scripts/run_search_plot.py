@@ -1,4 +1,4 @@
-"""Snakemake job of rule `search_plot`: a merge search's figure (mergelab.plots.search)."""
+"""Snakemake job of rule `search_plot`: a merge search's figure (mergelab.search_plot.search)."""
 
 from pathlib import Path
 
@@ -11,7 +11,7 @@ def main(smk) -> None:
         import pandas as pd
         import yaml
 
-        from mergelab.plots import search
+        from mergelab.search_plot import search
 
         job = SearchPlotJob.from_params(smk.params)
         with open(smk.input.best, encoding="utf-8") as fh:

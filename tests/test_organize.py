@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, SNAKEMAKE, base_env, planned_jobs, snakemake, unloadable_copy, write_config
-from mergelab import compare
+from mergelab import compare, harness_rows, leaderboard
 from mergelab import organize as org
+from mergelab.kendall import kendall_table
+from mergelab.normalised import MEAN_ROW, normalised_scores
 from mergelab.plots import best_parent_rows
 from mergelab.stats import aggregation, metric_value
 
@@ -103,7 +105,7 @@ def test_one_documented_primary_metric_per_task(harness):
     assert chosen["ifeval_like"] == ("prompt_level_strict_acc", "none")
     assert chosen["mergelab_arithmetic"] == ("exact_match", "first-word")
     assert chosen["mergelab_text_ppl"] == ("word_perplexity", "none")
-    assert org.primary_choice([("exact_match", "flexible-extract"), ("exact_match", "strict-match")]) == (
+    assert harness_rows.primary_choice([("exact_match", "flexible-extract"), ("exact_match", "strict-match")]) == (
         "exact_match",
         "strict-match",
     )
@@ -111,7 +113,9 @@ def test_one_documented_primary_metric_per_task(harness):
 
 def leaderboard_of(harness, context, items=None):
     comparisons = compare.merge_comparisons(harness, items or {}, context)
-    return compare.leaderboard(compare.leaderboard_table(harness, None, comparisons, context), comparisons, context)
+    return leaderboard.leaderboard(
+        leaderboard.leaderboard_table(harness, None, comparisons, context), comparisons, context
+    )
 
 
 def test_missing_result_is_missing_not_zero(tmp_path):
@@ -285,7 +289,7 @@ def test_unknown_competence_is_in_the_dataset_table_and_out_of_the_competence_me
     assert comp.set_index(["model", "competence"]).loc[("A", "overall"), "n_f1"] == 3  # d1, d2, own2
     # the per-dataset Kendall table keeps it
     head = pd.DataFrame(headline_rows("t1", "acc", (0.2, 0.9, 0.5)))
-    assert "own1" in set(compare.kendall_table(head, table, comp, "dataset")["holmes"])
+    assert "own1" in set(kendall_table(head, table, comp, "dataset")["holmes"])
 
 
 def test_kendall_tau_equals_scipy(holmes, harness):
@@ -296,14 +300,14 @@ def test_kendall_tau_equals_scipy(holmes, harness):
         headline_rows("t1", "acc", (0.2, 0.9, 0.5))
         + headline_rows("ppl", "word_perplexity", (30.0, 10.0, 20.0), higher_is_better=False)
     )
-    table = compare.kendall_table(head, holmes, comp, "competence").set_index(["holmes", "harness_task"])
+    table = kendall_table(head, holmes, comp, "competence").set_index(["holmes", "harness_task"])
     wr = comp[comp["competence"] == "overall"].set_index("model")["winning_rate"]
     tau, p = kendalltau(wr[["A", "B", "C"]], [0.2, 0.9, 0.5])
     assert table.loc[("overall", "t1"), "tau"] == pytest.approx(tau)
     assert table.loc[("overall", "t1"), "p_value"] == pytest.approx(p)
     tau, p = kendalltau(wr[["A", "B", "C"]], [-30.0, -10.0, -20.0])  # lower perplexity is better
     assert table.loc[("overall", "ppl"), "tau"] == pytest.approx(tau) and table.loc[("overall", "ppl"), "n"] == 3
-    per_dataset = compare.kendall_table(head, holmes, comp, "dataset").set_index(["holmes", "harness_task"])
+    per_dataset = kendall_table(head, holmes, comp, "dataset").set_index(["holmes", "harness_task"])
     tau, p = kendalltau([0.5, 0.7, 0.6], [0.2, 0.9, 0.5])
     assert per_dataset.loc[("d1", "t1"), "tau"] == pytest.approx(tau)
     assert per_dataset.loc[("d1", "t1"), "p_value"] == pytest.approx(p)
@@ -349,7 +353,7 @@ def stats_campaign():
                 {"model": m, "harness_task": t, "task": t, "metric": metric, "filter": "none", "primary": True}
                 | {"higher_is_better": hib, "value": 0.0, "stderr": 0.0, "status": "ok"}
             )
-    return pd.DataFrame(rows, columns=org.HARNESS_COLUMNS), items
+    return pd.DataFrame(rows, columns=harness_rows.HARNESS_COLUMNS), items
 
 
 def test_merge_comparisons_pair_every_merge_with_its_parents_and_base():
@@ -437,7 +441,7 @@ def group_campaign(by_size: bool = True):
                 {"model": m, "harness_task": "grp", "task": task, "metric": "acc", "filter": "none", "primary": True}
                 | {"higher_is_better": True, "value": value, "stderr": 0.01, "status": "ok"}
             )
-    return pd.DataFrame(rows, columns=org.HARNESS_COLUMNS), items
+    return pd.DataFrame(rows, columns=harness_rows.HARNESS_COLUMNS), items
 
 
 @pytest.mark.parametrize("by_size", [True, False])
@@ -458,7 +462,7 @@ def test_a_group_task_is_compared_by_its_own_value_over_all_its_subtasks(by_size
     assert head["test"].startswith("exact McNemar" if by_size else "paired sign-flip")
     # the configured tasks are one family, the subtasks another (mmlu's 57 dilute no headline)
     headline = table["task"] == "grp"
-    assert headline.sum() == 3 and compare._count(table) == 3
+    assert headline.sum() == 3 and leaderboard._count(table) == 3
     for family in (headline, ~headline):
         assert table.loc[family, "p_adjusted"].tolist() == pytest.approx(
             stats.adjust(table.loc[family, "p_value"], "holm").tolist()
@@ -467,7 +471,9 @@ def test_a_group_task_is_compared_by_its_own_value_over_all_its_subtasks(by_size
     assert iv.loc[("m", "grp"), "value"] == pytest.approx(expected) and iv.loc[("m", "grp"), "n"] == 80
     assert iv.loc[("m", "grp"), "ci_low"] < expected < iv.loc[("p1", "grp"), "ci_low"] + 1
     org.add_intervals(harness, iv.reset_index())
-    board = compare.leaderboard(compare.leaderboard_table(harness, None, table, GROUP_CONTEXT), table, GROUP_CONTEXT)
+    board = leaderboard.leaderboard(
+        leaderboard.leaderboard_table(harness, None, table, GROUP_CONTEXT), table, GROUP_CONTEXT
+    )
     merge_line = next(line for line in board.splitlines() if line.startswith("| m |"))
     assert "▲" in merge_line and "[" in merge_line and "±" not in merge_line
     assert list(plots.best_parent_rows(table)["harness_task"]) == ["grp"]
@@ -567,7 +573,7 @@ def test_every_figure_exists_and_its_data_equals_the_tables(campaign):
             assert (wd / f"{stem}.{ext}").stat().st_size > 100, f"{stem}.{ext}"
     tables = wd / "results" / "tables"
     harness = pd.read_csv(tables / "harness.csv")
-    head = org.headline(harness).set_index("model")
+    head = harness_rows.headline(harness).set_index("model")
     for task in ("mergelab_categories", "mergelab_text_ppl"):
         plotted = pd.read_csv(wd / f"results/plots/harness/{task}.csv").set_index("model")
         assert len(plotted) == 6
@@ -588,7 +594,7 @@ def test_every_figure_exists_and_its_data_equals_the_tables(campaign):
     pd.testing.assert_frame_equal(pd.read_csv(wd / "results/plots/normalised_scores.csv"), normalised)
     assert set(normalised["model"]) == {"ab_slerp_t0.3", "ab_slerp_t0.7", "ab_task_arithmetic_w0.5"}
     holmes = pd.read_csv(tables / "holmes.csv")
-    kt = compare.kendall_table(harness, holmes, comp, "competence")
+    kt = kendall_table(harness, holmes, comp, "competence")
     plotted = pd.read_csv(wd / "results/plots/kendall_tau_competences.csv")
     pd.testing.assert_frame_equal(plotted, kt, check_dtype=False)
     sweep = pd.read_csv(wd / "results/plots/sweep/ab.csv")
@@ -781,7 +787,7 @@ def test_normalised_scores_by_hand():
                 {"model": model, "harness_task": task, "task": task, "metric": metric, "filter": "none"}
                 | {"primary": True, "higher_is_better": hib, "value": v, "status": "ok"}
             )
-    table = compare.normalised_scores(pd.DataFrame(rows, columns=org.HARNESS_COLUMNS), ctx)
+    table = normalised_scores(pd.DataFrame(rows, columns=harness_rows.HARNESS_COLUMNS), ctx)
     assert set(table["model"]) == {"m"}  # only merges with a base
     t = table.set_index("harness_task")
     assert t.loc["cats", "best_parent"] == "words" and t.loc["cats", "gain_retention"] == pytest.approx(0.5)
@@ -789,8 +795,8 @@ def test_normalised_scores_by_hand():
     assert t.loc["ppl", "best_parent"] == "words"  # lower perplexity is better
     assert t.loc["ppl", "gain_retention"] == pytest.approx(30 / 110)
     assert t.loc["ppl", "relative_to_best"] == pytest.approx(210 / 130)
-    assert t.loc[compare.MEAN_ROW, "gain_retention"] == pytest.approx((0.5 + 30 / 110) / 2)
-    assert t.loc[compare.MEAN_ROW, "relative_to_best"] == pytest.approx((0.625 + 210 / 130) / 2)
+    assert t.loc[MEAN_ROW, "gain_retention"] == pytest.approx((0.5 + 30 / 110) / 2)
+    assert t.loc[MEAN_ROW, "relative_to_best"] == pytest.approx((0.625 + 210 / 130) / 2)
 
 
 def test_holmes_comparisons_are_wilcoxon_over_datasets():
@@ -817,7 +823,7 @@ def test_holmes_comparisons_are_wilcoxon_over_datasets():
         },
         "stats": {"alpha": 0.05, "bootstrap": 2000, "correction": "holm", "seed": 0},
     }
-    table = compare.merge_comparisons(pd.DataFrame(columns=org.HARNESS_COLUMNS), {}, ctx, holmes)
+    table = compare.merge_comparisons(pd.DataFrame(columns=harness_rows.HARNESS_COLUMNS), {}, ctx, holmes)
     t = table.set_index(["parent", "task"])
     assert set(table["task"]) == {"holmes: syntax", "holmes: semantics", "holmes: overall"}
     over = t.loc[("p", "holmes: overall")]
@@ -839,14 +845,14 @@ def test_holmes_comparisons_are_wilcoxon_over_datasets():
     # the leaderboard: Holmes mean F1 with its interval over the datasets, the merge marked as
     # the overall comparison says; the winning rate stays a bare number
     comp = org.competence_table(holmes, ctx)
-    board = compare.leaderboard_table(pd.DataFrame(columns=org.HARNESS_COLUMNS), comp, table, ctx, holmes)
+    board = leaderboard.leaderboard_table(pd.DataFrame(columns=harness_rows.HARNESS_COLUMNS), comp, table, ctx, holmes)
     f1 = board.set_index("model")["Holmes mean F1"]
     iv = compare.holmes_intervals(holmes, ctx)
     assert iv["m"][0] < scores["m"].mean() < iv["m"][1] and iv["p"][1] < iv["m"][1]
     assert f1["m"] == f"{scores['m'].mean():.3f} [{iv['m'][0]:.3f}, {iv['m'][1]:.3f}] ▲"
     assert f1["p"].startswith(f"{parent.mean():.3f} [") and "▲" not in f1["p"]
     assert "[" not in board.set_index("model").loc["m", "Holmes winning rate"]
-    text = compare.leaderboard(board, table, ctx)
+    text = leaderboard.leaderboard(board, table, ctx)
     assert "bootstrap interval over the datasets" in text and "Wilcoxon signed-rank" in text
 
 

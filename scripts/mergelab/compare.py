@@ -1,17 +1,21 @@
-"""How the models compare: each merge against its parents, the rankings by Holmes and by the
-harness against each other (Kendall's τ), and the leaderboard.
+"""How the models compare: each merge against its parents and its base, paired over the items
+both were evaluated on (the harness tasks) or the datasets both were probed on (Holmes), and each
+model's interval of its numbers.
 
-Pure functions of the tidy tables (mergelab.organize) and the campaign's catalogue.
+Pure functions of the tidy tables (mergelab.organize), the per-item results
+(mergelab.item_matrix) and the campaign's catalogue. The normalised scores are
+mergelab.normalised, Kendall's τ mergelab.kendall, the leaderboard mergelab.leaderboard.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any, Dict, List
 
-from mergelab.organize import headline
+from mergelab import stats
+from mergelab.holmes_data import UNKNOWN
+from mergelab.item_matrix import is_group, primary_of, reported_values, task_matrix
 
 log = logging.getLogger("mergelab.compare")
 
@@ -46,9 +50,7 @@ INTERVAL_COLUMNS = ["model", "harness_task", "task", "metric", "filter", "n", "v
 
 def stats_settings(context: Dict[str, Any]) -> Dict[str, Any]:
     """The campaign's stats: section (the defaults where a catalogue has none)."""
-    from mergelab.stats import DEFAULTS
-
-    return {**DEFAULTS, **(context.get("stats") or {})}
+    return {**stats.DEFAULTS, **(context.get("stats") or {})}
 
 
 def read_items(files: Dict[str, Dict[str, str]]):
@@ -69,104 +71,10 @@ def read_items(files: Dict[str, Dict[str, str]]):
     return out
 
 
-def _primary_of(harness) -> Dict[tuple, tuple]:
-    """(model, harness_task, task) -> (metric, filter, higher_is_better) of its primary metric."""
-    if harness is None or harness.empty:
-        return {}
-    sel = harness[harness["primary"].astype(bool) & (harness["metric"].fillna("") != "")]
-    return {(r.model, r.harness_task, r.task): (r.metric, r.filter, bool(r.higher_is_better)) for r in sel.itertuples()}
-
-
-def _item_matrix(items: Dict[str, Any], models: List[str], harness_task: str, task: str, metric: str, filt: str):
-    """(values, weights): models x documents (the union of their doc_ids; NaN where one lacks it)."""
-    import numpy as np
-    import pandas as pd
-
-    frames = []
-    for m in models:
-        it = items[m]
-        sel = it[(it["harness_task"] == harness_task) & (it["task"] == task)]
-        sel = sel[(sel["metric"] == metric) & (sel["filter"] == filt)]
-        frames.append(sel.drop_duplicates("doc_id").set_index("doc_id")[["value", "weight"]].add_suffix(f"|{m}"))
-    wide = pd.concat(frames, axis=1).sort_index()
-    values = np.vstack([wide[f"value|{m}"].to_numpy(float) for m in models])
-    weights = np.vstack([wide[f"weight|{m}"].to_numpy(float) for m in models])
-    return values, weights
-
-
 GROUP_TEST = "; a group: the items of its {k} subtasks, resampled within each"
 
 
-def _reported(harness) -> Dict[tuple, float]:
-    """(model, harness_task, task, metric, filter) -> the value lm-eval reported."""
-    if harness is None or harness.empty:
-        return {}
-    return {(r.model, r.harness_task, r.task, r.metric, r.filter): r.value for r in harness.itertuples()}
-
-
-def _is_group(items_of_model, harness_task: str) -> bool:
-    """A configured task whose per-item results are its subtasks' only (a group: mmlu, leaderboard)."""
-    tasks = set(items_of_model.loc[items_of_model["harness_task"] == harness_task, "task"])
-    return bool(tasks) and harness_task not in tasks
-
-
-def _group_matrix(items, models: List[str], harness_task: str, metric: str, filt: str, reported: Dict[tuple, float]):
-    """(values, weights, strata) of a group task's headline over the items of all its subtasks
-    (keyed by subtask and doc_id; strata: each item's subtask), with the values scaled so that
-    their mean is the group's value as lm-eval aggregates it: the mean over all items (a group
-    weighted by size, e.g. mmlu) or the mean of its subtasks' means. None where neither gives
-    the reported value (a group of groups, a metric that is not a mean): no interval, no test."""
-    import numpy as np
-    import pandas as pd
-
-    from mergelab import stats
-
-    if stats.aggregation(metric) != "mean":
-        return None
-    frames = []
-    for m in models:
-        it = items[m]
-        sel = it[(it["harness_task"] == harness_task) & (it["metric"] == metric) & (it["filter"] == filt)]
-        sel = sel.drop_duplicates(["task", "doc_id"]).set_index(["task", "doc_id"])[["value", "weight"]]
-        frames.append(sel.add_suffix(f"|{m}"))
-    wide = pd.concat(frames, axis=1).sort_index()
-    if wide.empty:
-        return None
-    values = np.vstack([wide[f"value|{m}"].to_numpy(float) for m in models])
-    weights = np.vstack([wide[f"weight|{m}"].to_numpy(float) for m in models])
-    strata = wide.index.get_level_values("task").to_numpy(str)
-    labels, sizes = np.unique(strata, return_counts=True)
-    by_size = np.ones(len(strata))
-    of_means = (len(strata) / (len(labels) * sizes))[np.searchsorted(labels, strata)]
-    fits = set()  # the aggregations that give every model's reported value
-    for i, m in enumerate(models):
-        value = reported.get((m, harness_task, harness_task, metric, filt))
-        if value is None or value != value or np.isnan(values[i]).any():
-            continue
-        found = {
-            name
-            for name, scale in (("size", by_size), ("means", of_means))
-            if math.isclose((values[i] * scale).mean(), value, rel_tol=1e-6, abs_tol=1e-9)
-        }
-        fits = found if not fits else fits & found
-        if not fits:
-            break
-    if not fits:
-        log.info("%s: %s of its subtasks' items does not give the group's value: no interval", harness_task, metric)
-        return None
-    return values * (by_size if "size" in fits else of_means), weights, strata
-
-
-def _task_matrix(items, names: List[str], harness_task: str, task: str, metric: str, filt: str, reported):
-    """(values, weights, strata) of one task's primary metric for ``names``: its items, or for a
-    group's own row the items of all its subtasks (_group_matrix, strata their subtasks; None
-    where those do not give the group's value); strata None otherwise."""
-    if task == harness_task and _is_group(items[names[0]], harness_task):
-        return _group_matrix(items, names, harness_task, metric, filt, reported)
-    return (*_item_matrix(items, names, harness_task, task, metric, filt), None)
-
-
-def _merges(context: Dict[str, Any]) -> List[tuple]:
+def merges_in_order(context: Dict[str, Any]) -> List[tuple]:
     """(id, info) of every merge, in the config's order (the catalogue's mapping is sorted)."""
     models = context["models"]
     order = context.get("model_order") or list(models)
@@ -190,19 +98,17 @@ def merge_comparisons(harness, items: Dict[str, Any], context: Dict[str, Any], h
     (holmes_comparisons), in the same correction."""
     import pandas as pd
 
-    from mergelab import stats
-
     s = stats_settings(context)
-    primary = _primary_of(harness)
-    reported = _reported(harness)
+    primary = primary_of(harness)
+    reported = reported_values(harness)
     models = context["models"]
     groups: Dict[tuple, List[tuple]] = {}  # (harness_task, task, metric, filter) -> [(merge, other, relation)]
-    for mid, info in _merges(context):
+    for mid, info in merges_in_order(context):
         if info.get("role") != "merge" or mid not in items:
             continue
         others = _compared_with(info)
         pairs = set(zip(items[mid]["harness_task"], items[mid]["task"]))
-        pairs |= {(g, g) for g, _ in pairs if _is_group(items[mid], g)}  # a group's own headline
+        pairs |= {(g, g) for g, _ in pairs if is_group(items[mid], g)}  # a group's own headline
         for harness_task, task in sorted(pairs):
             choice = primary.get((mid, harness_task, task))
             if choice is None:
@@ -215,7 +121,7 @@ def merge_comparisons(harness, items: Dict[str, Any], context: Dict[str, Any], h
     rows = []
     for (harness_task, task, metric, filt), pairs in groups.items():
         names = list(dict.fromkeys([m for p in pairs for m in p[:2]]))
-        found = _task_matrix(items, names, harness_task, task, metric, filt, reported)
+        found = task_matrix(items, names, harness_task, task, metric, filt, reported)
         if found is None:
             continue
         values, weights, strata = found
@@ -279,8 +185,6 @@ HOLMES_TEST = "Wilcoxon signed-rank test over the datasets (scipy.stats.wilcoxon
 def _probed_f1(holmes):
     """The rows of the Holmes dataset table that the comparisons and the mean F1 use: macro-F1,
     probed, of a known competence (Pearson datasets are another scale)."""
-    from mergelab.holmes_data import UNKNOWN
-
     return holmes[(holmes["status"] == "ok") & (holmes["metric"] == "macro_f1") & (holmes["competence"] != UNKNOWN)]
 
 
@@ -292,8 +196,6 @@ def holmes_comparisons(holmes, context: Dict[str, Any]) -> List[Dict[str, Any]]:
     merge_comparisons', task "holmes: <competence>"; Pearson datasets are left out (another scale)."""
     import numpy as np
     from scipy.stats import wilcoxon
-
-    from mergelab import stats
 
     if holmes is None or holmes.empty:
         return []
@@ -307,7 +209,7 @@ def holmes_comparisons(holmes, context: Dict[str, Any]) -> List[Dict[str, Any]]:
     sets = {c: list(names) for c, names in competence.groupby(competence).groups.items()}
     sets["overall"] = list(competence.index)
     rows = []
-    for mid, info in _merges(context):
+    for mid, info in merges_in_order(context):
         if mid not in wide:
             continue
         for other, relation in _compared_with(info):
@@ -355,17 +257,15 @@ def model_intervals(harness, items: Dict[str, Any], context: Dict[str, Any]):
     import numpy as np
     import pandas as pd
 
-    from mergelab import stats
-
     s = stats_settings(context)
-    reported = _reported(harness)
+    reported = reported_values(harness)
     groups: Dict[tuple, List[str]] = {}
-    for (model, harness_task, task), (metric, filt, _) in _primary_of(harness).items():
+    for (model, harness_task, task), (metric, filt, _) in primary_of(harness).items():
         if model in items:
             groups.setdefault((harness_task, task, metric, filt), []).append(model)
     rows = []
     for (harness_task, task, metric, filt), names in groups.items():
-        found = _task_matrix(items, names, harness_task, task, metric, filt, reported)
+        found = task_matrix(items, names, harness_task, task, metric, filt, reported)
         if found is None:
             continue
         values, weights, strata = found
@@ -388,136 +288,11 @@ def model_intervals(harness, items: Dict[str, Any], context: Dict[str, Any]):
     return pd.DataFrame(rows, columns=INTERVAL_COLUMNS)
 
 
-NORMALISED_COLUMNS = [
-    "model",
-    "recipe",
-    "method",
-    "base",
-    "best_parent",
-    "harness_task",
-    "metric",
-    "filter",
-    "higher_is_better",
-    "merge_value",
-    "base_value",
-    "best_parent_value",
-    "gain_retention",
-    "relative_to_best",
-]
-MEAN_ROW = "mean over tasks"
-
-
-def normalised_scores(harness, context: Dict[str, Any]):
-    """For every merge with a base, per configured task (primary metric): the gain retention
-    (merge - base) / (best parent - base), the share of the best parent's gain over the base that
-    the merge keeps (the same formula whichever way the metric points), and the merge relative to
-    its best parent (merge / best parent; best parent / merge when lower is better, so that above
-    1 is better either way); then a row per merge with the mean of both over its tasks."""
-    import pandas as pd
-
-    rows = []
-    if harness is not None and not harness.empty:
-        head = headline(harness)
-        value = {(r.model, r.harness_task): r for r in head.itertuples()}
-        for mid, info in _merges(context):
-            base = info.get("base")
-            if not base:
-                continue
-            mine = []
-            for task in dict.fromkeys(head["harness_task"]):
-                m, b = value.get((mid, task)), value.get((base, task))
-                parents = [value[(p, task)] for p in info.get("parents", []) if (p, task) in value]
-                parents = [p for p in parents if not math.isnan(p.value)]
-                if m is None or b is None or not parents or math.isnan(m.value):
-                    continue
-                hib = bool(m.higher_is_better)
-                best = max(parents, key=lambda p: p.value if hib else -p.value)
-                gain = best.value - b.value
-                mine.append(
-                    {
-                        "model": mid,
-                        "recipe": info.get("recipe"),
-                        "method": info.get("method"),
-                        "base": base,
-                        "best_parent": best.model,
-                        "harness_task": task,
-                        "metric": m.metric,
-                        "filter": m.filter,
-                        "higher_is_better": hib,
-                        "merge_value": m.value,
-                        "base_value": b.value,
-                        "best_parent_value": best.value,
-                        "gain_retention": (m.value - b.value) / gain if gain else math.nan,
-                        "relative_to_best": _ratio(m.value, best.value) if hib else _ratio(best.value, m.value),
-                    }
-                )
-            if mine:
-                frame = pd.DataFrame(mine)
-                summary = {"model": mid, "recipe": info.get("recipe"), "method": info.get("method"), "base": base}
-                summary.update(harness_task=MEAN_ROW, gain_retention=frame["gain_retention"].mean())
-                summary["relative_to_best"] = frame["relative_to_best"].mean()
-                rows += mine + [summary]
-    return pd.DataFrame(rows, columns=NORMALISED_COLUMNS)
-
-
-def _ratio(a: float, b: float) -> float:
-    return a / b if b else math.nan
-
-
-def kendall_table(harness, holmes, competences, level: str = "competence"):
-    """Kendall's tau-b (scipy.stats.kendalltau) between model rankings: Holmes (winning rate per
-    competence, or mean score per dataset) against each harness task's primary metric, oriented so
-    that higher is better. One row per pair with n (models with both values), tau and the p-value;
-    NaN with fewer than 3 models or when a ranking is all ties."""
-    import pandas as pd
-    from scipy.stats import kendalltau
-
-    columns = ["holmes", "harness_task", "n", "tau", "p_value"]
-    if harness is None or harness.empty:
-        return pd.DataFrame(columns=columns)
-    head = headline(harness)
-    tasks = {}
-    for t in dict.fromkeys(head["harness_task"]):
-        sel = head[head["harness_task"] == t].set_index("model")
-        sign = 1 if sel["higher_is_better"].astype(bool).all() else -1
-        tasks[t] = sel["value"].astype(float) * sign
-    if level == "competence":
-        rows = (
-            {
-                c: competences[competences["competence"] == c].set_index("model")["winning_rate"]
-                for c in dict.fromkeys(competences["competence"])
-            }
-            if competences is not None
-            else {}
-        )
-    else:
-        rows = (
-            {
-                d: holmes[holmes["probing_dataset"] == d].set_index("model")["mean"]
-                for d in dict.fromkeys(holmes["probing_dataset"])
-            }
-            if holmes is not None
-            else {}
-        )
-    records = []
-    for r, hv in rows.items():
-        for t, tv in tasks.items():
-            both = pd.concat([hv.astype(float).rename("h"), tv.rename("t")], axis=1).dropna()
-            tau, p = kendalltau(both["h"], both["t"]) if len(both) >= 3 else (math.nan, math.nan)
-            records.append({"holmes": r, "harness_task": t, "n": len(both), "tau": float(tau), "p_value": float(p)})
-    return pd.DataFrame(records, columns=columns)
-
-
-MARKS = {"better than all": " ▲", "between": " ●", "worse than all": " ▼"}
-
-
 def holmes_intervals(holmes, context: Dict[str, Any]) -> Dict[str, tuple]:
     """model -> the (1 - stats.alpha) bootstrap percentile interval of its Holmes mean F1 (the
     competence table's overall mean_f1: the macro-F1 datasets of known competence, each the mean
     over its seeds), the datasets resampled."""
     import numpy as np
-
-    from mergelab import stats
 
     if holmes is None or holmes.empty:
         return {}
@@ -536,137 +311,6 @@ def holmes_intervals(holmes, context: Dict[str, Any]) -> Dict[str, tuple]:
     return out
 
 
-HOLMES_OVERALL = "holmes: overall"
-
-
-def leaderboard_table(harness, competences, comparisons, context: Dict[str, Any], holmes=None):
-    """models x headline numbers with their intervals, as text; a merge marked against its
-    parents only where the paired comparisons say so (significant after the correction).
-    results/tables/leaderboard.csv (the report's first page), and leaderboard.md's table.
-    ``holmes`` (the dataset table) gives the Holmes mean F1 its interval over the datasets."""
-    import pandas as pd
-
-    cols: List[str] = []
-    values: Dict[str, Dict[str, str]] = {}
-    head = headline(harness) if harness is not None and not harness.empty else None
-    if head is not None:
-        # one column per task, named by its primary metric; a missing result (no metric
-        # known) is a gap in its task's column, never a column of its own
-        named = {}
-        for r in head.itertuples():
-            if r.metric and r.harness_task not in named:
-                named[r.harness_task] = (
-                    f"{r.harness_task} ({r.metric}{'' if r.filter in ('none', '') else ', ' + r.filter})"
-                )
-        for r in head.itertuples():
-            col = named.get(r.harness_task, r.harness_task)
-            if col not in cols:
-                cols.append(col)
-            mark = MARKS.get(_versus_parents_of(comparisons, r.model, r.harness_task), "")
-            text = (
-                "broken"
-                if r.status == "broken" and math.isnan(r.value)
-                else _fmt(r.value, r.stderr, (r.ci_low, r.ci_high))
-            )
-            values.setdefault(r.model, {})[col] = text + mark
-    if competences is not None and not competences.empty:
-        intervals = holmes_intervals(holmes, context)
-        for r in competences.itertuples():
-            if r.competence == "overall":
-                mark = MARKS.get(_versus_parents_of(comparisons, r.model, HOLMES_OVERALL), "")
-                ci = intervals.get(r.model)
-                for col, text in (
-                    ("Holmes winning rate", _fmt(r.winning_rate)),
-                    ("Holmes mean F1", _fmt(r.mean_f1, ci=ci) + ("" if math.isnan(r.mean_f1) else mark)),
-                ):
-                    if col not in cols:
-                        cols.append(col)
-                    values.setdefault(r.model, {})[col] = text
-    models = context.get("model_order") or list(context["models"])
-    broken = context.get("broken") or {}
-    rows = []
-    for m in models:
-        if m in values:
-            role = context["models"][m].get("role", "") + (" (broken)" if m in broken else "")
-            rows.append([m, role] + [values[m].get(c, "–") for c in cols])
-    return pd.DataFrame(rows, columns=["model", "role"] + cols)
-
-
-def leaderboard(table, comparisons, context: Dict[str, Any]) -> str:
-    """Markdown: the leaderboard ``table`` (leaderboard_table) and what its numbers and marks mean."""
-    s = stats_settings(context)
-    broken = context.get("broken") or {}
-    lines = ["| " + " | ".join(table.columns) + " |", "|---|---|" + "---|" * (len(table.columns) - 2)]
-    lines += ["| " + " | ".join(row) + " |" for row in table.astype(str).itertuples(index=False)]
-    level = f"{100 * (1 - s['alpha']):g}%"
-    legend = (
-        f"\n[low, high]: {level} bootstrap percentile interval over the task's items "
-        f"({s['bootstrap']} resamples; ± stderr, lm-eval's, where there are no per-item results). "
-        "▲ better than every parent, ● between its parents (better than one, worse than another), "
-        "▼ worse than every parent: paired comparisons on the same items (primary metric, "
-        f"respecting lower-is-better), significant at alpha {s['alpha']:g} after the "
-        f"{_CORRECTIONS[s['correction']]} across the campaign's {_count(comparisons)} harness comparisons; "
-        "no mark: not shown by the data. "
-        "Each comparison (n, test, interval, p-values) is in results/tables/merge_comparisons.csv; – missing.\n"
-    )
-    if "Holmes mean F1" in table.columns:
-        legend += (
-            "\nHolmes mean F1: the mean macro-F1 over the probing datasets (each the mean over its seeds), "
-            f"[low, high] its {level} bootstrap interval over the datasets; its mark compares the merge with "
-            "its parents on the same datasets (Wilcoxon signed-rank, the Holmes comparisons adjusted as a "
-            "family of their own). Holmes winning rate: the model's rank among the campaign's models per "
-            "dataset, scaled to 0-100 and averaged over the datasets (Holmes' measure), without an interval.\n"
-        )
-    if broken:
-        legend += "\nBroken (sanity check, results/checks/):\n\n" + "".join(
-            f"- {m}: {'; '.join(reasons)}\n" for m, reasons in broken.items()
-        )
-    return "# Leaderboard\n\n" + "\n".join(lines) + "\n" + legend
-
-
-_CORRECTIONS = {
-    "holm": "Holm correction",
-    "bh": "Benjamini-Hochberg correction",
-    "none": "no correction for multiple comparisons",
-}
-
-
 def is_holmes(comparisons):
     """The rows of merge_comparisons that compare Holmes competences (task "holmes: ...")."""
     return comparisons["task"].astype(str).str.startswith("holmes: ")
-
-
-def _count(comparisons) -> int:
-    """The harness comparisons the correction runs across (the leaderboard's family: the
-    configured tasks, groups by their own value)."""
-    if comparisons is None or comparisons.empty:
-        return 0
-    headline = ~is_holmes(comparisons) & (comparisons["task"] == comparisons["harness_task"])
-    return int(comparisons.loc[headline, "p_value"].notna().sum())
-
-
-def _versus_parents_of(comparisons, model: str, harness_task: str) -> str:
-    """The merge against all its parents on a configured task (its primary metric)."""
-    if comparisons is None or comparisons.empty:
-        return ""
-    sel = comparisons[
-        (comparisons["model"] == model)
-        & (comparisons["harness_task"] == harness_task)
-        & (comparisons["task"] == harness_task)
-    ]
-    return str(sel["versus_parents"].iloc[0]) if len(sel) else ""
-
-
-def _fmt(value, stderr=math.nan, ci=None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    text = _num(value)
-    if ci is not None and not any(math.isnan(c) for c in ci):
-        text += f" [{_num(ci[0])}, {_num(ci[1])}]"
-    elif stderr is not None and isinstance(stderr, float) and not math.isnan(stderr):
-        text += f" ± {stderr:.3f}"
-    return text
-
-
-def _num(value) -> str:
-    return f"{value:.4g}" if abs(value) >= 100 else f"{value:.3f}"

@@ -74,6 +74,8 @@ def build_tables(catalogue: Dict[str, Any], files: Dict[str, Any], out: Dict[str
 
     from mergelab import compare
     from mergelab import organize as org
+    from mergelab.leaderboard import leaderboard, leaderboard_table
+    from mergelab.normalised import normalised_scores
 
     broken = org.broken_models(files.get("checks"))
     if broken:  # the leaderboard and provenance.json give the reasons
@@ -100,7 +102,7 @@ def build_tables(catalogue: Dict[str, Any], files: Dict[str, Any], out: Dict[str
         s["correction"],
         time.perf_counter() - started,
     )
-    normalised = compare.normalised_scores(harness, catalogue)
+    normalised = normalised_scores(harness, catalogue)
     for key, frame in (
         ("harness", harness),
         ("holmes", holmes),
@@ -113,9 +115,9 @@ def build_tables(catalogue: Dict[str, Any], files: Dict[str, Any], out: Dict[str
     tmp = Path(out["harness_parquet"]).with_name(".harness.parquet.partial")
     parquet_safe(harness).to_parquet(tmp, index=False)
     tmp.replace(out["harness_parquet"])
-    board = compare.leaderboard_table(harness, comp, comparisons, catalogue, holmes)
+    board = leaderboard_table(harness, comp, comparisons, catalogue, holmes)
     with atomic_file(out["leaderboard"]) as fh:
-        fh.write(compare.leaderboard(board, comparisons, catalogue))
+        fh.write(leaderboard(board, comparisons, catalogue))
     with atomic_file(out["leaderboard_csv"], newline="") as fh:
         board.to_csv(fh, index=False)
     with atomic_file(out["provenance"]) as fh:

@@ -1,9 +1,14 @@
-"""The campaign's figures, drawn from the tidy tables (PNG + SVG, the plotted data as CSV beside).
+"""The campaign's figures, drawn from the tidy tables (PNG + SVG, the plotted data as CSV beside):
+what mergelab.outputs.FIGURES draws.
 
 Every figure is sized for a paper (7 inches wide, about 0.22 inches per bar), colours
 models by role (base, parent, merge), and where merges are compared with their parents
-shades the band between the parents' values. A figure that has too little data to say
-anything still gets written, as a short note, so the report says why it is empty.
+shades the band between the parents' values (mergelab.plot_kit). A figure that has too
+little data to say anything still gets written, as a short note, so the report says why
+it is empty. A merge search's figure is mergelab.search_plot.
+
+Light at import (the DAG build imports it, through mergelab.outputs): matplotlib, seaborn
+and pandas load only when drawing.
 """
 
 from __future__ import annotations
@@ -11,138 +16,24 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict
 
-ROLE_COLORS = {"base": "#6b6b6b", "parent": "#2b6cb0", "merge": "#dd6b20"}
-WIDTH = 7.0
-
-
-def _mpl():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(context="paper", style="whitegrid", font_scale=1.05)
-    plt.rcParams.update({"svg.fonttype": "none", "figure.dpi": 100, "savefig.dpi": 200})
-    return plt, sns
-
-
-def save(fig, data, stem: Path) -> None:
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(stem.with_suffix(".png"), bbox_inches="tight")
-    fig.savefig(stem.with_suffix(".svg"), bbox_inches="tight")
-    data.to_csv(stem.with_suffix(".csv"), index=False)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-
-
-def note(stem: Path, title: str, text: str) -> None:
-    """A figure that only says why there is nothing to plot."""
-    import pandas as pd
-
-    plt, _ = _mpl()
-    fig, ax = plt.subplots(figsize=(WIDTH, 1.4))
-    ax.axis("off")
-    ax.text(0.5, 0.62, title, ha="center", va="center", fontsize=11, weight="bold")
-    ax.text(0.5, 0.28, text, ha="center", va="center", fontsize=9, wrap=True)
-    save(fig, pd.DataFrame({"note": [text]}), stem)
-
-
-def model_order(context: Dict[str, Any], models) -> List[str]:
-    """Parents and bases first, then merges grouped by recipe, as in the config."""
-    present = set(models)
-    order = context.get("model_order") or list(context["models"])
-    parents = [m for m in order if context["models"][m].get("role") != "merge" and m in present]
-    merges = [m for m in order if context["models"][m].get("role") == "merge" and m in present]
-    recipes = list(dict.fromkeys(context["models"][m].get("recipe") for m in merges))
-    return parents + [m for r in recipes for m in merges if context["models"][m].get("recipe") == r]
-
-
-def bars(
-    ax,
-    data,
-    context: Dict[str, Any],
-    value: str = "value",
-    err: Optional[str] = "stderr",
-    higher_is_better: bool = True,
-) -> None:
-    """Horizontal bars, one per model, coloured by role; per recipe, the band between its parents."""
-    order = model_order(context, data["model"])
-    d = data.set_index("model").loc[order].reset_index()
-    y = list(range(len(d)))
-    colors = [ROLE_COLORS.get(context["models"].get(m, {}).get("role"), "#999999") for m in d["model"]]
-    ax.barh(y, d[value].fillna(0), color=colors, height=0.72)
-    if err and err in d and d[err].notna().any():
-        ok = d[err].notna() & d[value].notna()
-        ax.errorbar(
-            d[value][ok],
-            [yi for yi, k in zip(y, ok) if k],
-            xerr=d[err][ok],
-            fmt="none",
-            ecolor="#333333",
-            capsize=2,
-            lw=0.8,
-        )
-    top = float(d[value].abs().max()) if d[value].notna().any() else 1.0
-    for yi, v, e in zip(y, d[value], d[err] if err and err in d else [math.nan] * len(d)):
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            ax.text(0, yi, "  missing", va="center", ha="left", fontsize=7, color="#b00000")
-        else:  # the value at the end of its bar (and error bar): differences stay readable
-            end = v + (e if isinstance(e, float) and not math.isnan(e) else 0)
-            ax.text(end + 0.01 * top, yi, f"{v:.4g}", va="center", ha="left", fontsize=6, color="#333333")
-    ax.set_yticks(y, d["model"], fontsize=7)
-    ax.invert_yaxis()
-    ax.set_ylabel("")
-    values = d.set_index("model")[value]
-    for recipe in dict.fromkeys(
-        context["models"][m].get("recipe") for m in d["model"] if context["models"].get(m, {}).get("role") == "merge"
-    ):
-        rows = [
-            i
-            for i, m in enumerate(d["model"])
-            if context["models"][m].get("recipe") == recipe and context["models"][m].get("role") == "merge"
-        ]
-        parents = context["models"][d["model"][rows[0]]].get("parents", [])
-        pv = [values[p] for p in parents if p in values.index and not math.isnan(values[p])]
-        if rows and pv:  # on top of the bars, so it shows where they end inside or outside it
-            span = [min(rows) - 0.45, max(rows) + 0.45]
-            ax.fill_betweenx(span, min(pv), max(pv), color="#2b6cb0", alpha=0.18, lw=0, zorder=3)
-            for edge in (min(pv), max(pv)):
-                ax.plot([edge, edge], span, color="#2b6cb0", lw=0.8, ls="--", zorder=3)
-    from matplotlib.patches import Patch
-
-    roles = {context["models"].get(m, {}).get("role") for m in d["model"]}
-    handles = [Patch(color=c, label=r) for r, c in ROLE_COLORS.items() if r in roles]
-    handles.append(Patch(color="#2b6cb0", alpha=0.18, label="between the parents"))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
-    ax.set_xlim(right=ax.get_xlim()[1] * 1.08)
-    ax.set_xlabel(ax.get_xlabel() + ("" if higher_is_better else "  (lower is better)"))
-
-
-def _height(n: int) -> float:
-    return max(2.2, 0.6 + 0.2 * n)
-
-
-# --------------------------------------------------------------------------- figures
+from mergelab.harness_rows import headline
+from mergelab.kendall import kendall_table
+from mergelab.plot_kit import ROLE_COLORS, WIDTH, bars, figure_height, note, paper_style, save
 
 
 def harness_task(harness, context: Dict[str, Any], task: str, stem: Path) -> None:
-    from mergelab.organize import headline
-
     head = headline(harness)
     d = head[head["harness_task"] == task].copy()
     if d.empty:
         return note(stem, task, "no result for this task")
     if d["value"].notna().sum() == 0:
         return note(stem, task, "every result of this task is missing")
-    plt, _ = _mpl()
+    plt, _ = paper_style()
     metric, filt = d["metric"].dropna().iloc[0], d["filter"].dropna().iloc[0]
     hib = bool(d["higher_is_better"].dropna().iloc[0]) if d["higher_is_better"].notna().any() else True
-    fig, ax = plt.subplots(figsize=(WIDTH, _height(len(d))))
+    fig, ax = plt.subplots(figsize=(WIDTH, figure_height(len(d))))
     ax.set_xlabel(f"{metric}" + ("" if filt in ("none", "") else f" ({filt})"))
     bars(ax, d, context, higher_is_better=hib)
     ax.set_title(f"{task}: {metric} per model, ± stderr", fontsize=10)
@@ -154,12 +45,14 @@ def holmes_competences(comp, context: Dict[str, Any], stem: Path) -> None:
     d = comp[comp["competence"] != "overall"]
     if d.empty or d["mean_f1"].notna().sum() == 0:
         return note(stem, "Holmes competences", "no Holmes scores")
-    plt, _ = _mpl()
+    plt, _ = paper_style()
     comps = [c for c in sorted(d["competence"].unique()) if d[d["competence"] == c]["mean_f1"].notna().any()]
     cols = min(3, len(comps))
     rows = math.ceil(len(comps) / cols)
     n_models = d["model"].nunique()
-    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, rows * _height(n_models) * 0.9), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(WIDTH, rows * figure_height(n_models) * 0.9), sharey=True, squeeze=False
+    )
     for ax, c in zip(axes.flat, comps):
         sel = d[d["competence"] == c].rename(columns={"mean_f1": "value"})
         ax.set_xlabel("mean macro-F1")
@@ -182,9 +75,7 @@ def holmes_competences(comp, context: Dict[str, Any], stem: Path) -> None:
 
 
 def kendall(harness, holmes, comp, stem: Path, level: str = "competence") -> None:
-    """Heatmap of organize.kendall_table: τ and p-value per (Holmes row, harness task)."""
-    from mergelab.compare import kendall_table
-
+    """Heatmap of kendall.kendall_table: τ and p-value per (Holmes row, harness task)."""
     data = kendall_table(harness, holmes, comp, level)
     rows = list(dict.fromkeys(data["holmes"]))
     tasks = list(dict.fromkeys(data["harness_task"]))
@@ -197,7 +88,7 @@ def kendall(harness, holmes, comp, stem: Path, level: str = "competence") -> Non
             stem, title, f"needs at least 3 models evaluated by both (have {int(data['n'].max()) if len(data) else 0})"
         )
         return
-    plt, sns = _mpl()
+    plt, sns = paper_style()
     tau = data.pivot(index="holmes", columns="harness_task", values="tau").loc[list(rows), tasks]
     pv = data.pivot(index="holmes", columns="harness_task", values="p_value").loc[list(rows), tasks]
     nn = data.pivot(index="holmes", columns="harness_task", values="n").loc[list(rows), tasks]
@@ -255,7 +146,7 @@ def merge_vs_parents(comparisons, stem: Path) -> None:
     rows = best_parent_rows(comparisons)
     if rows is None or rows.empty:
         return note(stem, "Merges vs their best parent", "no merge with evaluated parents and per-item results")
-    plt, _ = _mpl()
+    plt, _ = paper_style()
     from matplotlib.ticker import MaxNLocator
 
     tasks = list(dict.fromkeys(rows["harness_task"]))
@@ -315,7 +206,7 @@ def outcomes(comparisons, stem: Path) -> None:
         sel = sel[sel["versus_parents"] != ""]
     if sel is None or sel.empty:
         return note(stem, "Merge outcomes", "no merge with evaluated parents")
-    plt, _ = _mpl()
+    plt, _ = paper_style()
     counts = (
         sel.groupby(["harness_task", "versus_parents"])
         .size()
@@ -342,7 +233,7 @@ def normalised_scores(normalised, stem: Path) -> None:
     over its tasks."""
     if normalised is None or normalised.empty:
         return note(stem, "Normalised scores", "no merge with a base and evaluated parents")
-    plt, sns = _mpl()
+    plt, sns = paper_style()
     order = list(dict.fromkeys(normalised["harness_task"]))
     gr = normalised.pivot(index="model", columns="harness_task", values="gain_retention")
     rel = normalised.pivot(index="model", columns="harness_task", values="relative_to_best")
@@ -384,8 +275,6 @@ def sweep(harness, comp, context: Dict[str, Any], recipe: str, param: str, stem:
     """Score against the swept parameter, one line per method; the parents as dashed lines."""
     import pandas as pd
 
-    from mergelab.organize import headline
-
     measures: Dict[str, Any] = {}
     if harness is not None and not harness.empty:
         head = headline(harness)
@@ -418,7 +307,7 @@ def sweep(harness, comp, context: Dict[str, Any], recipe: str, param: str, stem:
     data = pd.DataFrame(rows, columns=["recipe", "parameter", "x", "method", "model", "measure", "value"])
     if data.empty:
         return note(stem, f"{recipe}: sweep of {param}", "no evaluated merge of this sweep")
-    plt, sns = _mpl()
+    plt, sns = paper_style()
     ms = list(dict.fromkeys(data["measure"]))
     cols = min(3, len(ms))
     nrows = math.ceil(len(ms) / cols)
@@ -465,67 +354,6 @@ def sweep(harness, comp, context: Dict[str, Any], recipe: str, param: str, stem:
     fig.suptitle(f"{recipe}: score against {param}", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     save(fig, data, stem)
-
-
-def search(trials, spec: Dict[str, Any], best: List[int], stem: Path) -> None:
-    """A merge search (results/search/<name>/trials.csv): each objective against the trial number
-    with the running best, the Pareto front of the first two objectives (several objectives),
-    and one slice per sampled parameter (the first objective against its value, by method)."""
-    import math
-
-    plt, sns = _mpl()
-    objectives = [o["name"] for o in spec["objectives"]]
-    dims = list(dict.fromkeys(d["name"] for ds in spec["dimensions"].values() for d in ds))
-    done = trials[trials["state"] == "complete"]
-    if done.empty:
-        note(stem, f"search {spec['name']}", "no trial has a score yet (see trials.csv: state, reason)")
-        return
-    top = 2 if len(objectives) > 1 else 1
-    ncols = 3
-    nslice = math.ceil(len(dims) / ncols)
-    fig = plt.figure(figsize=(WIDTH * 1.3, 3.0 * (1 + nslice)))
-    grid = fig.add_gridspec(1 + nslice, ncols)
-    ax = fig.add_subplot(grid[0, : (ncols if top == 1 else 2)])
-    for i, name in enumerate(objectives):
-        color = sns.color_palette()[i]
-        ax.scatter(done["trial"], done[name], color=color, s=22, label=name)
-        if top == 1:
-            ax.plot(done["trial"], done[name].cummax(), color=color, drawstyle="steps-post", label="best so far")
-    for t in trials.loc[trials["state"] != "complete", "trial"]:
-        ax.axvline(t, color="#c53030", alpha=0.3, lw=1)
-    ax.scatter(
-        trials.loc[trials["trial"].isin(best), "trial"],
-        done.set_index("trial").reindex(best)[objectives[0]],
-        facecolors="none",
-        edgecolors="black",
-        s=80,
-        label="best" if top == 1 else "Pareto set",
-    )
-    ax.set_xlabel("trial")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_ylabel("objective (maximised)")
-    ax.set_title(f"search {spec['name']}: {spec['sampler']}, {spec['parallel']} trials per generation")
-    ax.legend(fontsize=7)
-    if top == 2:
-        ax2 = fig.add_subplot(grid[0, 2])
-        a, b = objectives[:2]
-        ax2.scatter(done[a], done[b], color="#a0aec0", s=18)
-        front = done[done["trial"].isin(best)].sort_values(a)
-        ax2.plot(front[a], front[b], "o-", color="#dd6b20", ms=5, label="Pareto set")
-        ax2.set_xlabel(a)
-        ax2.set_ylabel(b)
-        ax2.legend(fontsize=7)
-    for i, d in enumerate(dims):
-        axs = fig.add_subplot(grid[1 + i // ncols, i % ncols])
-        sub = done[done[d].notna()] if d in done else done.iloc[0:0]
-        for j, (method, g) in enumerate(sub.groupby("method")):
-            axs.scatter(g[d], g[objectives[0]], s=18, color=sns.color_palette()[j + 2], label=method)
-        axs.set_xlabel(d)
-        axs.set_ylabel(objectives[0] if i % ncols == 0 else "")
-        if i == 0 and sub["method"].nunique() > 1:
-            axs.legend(fontsize=7)
-    fig.tight_layout()
-    save(fig, trials, stem)
 
 
 def _sort_key(label: str):

@@ -9,7 +9,7 @@ generation, and a finished one reruns nothing. The sampler is seeded from the se
 and the generation: the same seed and the same scores give the same trials.
 
 A trial's score: for each objective, the weighted sum of its tasks' primary metrics
-(mergelab.organize.primary_choice), a metric where lower is better counted negatively;
+(mergelab.harness_rows.primary_choice), a metric where lower is better counted negatively;
 every objective is maximised. A trial whose dev evaluation was skipped, partial or has no
 value fails (Optuna's FAIL state), with its reason in trials.csv.
 """
@@ -101,7 +101,7 @@ def task_score(res: Dict[str, Any], task: str) -> Tuple[Optional[float], Optiona
     """(value of the task's primary metric, its name, why there is none) from an lm-eval results dict;
     the value is negated where lower is better."""
     from mergelab.completeness import partial_result
-    from mergelab.organize import harness_rows
+    from mergelab.harness_rows import harness_rows
 
     if (res.get("mergelab") or {}).get("skipped"):
         return None, None, "skipped"
