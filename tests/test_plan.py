@@ -75,7 +75,7 @@ def every_job(exp):
     jobs += [("harness_data", {"task": t}) for t in exp.harness.data_tasks]
     jobs += [("holmes_eval", {"model": m}) for m in exp.holmes.models] + [("holmes_data", {})]
     jobs += [("fetch", {"model": m}) for m, spec in exp.models.items() if spec.kind == "hub"]
-    jobs += [("sanity_check", {"model": m}) for m in exp.checked]
+    jobs += [("sanity_check", {"model": m}) for m in exp.sanity.checked]
     jobs += [("merge", {"model": "tune_t000"}), ("search_eval", {"search": "tune", "model": "tune_t000"})]
     jobs += [("search_probe", {"search": "tune", "model": "tune_t000"})]
     jobs += [("search_propose", {"search": "tune", "generation": g}) for g in ("0", "1")]

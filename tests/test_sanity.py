@@ -123,7 +123,7 @@ def test_off_by_default_so_a_finished_campaign_keeps_its_inputs_and_params(tmp_p
     the organize job's params as before (a finished campaign reruns nothing after an upgrade)."""
     exp = _default_campaign(tmp_path, on_fail="skip")  # as an older config: no activate key
     assert exp.config["sanity"] == {"activate": False, "on_fail": "skip", "max_ppl_ratio": 10}
-    assert exp.checked == [] and all(exp.check_input(m) == [] for m in exp.merges)
+    assert exp.sanity.checked == () and all(exp.sanity.check_input(m) == [] for m in exp.merges)
     assert "checks" not in exp.result_files()
 
 
@@ -131,10 +131,10 @@ def test_on_every_merge_checks_it_and_what_it_reads(tmp_path):
     from mergelab.plan.paths import CHECK
 
     exp = _default_campaign(tmp_path, activate=True, on_fail="stop")
-    assert set(exp.merges) <= set(exp.checked)
-    assert {"base", "math", "words"} <= set(exp.checked)  # the merges' references, checked once each
+    assert set(exp.merges) <= set(exp.sanity.checked)
+    assert {"base", "math", "words"} <= set(exp.sanity.checked)  # the merges' references, checked once each
     m = next(iter(exp.merges))
-    assert exp.check_input(m) == [CHECK.format(model=m)] and exp.check_input("base") == []
+    assert exp.sanity.check_input(m) == [CHECK.format(model=m)] and exp.sanity.check_input("base") == []
     job = exp.job("sanity_check", model=m)
     assert job.on_fail == "stop" and job.max_ppl_ratio == 10.0
     assert job.parents == [CHECK.format(model=i) for i in exp.merges[m].inputs]

@@ -168,8 +168,8 @@ def test_a_search_plans_trials_with_stable_ids_and_its_generations(tmp_path):
         "results/search/tune/best.yaml",
         "results/search/tune/journal.log",
     ]
-    assert exp.released == plan.trial_ids  # keep_trials: false, the default
-    assert plan_in(tmp_path / "k", search_cfg(keep_trials=True)).released == []
+    assert list(exp.storage.released) == plan.trial_ids  # keep_trials: false, the default
+    assert plan_in(tmp_path / "k", search_cfg(keep_trials=True)).storage.released == ()
     # a dimension per model and parameter; task_arithmetic takes density too (mergekit's DARE-less sparsify)
     names = {m: [d.name for d in ds] for m, ds in plan.dimensions.items()}
     assert names == {

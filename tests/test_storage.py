@@ -52,9 +52,9 @@ def test_which_merges_lose_their_weights(tmp_path, fake_models):
     def exp(keep):
         return load_experiment(cfg_for(fake_models, keep), "cfg.yaml", workdir=tmp_path)
 
-    assert exp("all").released == [] and f"results/models/{AB}" in exp("all").targets("merges")
+    assert exp("all").storage.released == () and f"results/models/{AB}" in exp("all").targets("merges")
     none = exp("none")
-    assert none.released == [C, BD]  # AB is read by C: it keeps its weights
+    assert none.storage.released == (C, BD)  # AB is read by C: it keeps its weights
     assert none.targets("merges") == [
         f"results/models/{AB}",
         f"results/records/{C}",

@@ -86,6 +86,7 @@ def search_inputs(rulename, wildcards):
     for every search's summary (search_summary), whose best trials then join the evaluated models.
     Returns those files, as inputs: Snakemake needs them there, and they rerun the job when a
     search proposes again."""
+    global EXP
     out, model = {}, wildcards.get("model")
     found = EXP.trial(model) if model else None
     if found:
@@ -95,7 +96,7 @@ def search_inputs(rulename, wildcards):
     if (found and not rule(rulename).trial) or rule(rulename).lists_every_model:
         for name in EXP.searches:
             checkpoints.search_summary.get(search=name)
-            EXP.include_best(name)
+        EXP = EXP.with_best_trials()  # a new view, with the best trials evaluated like any merge
         out["searches"] = [paths.SEARCH_BEST.format(search=s) for s in EXP.searches]
     return out
 

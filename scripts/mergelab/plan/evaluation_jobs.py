@@ -70,7 +70,7 @@ def holmes_job(exp: "Experiment", model: str) -> HolmesJob:
 
 
 def sanity_job(exp: "Experiment", model: str) -> SanityJob:
-    if model not in exp.checked:
+    if model not in exp.sanity.checked:
         raise ValueError(f"{model!r} has no sanity check in this config (sanity.activate)")
     inputs = exp.merges[model].inputs if model in exp.merges else []
     return SanityJob(
@@ -78,8 +78,8 @@ def sanity_job(exp: "Experiment", model: str) -> SanityJob:
         model_path=exp.model_path(model),
         receipt=exp.receipt(model),
         parents=[paths.CHECK.format(model=m) for m in inputs],
-        on_fail=exp.sanity["on_fail"],
-        max_ppl_ratio=float(exp.sanity["max_ppl_ratio"]),
+        on_fail=exp.sanity.on_fail,
+        max_ppl_ratio=exp.sanity.max_ppl_ratio,
     )
 
 

@@ -7,7 +7,7 @@ catalogue the DAG, the jobs' params, the tables and the figures are built from.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -22,11 +22,13 @@ from mergelab.plan.load import fill_defaults, load_schema, validate_schema
 from mergelab.plan.models import MergeSpec, ModelSpec, merge_model_spec, merges_tsv, model_dtype, resolve_models
 from mergelab.plan.recipes import expand_recipes
 from mergelab.plan.rules import RULES
-from mergelab.plan.search import SearchPlan, build_search_plans, read_best, read_proposals, trial_spec
+from mergelab.plan.sanity import SanityPlan, build_sanity_plan
+from mergelab.plan.search import SearchPlan, read_best, read_proposals, trial_spec
+from mergelab.plan.searches import build_searches
 from mergelab.plan.storage import StoragePlan, build_storage_plan
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Experiment:
     source: str
     config: dict
@@ -35,19 +37,13 @@ class Experiment:
     harness: HarnessPlan
     holmes: HolmesPlan
     hub: HubPlan
+    storage: StoragePlan
+    sanity: SanityPlan
     workdir: Path = field(default_factory=Path.cwd)
     searches: Dict[str, SearchPlan] = field(default_factory=dict)
+    best: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # search -> its best trials, once known
     _jobs: Dict[tuple, Tuple[JobSpec, Dict[str, Any]]] = field(default_factory=dict, repr=False)
-    _trials: Dict[str, Tuple[int, MergeSpec]] = field(default_factory=dict, repr=False)
-    best: Dict[str, List[str]] = field(default_factory=dict)  # search -> its best trials, once known
-    _evaluated: Tuple[List[str], List[str]] = field(default_factory=lambda: ([], []), repr=False)
-    _best_read: Dict[str, int] = field(default_factory=dict, repr=False)  # search -> mtime of the best.yaml read
-
-    def __post_init__(self):
-        self._evaluated = (list(self.harness.models), list(self.holmes.models))
-        for name in self.searches:
-            if (self.workdir / paths.SEARCH_BEST.format(search=name)).is_file():
-                self.include_best(name)
+    _trials: Dict[str, Tuple[int, MergeSpec]] = field(default_factory=dict, repr=False)  # read proposals
 
     # ---- the catalogue -------------------------------------------------------
     @property
@@ -102,22 +98,30 @@ class Experiment:
         """What a search's recipe may name: the parents, and the merges as models."""
         return {**self.models, **{mid: merge_model_spec(spec, self.workdir) for mid, spec in self.merges.items()}}
 
-    def include_best(self, search: str) -> List[str]:
-        """Read the search's best.yaml: its trials join the evaluated models (the full tasks,
-        Holmes), the tables and the figures like any merge. Replaces what an earlier best.yaml gave
-        (read again when it changed: a search rerun in this run)."""
-        path = self.workdir / paths.SEARCH_BEST.format(search=search)
-        stamp = path.stat().st_mtime_ns
-        if self._best_read.get(search) == stamp:
-            return self.best[search]
-        self._best_read[search] = stamp
-        self.best[search] = [m for m in read_best(path) if self.trial(m)]
-        best = [m for ms in self.best.values() for m in ms]
-        harness, holmes = self._evaluated
-        self.harness.models = harness + [m for m in best if m not in harness] if self.harness.tasks else []
-        self.holmes.models = holmes + [m for m in best if m not in holmes] if self.holmes.active else []
-        self._jobs.clear()
-        return self.best[search]
+    def with_best_trials(self) -> "Experiment":
+        """This experiment with the best trials of every finished search (its best.yaml, written
+        by checkpoint search_summary) evaluated like any merge: on the full tasks, by Holmes, in
+        the tables and figures. A new view when they changed (a search ended, or ran again), else
+        this one; nothing built is changed."""
+        best = {}
+        for s in self.searches:
+            path = self.workdir / paths.SEARCH_BEST.format(search=s)
+            if path.is_file():
+                best[s] = tuple(m for m in read_best(path) if self.trial(m))
+        if best == self.best:
+            return self
+        trials = [m for ms in best.values() for m in ms]
+        harness = [m for m in self.harness.models if not self.trial(m)]
+        holmes = [m for m in self.holmes.models if not self.trial(m)]
+        harness += [m for m in trials if m not in harness] if self.harness.tasks else []
+        holmes += [m for m in trials if m not in holmes] if self.holmes.active else []
+        return replace(
+            self,
+            harness=replace(self.harness, models=harness),
+            holmes=replace(self.holmes, models=holmes),
+            best=best,
+            _jobs={},
+        )
 
     def model_path(self, name: str) -> str:
         """What tools load for model ``name``: a local directory, or a hub id (parents)."""
@@ -209,45 +213,6 @@ class Experiment:
                 out[spec.recipe] = spec.swept[0]
         return out
 
-    @cached_property
-    def storage(self) -> StoragePlan:
-        """storage.keep_merges: whose weights are deleted (read once: the config and the disk)."""
-        pushed = self.hub.repos
-        return build_storage_plan(
-            self.config["storage"]["keep_merges"], self.merges, pushed, self.searches, self.workdir
-        )
-
-    @property
-    def released(self) -> List[str]:
-        """The merges (and trials) whose weights are deleted after their readers (StoragePlan)."""
-        return list(self.storage.released)
-
-    @property
-    def sanity(self) -> Dict[str, Any]:
-        """The config's sanity section (activate, on_fail, max_ppl_ratio)."""
-        return self.config["sanity"]
-
-    @cached_property
-    def checked(self) -> List[str]:
-        """The models with a sanity check: every evaluated merge, and what each checked merge
-        reads (its parents' checks are its reference), down to the parents; none when off."""
-        if not self.sanity["activate"]:
-            return []
-        todo = [m for m in self.evaluated if m in self.merges]
-        seen: List[str] = []
-        while todo:
-            m = todo.pop(0)
-            if m in seen:
-                continue
-            seen.append(m)
-            if m in self.merges:
-                todo += self.merges[m].inputs
-        return [m for m in list(self.models) + list(self.merges) if m in seen]
-
-    def check_input(self, name: str) -> List[str]:
-        """The check an evaluation job of ``name`` waits for: a merge's, when checks are on."""
-        return [paths.CHECK.format(model=name)] if name in self.merges and name in self.checked else []
-
     @property
     def evaluated(self) -> List[str]:
         """Models some evaluation stage evaluates, in config order."""
@@ -306,7 +271,7 @@ class Experiment:
         }
         if self.holmes.models and self.holmes.probes:
             files["holmes_probes"] = self.holmes.probes
-        checks = {m: paths.CHECK.format(model=m) for m in self.evaluated if self.check_input(m)}
+        checks = {m: paths.CHECK.format(model=m) for m in self.evaluated if self.sanity.check_input(m)}
         if checks:  # only when on: a campaign without checks keeps its params
             files["checks"] = checks
         return files
@@ -316,7 +281,7 @@ class Experiment:
         """The files of target rule ``what``: merges, evaluations, tables, plots, pushes or all."""
         h, ho = self.harness, self.holmes
         if what == "merges":  # a merge whose weights are deleted: its record, which reads them once
-            released = set(self.released)
+            released = set(self.storage.released)
             out = [(paths.MERGE_RECORD if m in released else paths.MERGED_MODEL).format(model=m) for m in self.merges]
             return out + [paths.MERGES_TABLE]
         if what == "evaluations":
@@ -427,65 +392,12 @@ def load_experiment(
     hub = build_hub_plan(cfg, merges, fail)
     if cfg["storage"]["keep_merges"] == "pushed" and merges and not hub.repos:
         fail("storage.keep_merges", "pushed deletes a merge's weights once pushed, but no merge is pushed (hub.push)")
-    searches = _searches(cfg, models, merges, harness, holmes, source, workdir, fail, lm_eval_tasks or lm_eval_index)
-    return Experiment(source, cfg, models, merges, harness, holmes, hub, workdir=workdir, searches=searches)
-
-
-def _searches(
-    cfg, models, merges, harness: HarnessPlan, holmes: HolmesPlan, source, workdir, fail, lm_eval_tasks
-) -> Dict[str, SearchPlan]:
-    """The config's searches; their objectives' tasks are checked as harness.tasks are, and
-    those reading from the Hub get their data once, by harness_data, as harness tasks do; their
-    competences are Holmes' (workflow/holmes/probes.csv, holmes.data.probes) or overall."""
-    if not cfg["search"]:
-        return {}
-    from mergelab.plan.errors import close_matches, did_you_mean
-    from mergelab.plan.evaluation import check_settings
-    from mergelab.plan.tasks import hub_tasks
-
-    index: List[Optional[Dict[str, str]]] = []
-
-    def known_task(key: str, task: str) -> None:
-        if harness.is_local(task):
-            return
-        if not index:
-            index.append(lm_eval_tasks())
-        if index[0] is not None and task not in index[0]:
-            near = close_matches(task, list(harness.local_tasks) + list(index[0]))
-            fail(
-                key,
-                f"unknown lm-eval task {task!r}"
-                + (f"; did you mean {', '.join(near)}?" if near else " (not a task, group or tag lm-eval knows)"),
-            )
-
-    def known_competence(key: str, name: str) -> None:
-        if not holmes.active:
-            fail(key, "a competence is measured by Holmes probing, which is off (holmes.activate)")
-        known = competences(holmes.probes)
-        if name not in known:
-            fail(key, f"unknown Holmes competence {name!r}{did_you_mean(name, known)} (known: {', '.join(known)})")
-
-    def check(settings, key):
-        check_settings(settings, key, fail)
-
-    searches = build_search_plans(cfg, models, merges, source, workdir, known_task, known_competence, check)
-    for plan in searches.values():
-        for tid in plan.trial_ids:
-            harness.model_dtypes[tid] = holmes.model_dtypes[tid] = plan.dtype
-        extra = hub_tasks([t for t in plan.tasks if t not in harness.data_tasks], harness.task_folders)
-        harness.data_tasks += [t for t in extra if t not in harness.data_tasks]
-    return searches
-
-
-def competences(probes: Optional[str]) -> List[str]:
-    """Holmes' competences (workflow/holmes/probes.csv), the user's mapping's, and overall."""
-    import csv
-
-    from mergelab.holmes_data import METADATA
-
-    files = [str(METADATA)] + ([probes] if probes else [])
-    found: List[str] = []
-    for f in files:
-        with open(f, newline="", encoding="utf-8") as fh:
-            found += [(r.get("competence") or "").strip() for r in csv.DictReader(fh)]
-    return sorted({c for c in found if c and c != "unknown"}) + ["overall"]
+    searches = build_searches(
+        cfg, models, merges, harness, holmes, source, workdir, fail, lm_eval_tasks or lm_eval_index
+    )
+    storage = build_storage_plan(cfg["storage"]["keep_merges"], merges, hub.repos, searches, workdir)
+    sanity = build_sanity_plan(
+        cfg["sanity"], [m for m in names if m in set(harness.models) | set(holmes.models)], models, merges
+    )
+    exp = Experiment(source, cfg, models, merges, harness, holmes, hub, storage, sanity, workdir, searches)
+    return exp.with_best_trials()

@@ -57,20 +57,20 @@ def sanity_inputs(exp: "Experiment", model: str) -> Inputs:
 
 def harness_inputs(exp: "Experiment", model: str, task: str) -> Inputs:
     exp.job("harness_eval", model=model, task=task)  # not an evaluation: fails here
-    out = {"model": exp.model_input(model), "check": exp.check_input(model)}
+    out = {"model": exp.model_input(model), "check": exp.sanity.check_input(model)}
     return {**out, "data": exp.harness.data_receipts([task])}
 
 
 def harness_model_inputs(exp: "Experiment", model: str) -> Inputs:
     exp.job("harness_eval_model", model=model)  # not evaluated by the harness: fails here
-    out = {"model": exp.model_input(model), "check": exp.check_input(model)}
+    out = {"model": exp.model_input(model), "check": exp.sanity.check_input(model)}
     return {**out, "data": exp.harness.data_receipts(exp.harness.tasks)}
 
 
 def holmes_inputs(exp: "Experiment", model: str) -> Inputs:
     exp.job("holmes_eval", model=model)
     out = {"model": exp.model_input(model), "manifest": exp.holmes.manifest}
-    return {**out, "check": exp.check_input(model)}
+    return {**out, "check": exp.sanity.check_input(model)}
 
 
 def search_propose_inputs(exp: "Experiment", search: str, generation: str) -> Inputs:
