@@ -24,7 +24,9 @@ def main(smk) -> None:
             log.info(
                 "checking %s against %d parent check(s) (device %s)", job.model, len(parents), torch_device(devices)
             )
-            result = check_model(model_dir, parents, job.max_ppl_ratio, torch_device(devices))
+            result = check_model(
+                model_dir, parents, job.max_ppl_ratio, torch_device(devices), trust_remote_code=job.trust_remote_code
+            )
         result = {"model": job.model, **result, "on_fail": job.on_fail, "max_ppl_ratio": job.max_ppl_ratio}
         result["parents"] = [p.get("model") for p in parents]
         if result["status"] == "broken":

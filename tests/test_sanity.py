@@ -140,3 +140,40 @@ def test_on_every_merge_checks_it_and_what_it_reads(tmp_path):
     assert job.parents == [CHECK.format(model=i) for i in exp.merges[m].inputs]
     assert exp.job("sanity_check", model="base").parents == []
     assert exp.result_files()["checks"][m] == CHECK.format(model=m)
+
+
+def test_holmes_and_the_check_load_the_model_as_the_harness_does(tmp_path, monkeypatch, tiny_models):
+    """Issue 27: harness.settings.trust_remote_code (per model through model_settings) reaches the
+    sanity check and Holmes too; off, their params are what campaigns before it recorded."""
+    from mergelab.plan.jobs import Unrecorded
+
+    exp = _default_campaign(tmp_path / "off", activate=True)
+    m = next(iter(exp.merges))
+    assert exp.job("sanity_check", model=m).trust_remote_code is False
+    assert exp.job_params("sanity_check", model=m)["trust_remote_code"] == Unrecorded(False)  # not recorded
+    assert "trust_remote_code" not in exp.job("holmes_eval", model=m).settings
+
+    exp = _default_campaign(tmp_path / "on", activate=True)
+    cfg = dict(exp.config, harness=dict(exp.config["harness"], model_settings={m: {"trust_remote_code": True}}))
+    from mergelab.plan.experiment import load_experiment
+
+    exp = load_experiment(cfg, "config/experiment.yaml", workdir=tmp_path / "on")
+    assert exp.job("sanity_check", model=m).trust_remote_code is True
+    assert exp.job_params("sanity_check", model=m)["trust_remote_code"] is True  # recorded: the check reruns
+    assert exp.job("holmes_eval", model=m).settings["trust_remote_code"] is True
+    assert exp.job("sanity_check", model="base").trust_remote_code is False  # model_settings: that merge only
+
+    import transformers
+
+    from mergelab.sanity import check_model
+
+    seen = []
+    real = transformers.AutoTokenizer.from_pretrained
+
+    def tokenizer(path, **kw):
+        seen.append(kw.get("trust_remote_code"))
+        return real(path, **kw)
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", tokenizer)
+    assert check_model(str(tiny_models["base"]), trust_remote_code=True)["status"] == "ok"
+    assert seen == [True]

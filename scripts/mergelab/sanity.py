@@ -87,9 +87,11 @@ def check_model(
     parents: Optional[List[Dict[str, Any]]] = None,
     max_ppl_ratio: float = 10.0,
     device: str = "cpu",
+    trust_remote_code: bool = False,
 ) -> Dict[str, Any]:
     """The check of the model in ``model_dir`` against its parents' checks (``parents``: their
-    JSONs; none for a parent). Returns the JSON of its check; never raises for a broken model."""
+    JSONs; none for a parent). Returns the JSON of its check; never raises for a broken model.
+    ``trust_remote_code``: load the model's own code, as the harness does (its harness setting)."""
     parents = parents or []
     reasons: List[str] = []
     out: Dict[str, Any] = {"checks": {}}
@@ -105,12 +107,12 @@ def check_model(
     import transformers
 
     try:
-        config = transformers.AutoConfig.from_pretrained(model_dir)
+        config = transformers.AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     except Exception as e:  # noqa: BLE001 - any failure is the reason
         reasons.append(f"config does not load: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         config = None
     try:
-        tok = transformers.AutoTokenizer.from_pretrained(model_dir)
+        tok = transformers.AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     except Exception as e:  # noqa: BLE001
         reasons.append(f"tokenizer does not load: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         tok = None
@@ -135,20 +137,23 @@ def check_model(
     if structural:  # the weights or files are broken already: loading the model tells nothing more
         checks["forward"] = "not run"
     else:
-        reasons += _model_checks(model_dir, tok, config, parents, max_ppl_ratio, device, out)
+        reasons += _model_checks(model_dir, tok, config, parents, max_ppl_ratio, device, out, trust_remote_code)
     out["status"] = "broken" if reasons else "ok"
     out["reasons"] = reasons
     return out
 
 
-def _model_checks(model_dir, tok, config, parents, max_ppl_ratio, device, out) -> List[str]:
+def _model_checks(model_dir, tok, config, parents, max_ppl_ratio, device, out, trust_remote_code=False) -> List[str]:
     import torch
     import transformers
 
     reasons: List[str] = []
     checks = out["checks"]
     try:
-        model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto").to(device).eval()
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype="auto", trust_remote_code=trust_remote_code
+        )
+        model = model.to(device).eval()
     except Exception as e:  # noqa: BLE001
         return [f"model does not load: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"]
     with torch.no_grad():

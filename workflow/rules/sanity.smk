@@ -28,5 +28,6 @@ rule sanity_check:
         parents=job_param("sanity_check", "parents"),
         on_fail=job_param("sanity_check", "on_fail"),
         max_ppl_ratio=job_param("sanity_check", "max_ppl_ratio"),
+        trust_remote_code=job_param("sanity_check", "trust_remote_code"),
     script:
         "../../scripts/run_sanity.py"

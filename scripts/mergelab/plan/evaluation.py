@@ -63,6 +63,15 @@ class HarnessPlan:
         s["revision"] = self.model_revisions.get(model)
         return s
 
+    def trusts_remote_code(self, model: str) -> bool:
+        """harness.settings.trust_remote_code as it applies to ``model`` (model_settings included):
+        Holmes and the sanity check load the model as the harness does."""
+        s = merge_settings(self.defaults, self.settings)
+        for pattern, over in self.model_settings.items():
+            if fnmatch.fnmatchcase(model, pattern):
+                s = merge_settings(s, over)
+        return bool(s.get("trust_remote_code"))
+
     def task_groups(self, model: str) -> List[List[str]]:
         """The model's tasks in groups of identical resolved settings, in config order: one
         lm-eval run each in a per_model job (tasks of a run share num_fewshot, limit, batch size...)."""

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Dict
 
 from mergelab.plan import paths
 from mergelab.plan.jobs import HarnessDataJob, HarnessJob, HarnessModelJob, HolmesDataJob, HolmesJob, SanityJob
@@ -65,7 +65,7 @@ def holmes_job(exp: "Experiment", model: str) -> HolmesJob:
         receipt=exp.receipt(model),
         data_dir=ho.data_dir,
         datasets=ho.datasets,
-        settings=ho.settings_for(model),
+        settings=holmes_settings(exp, model),
     )
 
 
@@ -80,7 +80,15 @@ def sanity_job(exp: "Experiment", model: str) -> SanityJob:
         parents=[paths.CHECK.format(model=m) for m in inputs],
         on_fail=exp.sanity.on_fail,
         max_ppl_ratio=exp.sanity.max_ppl_ratio,
+        trust_remote_code=exp.harness.trusts_remote_code(model),
     )
+
+
+def holmes_settings(exp: "Experiment", model: str) -> Dict[str, Any]:
+    """Holmes' settings for ``model``; trust_remote_code (the model's harness setting) only when
+    on: a key that campaigns without it never had, so that their params stay as they were."""
+    s = exp.holmes.settings_for(model)
+    return {**s, "trust_remote_code": True} if exp.harness.trusts_remote_code(model) else s
 
 
 def holmes_data_job(exp: "Experiment") -> HolmesDataJob:

@@ -13,7 +13,7 @@ This module imports only the standard library: jobs import it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional
 
 from mergelab.plan.paths import localize, portable
@@ -28,25 +28,35 @@ def canonical(value: Any) -> Any:
     return value
 
 
-class FirstVersion:
-    """Version 1 of a rule (mergelab.plan.rules), as its jobs' param ``version``.
+class Unrecorded:
+    """A param value that Snakemake does not record, so that it never decides a rerun.
 
     Snakemake reruns a job whose params changed, comparing the values it recorded, and it records
-    only builtin values (int, str, list, ...). This one is no builtin: it is not recorded, so that
-    the campaigns finished before rules had versions rerun nothing when the param appeared. From
-    version 2 on the param is a string ('merge v2'), recorded and compared like any other."""
+    only builtin values (int, str, list, ...). Two kinds of value are passed as this: version 1 of
+    every rule (mergelab.plan.rules), and the default of a spec field added after campaigns had
+    finished without it (``added_field``), which is what those campaigns computed with. So adding
+    either reran nothing; any other value (version 2, a setting the user changed) is recorded."""
+
+    def __init__(self, value: Any):
+        self.value = value
 
     def __repr__(self) -> str:
-        return "v1"
+        return f"Unrecorded({self.value!r})"
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, FirstVersion)
+        return isinstance(other, Unrecorded) and other.value == self.value
 
     def __hash__(self) -> int:
-        return 1
+        return hash(("unrecorded", repr(self.value)))
 
 
-FIRST_VERSION = FirstVersion()
+FIRST_VERSION = Unrecorded(1)
+
+
+def added_field(default: Any):
+    """A spec field added after campaigns finished without it: its default, what they computed
+    with, is passed Unrecorded; another value is recorded (and reruns the job)."""
+    return field(default=default, metadata={"unrecorded_default": True})
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,11 @@ class JobSpec:
 
     def params(self, workdir) -> Dict[str, Any]:
         """The rule's params: field name -> portable, canonical value."""
-        return {f.name: canonical(portable(getattr(self, f.name), workdir)) for f in fields(self)}
+        out = {}
+        for f in fields(self):
+            value = canonical(portable(getattr(self, f.name), workdir))
+            out[f.name] = Unrecorded(value) if f.metadata.get("unrecorded_default") and value == f.default else value
+        return out
 
     @classmethod
     def from_params(cls, params, workdir=None):
@@ -71,7 +85,7 @@ class JobSpec:
                 value = params[name] if isinstance(params, Mapping) else getattr(params, name)
             except (KeyError, AttributeError):
                 raise TypeError(f"the rule's params lack {name!r}, a field of {cls.__name__}") from None
-            values[name] = localize(value, workdir)
+            values[name] = localize(value.value if isinstance(value, Unrecorded) else value, workdir)
         return cls(**values)
 
 
@@ -102,6 +116,7 @@ class SanityJob(JobSpec):
     parents: List[str]  # the checks of the models a merge reads (its reference); none for a parent
     on_fail: str  # skip | evaluate | stop (sanity.on_fail); recorded in the check for the evaluation jobs
     max_ppl_ratio: float
+    trust_remote_code: bool = added_field(False)  # the model's harness setting: load its own code
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Dict, List
 
 from mergelab.plan import paths
+from mergelab.plan.evaluation_jobs import holmes_settings
 from mergelab.plan.jobs import HarnessModelJob, SearchPlotJob, SearchProbeJob, SearchProposeJob, SearchSummaryJob
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,7 +59,7 @@ def search_probe_job(exp: "Experiment", search: str, model: str) -> SearchProbeJ
         receipt=None,
         data_dir=ho.data_dir,
         datasets=ho.datasets,
-        settings=ho.settings_for(model),
+        settings=holmes_settings(exp, model),
         competences=found[0].competences,
     )
 
