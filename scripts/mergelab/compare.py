@@ -48,9 +48,9 @@ COMPARISON_COLUMNS = [
 INTERVAL_COLUMNS = ["model", "harness_task", "task", "metric", "filter", "n", "value", "ci_low", "ci_high"]
 
 
-def stats_settings(context: Dict[str, Any]) -> Dict[str, Any]:
+def stats_settings(catalogue: Dict[str, Any]) -> Dict[str, Any]:
     """The campaign's stats: section (the defaults where a catalogue has none)."""
-    return {**stats.DEFAULTS, **(context.get("stats") or {})}
+    return {**stats.DEFAULTS, **(catalogue.get("stats") or {})}
 
 
 def read_items(files: Dict[str, Dict[str, str]]):
@@ -74,10 +74,10 @@ def read_items(files: Dict[str, Dict[str, str]]):
 GROUP_TEST = "; a group: the items of its {k} subtasks, resampled within each"
 
 
-def merges_in_order(context: Dict[str, Any]) -> List[tuple]:
+def merges_in_order(catalogue: Dict[str, Any]) -> List[tuple]:
     """(id, info) of every merge, in the config's order (the catalogue's mapping is sorted)."""
-    models = context["models"]
-    order = context.get("model_order") or list(models)
+    models = catalogue["models"]
+    order = catalogue.get("model_order") or list(models)
     return [(m, models[m]) for m in order if models[m].get("role") == "merge"]
 
 
@@ -89,7 +89,7 @@ def _compared_with(info: Dict[str, Any]) -> List[tuple]:
     return others
 
 
-def merge_comparisons(harness, items: Dict[str, Any], context: Dict[str, Any], holmes=None):
+def merge_comparisons(harness, items: Dict[str, Any], catalogue: Dict[str, Any], holmes=None):
     """Every merge against each of its parents (and its base) on every task's primary metric,
     paired over the items both were evaluated on (mergelab.stats): the difference and its
     bootstrap interval, the p-value of the paired test, the p-value adjusted across the whole
@@ -98,12 +98,12 @@ def merge_comparisons(harness, items: Dict[str, Any], context: Dict[str, Any], h
     (holmes_comparisons), in the same correction."""
     import pandas as pd
 
-    s = stats_settings(context)
+    s = stats_settings(catalogue)
     primary = primary_of(harness)
     reported = reported_values(harness)
-    models = context["models"]
+    models = catalogue["models"]
     groups: Dict[tuple, List[tuple]] = {}  # (harness_task, task, metric, filter) -> [(merge, other, relation)]
-    for mid, info in merges_in_order(context):
+    for mid, info in merges_in_order(catalogue):
         if info.get("role") != "merge" or mid not in items:
             continue
         others = _compared_with(info)
@@ -154,7 +154,7 @@ def merge_comparisons(harness, items: Dict[str, Any], context: Dict[str, Any], h
                     "p_value": res.p_value,
                 }
             )
-    rows += holmes_comparisons(holmes, context)
+    rows += holmes_comparisons(holmes, catalogue)
     table = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
     if not table.empty:
         # three families, each adjusted across the whole campaign: the configured harness tasks
@@ -188,7 +188,7 @@ def _probed_f1(holmes):
     return holmes[(holmes["status"] == "ok") & (holmes["metric"] == "macro_f1") & (holmes["competence"] != UNKNOWN)]
 
 
-def holmes_comparisons(holmes, context: Dict[str, Any]) -> List[Dict[str, Any]]:
+def holmes_comparisons(holmes, catalogue: Dict[str, Any]) -> List[Dict[str, Any]]:
     """Every merge against each of its parents (and its base) per Holmes competence (and overall),
     paired over the macro-F1 datasets both were probed on (each dataset's mean over seeds): the mean
     difference with its paired bootstrap interval over the datasets, and the two-sided Wilcoxon
@@ -200,7 +200,7 @@ def holmes_comparisons(holmes, context: Dict[str, Any]) -> List[Dict[str, Any]]:
     if holmes is None or holmes.empty:
         return []
 
-    s = stats_settings(context)
+    s = stats_settings(catalogue)
     ok = _probed_f1(holmes)
     if ok.empty:
         return []
@@ -209,7 +209,7 @@ def holmes_comparisons(holmes, context: Dict[str, Any]) -> List[Dict[str, Any]]:
     sets = {c: list(names) for c, names in competence.groupby(competence).groups.items()}
     sets["overall"] = list(competence.index)
     rows = []
-    for mid, info in merges_in_order(context):
+    for mid, info in merges_in_order(catalogue):
         if mid not in wide:
             continue
         for other, relation in _compared_with(info):
@@ -250,14 +250,14 @@ def holmes_comparisons(holmes, context: Dict[str, Any]) -> List[Dict[str, Any]]:
     return rows
 
 
-def model_intervals(harness, items: Dict[str, Any], context: Dict[str, Any]):
+def model_intervals(harness, items: Dict[str, Any], catalogue: Dict[str, Any]):
     """Each model's value of every task's primary metric from its per-item results, with its
     (1 - stats.alpha) bootstrap percentile interval over the items: the models with the same
     items share the task's resamples (one matrix product)."""
     import numpy as np
     import pandas as pd
 
-    s = stats_settings(context)
+    s = stats_settings(catalogue)
     reported = reported_values(harness)
     groups: Dict[tuple, List[str]] = {}
     for (model, harness_task, task), (metric, filt, _) in primary_of(harness).items():
@@ -288,7 +288,7 @@ def model_intervals(harness, items: Dict[str, Any], context: Dict[str, Any]):
     return pd.DataFrame(rows, columns=INTERVAL_COLUMNS)
 
 
-def holmes_intervals(holmes, context: Dict[str, Any]) -> Dict[str, tuple]:
+def holmes_intervals(holmes, catalogue: Dict[str, Any]) -> Dict[str, tuple]:
     """model -> the (1 - stats.alpha) bootstrap percentile interval of its Holmes mean F1 (the
     competence table's overall mean_f1: the macro-F1 datasets of known competence, each the mean
     over its seeds), the datasets resampled."""
@@ -296,7 +296,7 @@ def holmes_intervals(holmes, context: Dict[str, Any]) -> Dict[str, tuple]:
 
     if holmes is None or holmes.empty:
         return {}
-    s = stats_settings(context)
+    s = stats_settings(catalogue)
     ok = _probed_f1(holmes)
     out = {}
     for model, sel in ok.groupby("model", sort=False):

@@ -80,8 +80,8 @@ def _float(v) -> float:
         return math.nan  # lm-eval writes "N/A" for a stderr it cannot compute
 
 
-def model_columns(model: str, context: Dict[str, Any]) -> Dict[str, Any]:
-    info = context["models"].get(model, {})
+def model_columns(model: str, catalogue: Dict[str, Any]) -> Dict[str, Any]:
+    info = catalogue["models"].get(model, {})
     params = info.get("parameters")
     return {
         "model": model,
@@ -92,7 +92,7 @@ def model_columns(model: str, context: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def harness_rows(res: Dict[str, Any], model: str, harness_task: str, context: Dict[str, Any]) -> List[Dict]:
+def harness_rows(res: Dict[str, Any], model: str, harness_task: str, catalogue: Dict[str, Any]) -> List[Dict]:
     """Every (task or group, metric, filter) of one lm-eval results dict, one row each."""
     group_of = {sub: group for group, subs in (res.get("group_subtasks") or {}).items() for sub in subs}
     groups = {g for g, subs in (res.get("group_subtasks") or {}).items() if subs}
@@ -102,7 +102,7 @@ def harness_rows(res: Dict[str, Any], model: str, harness_task: str, context: Di
     ml = res.get("mergelab") or {}
     s = ml.get("settings") or {}
     shared = {
-        **model_columns(model, context),
+        **model_columns(model, catalogue),
         "harness_task": harness_task,
         "batch_size": ml.get("batch_size_used", (res.get("config") or {}).get("batch_size")),
         "dtype": (res.get("config") or {}).get("model_dtype", s.get("dtype")),

@@ -16,7 +16,7 @@ MARKS = {"better than all": " ▲", "between": " ●", "worse than all": " ▼"}
 HOLMES_OVERALL = "holmes: overall"
 
 
-def leaderboard_table(harness, competences, comparisons, context: Dict[str, Any], holmes=None):
+def leaderboard_table(harness, competences, comparisons, catalogue: Dict[str, Any], holmes=None):
     """models x headline numbers with their intervals, as text; a merge marked against its
     parents only where the paired comparisons say so (significant after the correction).
     results/tables/leaderboard.csv (the report's first page), and leaderboard.md's table.
@@ -47,7 +47,7 @@ def leaderboard_table(harness, competences, comparisons, context: Dict[str, Any]
             )
             values.setdefault(r.model, {})[col] = text + mark
     if competences is not None and not competences.empty:
-        intervals = holmes_intervals(holmes, context)
+        intervals = holmes_intervals(holmes, catalogue)
         for r in competences.itertuples():
             if r.competence == "overall":
                 mark = MARKS.get(_versus_parents_of(comparisons, r.model, HOLMES_OVERALL), "")
@@ -59,20 +59,20 @@ def leaderboard_table(harness, competences, comparisons, context: Dict[str, Any]
                     if col not in cols:
                         cols.append(col)
                     values.setdefault(r.model, {})[col] = text
-    models = context.get("model_order") or list(context["models"])
-    broken = context.get("broken") or {}
+    models = catalogue.get("model_order") or list(catalogue["models"])
+    broken = catalogue.get("broken") or {}
     rows = []
     for m in models:
         if m in values:
-            role = context["models"][m].get("role", "") + (" (broken)" if m in broken else "")
+            role = catalogue["models"][m].get("role", "") + (" (broken)" if m in broken else "")
             rows.append([m, role] + [values[m].get(c, "–") for c in cols])
     return pd.DataFrame(rows, columns=["model", "role"] + cols)
 
 
-def leaderboard(table, comparisons, context: Dict[str, Any]) -> str:
+def leaderboard(table, comparisons, catalogue: Dict[str, Any]) -> str:
     """Markdown: the leaderboard ``table`` (leaderboard_table) and what its numbers and marks mean."""
-    s = stats_settings(context)
-    broken = context.get("broken") or {}
+    s = stats_settings(catalogue)
+    broken = catalogue.get("broken") or {}
     lines = ["| " + " | ".join(table.columns) + " |", "|---|---|" + "---|" * (len(table.columns) - 2)]
     lines += ["| " + " | ".join(row) + " |" for row in table.astype(str).itertuples(index=False)]
     level = f"{100 * (1 - s['alpha']):g}%"

@@ -29,7 +29,7 @@ NORMALISED_COLUMNS = [
 MEAN_ROW = "mean over tasks"
 
 
-def normalised_scores(harness, context: Dict[str, Any]):
+def normalised_scores(harness, catalogue: Dict[str, Any]):
     """For every merge with a base, per configured task (primary metric): the gain retention
     (merge - base) / (best parent - base), the share of the best parent's gain over the base that
     the merge keeps (the same formula whichever way the metric points), and the merge relative to
@@ -41,7 +41,7 @@ def normalised_scores(harness, context: Dict[str, Any]):
     if harness is not None and not harness.empty:
         head = headline(harness)
         value = {(r.model, r.harness_task): r for r in head.itertuples()}
-        for mid, info in merges_in_order(context):
+        for mid, info in merges_in_order(catalogue):
             base = info.get("base")
             if not base:
                 continue

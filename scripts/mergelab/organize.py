@@ -3,7 +3,7 @@
 An lm-eval results dict's rows and the primary metric of a task are mergelab.harness_rows; how
 the models compare (merges against parents) is mergelab.compare.
 
-Pure functions of the result files and a *context* (what the config says about
+Pure functions of the result files and a *catalogue* (what the config says about
 every model: role, recipe, method, parameters, parents). A result that is
 missing or could not be computed is NaN with status "missing" (and named in the
 log) - never a zero.
@@ -63,10 +63,10 @@ COMPETENCE_COLUMNS = [
 # --------------------------------------------------------------------------- harness
 
 
-def _valueless_row(model: str, harness_task: str, context: Dict[str, Any], status: str) -> Dict[str, Any]:
+def _valueless_row(model: str, harness_task: str, catalogue: Dict[str, Any], status: str) -> Dict[str, Any]:
     """One row for a task with no value: its result file is missing, or the model was not evaluated."""
     return {
-        **model_columns(model, context),
+        **model_columns(model, catalogue),
         "harness_task": harness_task,
         "task": harness_task,
         "group": "",
@@ -80,7 +80,7 @@ def _valueless_row(model: str, harness_task: str, context: Dict[str, Any], statu
     }
 
 
-def harness_table(files: Dict[str, Dict[str, str]], context: Dict[str, Any]):
+def harness_table(files: Dict[str, Dict[str, str]], catalogue: Dict[str, Any]):
     """files: model -> harness task -> JSON path. Missing files become one 'missing' row each."""
     import pandas as pd
 
@@ -89,19 +89,19 @@ def harness_table(files: Dict[str, Dict[str, str]], context: Dict[str, Any]):
         for harness_task, path in tasks.items():
             if not Path(path).is_file():
                 log.warning("missing harness result: %s on %s (%s)", model, harness_task, path)
-                rows.append(_valueless_row(model, harness_task, context, "missing"))
+                rows.append(_valueless_row(model, harness_task, catalogue, "missing"))
                 continue
             with open(path, encoding="utf-8") as fh:
                 res = json.load(fh)
             if (res.get("mergelab") or {}).get("skipped"):  # a broken merge, not evaluated (sanity.on_fail)
-                rows.append(_valueless_row(model, harness_task, context, "broken"))
+                rows.append(_valueless_row(model, harness_task, catalogue, "broken"))
                 continue
             problem = partial_result(res)
             if problem:  # fewer documents than the task and limit ask: never a full result
                 log.warning("rejected %s (%s on %s): %s", path, model, harness_task, problem)
-                rows.append(_valueless_row(model, harness_task, context, "partial"))
+                rows.append(_valueless_row(model, harness_task, catalogue, "partial"))
                 continue
-            found = harness_rows(res, model, harness_task, context)
+            found = harness_rows(res, model, harness_task, catalogue)
             for r in found:
                 if r["status"] == "missing":
                     log.warning("no value for %s %s,%s of %s", r["task"], r["metric"], r["filter"], model)
@@ -126,7 +126,7 @@ def add_intervals(harness, intervals) -> None:
 def holmes_table(
     files: Dict[str, str],
     datasets: List[Dict[str, str]],
-    context: Dict[str, Any],
+    catalogue: Dict[str, Any],
     mapping: Optional[Dict[str, Dict[str, str]]] = None,
 ):
     """Per (model, dataset): mean and sd over seeds, and the mean's t-interval over the seeds at
@@ -135,7 +135,7 @@ def holmes_table(
     ``mapping`` (holmes.data.probes), else "unknown"."""
     import pandas as pd
 
-    alpha = (context.get("stats") or {}).get("alpha", DEFAULTS["alpha"])
+    alpha = (catalogue.get("stats") or {}).get("alpha", DEFAULTS["alpha"])
     mapping = mapping or {}
     rows = []
     for model, path in files.items():
@@ -146,7 +146,7 @@ def holmes_table(
             name = d["probing_dataset"]
             mine = mapping.get(name, {})
             base = {
-                **model_columns(model, context),
+                **model_columns(model, catalogue),
                 "probing_dataset": name,
                 "competence": d["competence"] or mine.get("competence") or UNKNOWN,
                 "phenomenon": d["phenomenon"] or mine.get("phenomenon") or UNKNOWN,
@@ -212,7 +212,7 @@ def winning_rates(holmes) -> Dict[str, Dict[str, Dict[str, float]]]:
     return {"rates": out, "counts": counts}
 
 
-def competence_table(holmes, context: Dict[str, Any]):
+def competence_table(holmes, catalogue: Dict[str, Any]):
     """Per (model, competence and "overall"): mean F1 and mean Pearson kept apart, winning rate.
     Datasets of unknown competence are left out (of "overall" too), and the log names them."""
     import pandas as pd
@@ -236,7 +236,7 @@ def competence_table(holmes, context: Dict[str, Any]):
             pr = sel[sel["metric"] == "pearson"]["mean"]
             rows.append(
                 {
-                    **{k: v for k, v in model_columns(model, context).items() if k != "parameters"},
+                    **{k: v for k, v in model_columns(model, catalogue).items() if k != "parameters"},
                     "competence": comp,
                     "mean_f1": float(f1.mean()) if len(f1) else math.nan,
                     "n_f1": int(len(f1)),
@@ -267,7 +267,7 @@ def mark_broken(frame, broken: Dict[str, List[str]]) -> None:
         frame.loc[frame["model"].isin(list(broken)), "status"] = "broken"
 
 
-def provenance(context: Dict[str, Any]) -> Dict[str, Any]:
+def provenance(catalogue: Dict[str, Any]) -> Dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {"mergelab": mergelab.__version__}
@@ -286,4 +286,4 @@ def provenance(context: Dict[str, Any]) -> Dict[str, Any]:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
             versions[pkg] = None
-    return {"tool_versions": versions, **{k: v for k, v in context.items() if k != "files"}}
+    return {"tool_versions": versions, **{k: v for k, v in catalogue.items() if k != "files"}}

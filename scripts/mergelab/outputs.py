@@ -39,18 +39,20 @@ def subprocess_env(scripts: Path, environ=None) -> Dict[str, str]:
 # How each figure of mergelab.plan.figures.FIGURES is drawn:
 # draw(tables, catalogue, stem, **wildcards); tables: key -> DataFrame.
 DRAW: Dict[str, Callable[..., None]] = {
-    "harness": lambda t, cat, stem, task: plots.harness_task(t["harness"], cat, task, stem),
-    "holmes_competences": lambda t, cat, stem: plots.holmes_competences(t["competences"], cat, stem),
-    "kendall_competences": lambda t, cat, stem: plots.kendall(
+    "harness": lambda t, catalogue, stem, task: plots.harness_task(t["harness"], catalogue, task, stem),
+    "holmes_competences": lambda t, catalogue, stem: plots.holmes_competences(t["competences"], catalogue, stem),
+    "kendall_competences": lambda t, catalogue, stem: plots.kendall(
         t["harness"], t["holmes"], t["competences"], stem, level="competence"
     ),
-    "kendall_datasets": lambda t, cat, stem: plots.kendall(
+    "kendall_datasets": lambda t, catalogue, stem: plots.kendall(
         t["harness"], t["holmes"], t["competences"], stem, level="dataset"
     ),
-    "merge_vs_parents": lambda t, cat, stem: plots.merge_vs_parents(t["comparisons"], stem),
-    "merge_outcomes": lambda t, cat, stem: plots.outcomes(t["comparisons"], stem),
-    "normalised_scores": lambda t, cat, stem: plots.normalised_scores(t["normalised"], stem),
-    "sweep": lambda t, cat, stem, recipe, param: plots.sweep(t["harness"], t["competences"], cat, recipe, param, stem),
+    "merge_vs_parents": lambda t, catalogue, stem: plots.merge_vs_parents(t["comparisons"], stem),
+    "merge_outcomes": lambda t, catalogue, stem: plots.outcomes(t["comparisons"], stem),
+    "normalised_scores": lambda t, catalogue, stem: plots.normalised_scores(t["normalised"], stem),
+    "sweep": lambda t, catalogue, stem, recipe, param: plots.sweep(
+        t["harness"], t["competences"], catalogue, recipe, param, stem
+    ),
 }
 
 
