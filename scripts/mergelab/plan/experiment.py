@@ -37,8 +37,8 @@ from mergelab.plan.jobs import (
     SearchSummaryJob,
 )
 from mergelab.plan.load import fill_defaults, load_schema, validate_schema
+from mergelab.plan.merges import expand_recipes
 from mergelab.plan.models import MergeSpec, ModelSpec, merge_model_spec, merges_tsv, model_dtype, resolve_models
-from mergelab.plan.recipes import expand_recipes
 from mergelab.plan.search import SearchPlan, build_search_plans, read_best, read_proposals, trial_spec
 
 
