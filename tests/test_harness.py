@@ -22,7 +22,7 @@ from conftest import (
     unloadable_copy,
     write_config,
 )
-from mergelab.harness import run_with_oom_retry
+from mergelab.harness_model import run_with_oom_retry
 from mergelab.stats import aggregation, metric_value
 
 TASKS = ["mergelab_arithmetic", "mergelab_categories", "mergelab_text_ppl"]

@@ -146,13 +146,14 @@ def test_a_partial_result_is_named_in_one_line():
 
 def test_a_job_with_a_partial_result_fails_in_one_line_before_writing(monkeypatch):
     from mergelab import harness
+    from mergelab.harness_model import load_key
     from mergelab.jobs import JobError
 
     class Partial:
         key = None
 
         def __init__(self, *args):
-            self.key = harness.load_key(args[1])
+            self.key = load_key(args[1])
 
         def run(self, tasks, s, tm):
             return {

@@ -19,8 +19,8 @@ from mergelab.plan.figures import figures
 from mergelab.plan.hub import HubPlan, build_hub_plan
 from mergelab.plan.jobs import JobSpec
 from mergelab.plan.load import fill_defaults, load_schema, validate_schema
+from mergelab.plan.merges import expand_recipes
 from mergelab.plan.models import MergeSpec, ModelSpec, merge_model_spec, merges_tsv, model_dtype, resolve_models
-from mergelab.plan.recipes import expand_recipes
 from mergelab.plan.rules import RULES
 from mergelab.plan.sanity import SanityPlan, build_sanity_plan
 from mergelab.plan.search import SearchPlan, read_best, read_proposals, trial_spec

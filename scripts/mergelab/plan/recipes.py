@@ -1,30 +1,25 @@
-"""Merge recipes (`merges:`) expanded into merges with stable, readable ids.
+"""One merge recipe (an entry of `merges:`) expanded into merges with stable, readable ids.
 
 A recipe names models, a base and methods, with parameters that may be sweeps
 (lists) and per-model values; it expands to one merge per method x sweep point
-(x seed for the random methods). A recipe may instead name a raw mergekit file.
-Method contracts come from mergelab.methods (no mergekit import). Each merge
-records the parameters it sweeps, so the figures never have to guess them.
+(x seed for the random methods). A recipe may instead name a raw mergekit file
+(mergelab.plan.mergekit_config); method moe: mergelab.plan.moe. Method contracts
+come from mergelab.methods (no mergekit import). Each merge records the parameters
+it sweeps, so the figures never have to guess them. The whole section, recipes
+reading each other's merges: mergelab.plan.merges.
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
-import os
-import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
-import yaml
-
 from mergelab.methods import METHODS, Method, check_pair, id_order
-from mergelab.plan import paths
 from mergelab.plan.errors import ConfigError, did_you_mean
-from mergelab.plan.load import load_yaml_all, yaml_error_text
-from mergelab.plan.models import MergeSpec, ModelSpec, check_weights, merge_model_spec
+from mergelab.plan.mergekit_config import expand_raw
+from mergelab.plan.models import MergeSpec, ModelSpec
 from mergelab.plan.moe import expand_moe
-from mergelab.plan.refs import map_refs, refs
 
 
 def fmt_value(v: Any) -> str:
@@ -110,7 +105,7 @@ class Recipe:
             for key in ("parameters", "method_parameters"):
                 if r.get(key):
                     self.fail(key, "a recipe with mergekit_config takes its parameters from that file; remove this key")
-            return self.expand_raw()
+            return expand_raw(self)
         if not r.get("models"):
             self.fail("models", "list the models to merge (or give mergekit_config)")
         if not r.get("methods"):
@@ -372,221 +367,3 @@ class Recipe:
             cfg["parameters"] = dict(shared)
         cfg.update(self.common_keys())
         return cfg
-
-    # ---- raw mergekit YAML ----------------------------------------------
-    def expand_raw(self) -> List[MergeSpec]:
-        """A mergekit config file as mergekit takes it. A multi-document file (mergekit-multi's
-        format: documents named by `name:`, later ones naming earlier ones) is a chain of merges:
-        each named stage is the merge `<recipe>-<stage>`, and the unnamed document (else the last)
-        is the recipe's output, `<recipe>`."""
-        rel = self.r["mergekit_config"]
-        path = (self.workdir / os.path.expanduser(rel)).resolve()
-        key = "mergekit_config"
-        if not path.is_file():
-            self.fail(key, f"file not found: {rel}")
-        try:
-            with open(path, encoding="utf-8") as fh:
-                docs = [d for d in load_yaml_all(fh) if d is not None]
-        except yaml.YAMLError as e:
-            self.fail(key, f"{rel} is not valid YAML{yaml_error_text(e)}")
-        if not docs:
-            self.fail(key, f"{rel} is empty")
-        for i, doc in enumerate(docs):
-            if not isinstance(doc, dict):
-                what = f"{rel} (document {i + 1})" if len(docs) > 1 else rel
-                self.fail(
-                    key, f"{what} must hold a mapping with merge_method and models/slices, got {type(doc).__name__}"
-                )
-        if len(docs) == 1 and "name" not in docs[0]:
-            doc = docs[0]
-            m = METHODS.get(doc.get("merge_method"))
-            seeds = self.r["seeds"] if m and m.random else self.r["seeds"][:1]
-            ids = [f"{self.name}_s{seed}" if m and m.random else self.name for seed in seeds]
-            return [self.raw_spec(doc, rel, path, mid, seed, {}) for mid, seed in zip(ids, seeds)]
-        return self.expand_stages(docs, rel, path)
-
-    def expand_stages(self, docs: List[dict], rel: str, path: Path) -> List[MergeSpec]:
-        key = "mergekit_config"
-        stages: Dict[str, dict] = {}
-        unnamed = [i for i, d in enumerate(docs) if "name" not in d]
-        if len(unnamed) > 1:
-            self.fail(key, f"{rel}: documents {unnamed[0] + 1} and {unnamed[1] + 1} both lack a name: one output only")
-        for i, d in enumerate(docs):
-            name = d.get("name")
-            if name is not None and (
-                not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name)
-            ):
-                self.fail(key, f"{rel} (document {i + 1}): name {name!r} must be letters, digits, '.', '_', '-'")
-            if name in stages:
-                self.fail(key, f"{rel}: two documents are named {name!r}")
-            stages[name] = {k: v for k, v in d.items() if k != "name"}
-        output = None if unnamed else list(stages)[-1]
-        seed = self.r["seeds"][0]
-        if len(self.r["seeds"]) > 1:
-            self.fail("seeds", "a multi-document mergekit_config takes one seed")
-        ids = {s: self.name if s == output else f"{self.name}-{s}" for s in stages}
-        # each stage after the stages it names (mergekit-multi's order), a cycle refused
-        deps = {s: [r for r in refs(d) if r in stages] for s, d in stages.items()}
-        order: List[Optional[str]] = []
-
-        def visit(s, trail):
-            if s in order:
-                return
-            if s in trail:
-                cycle = " → ".join(str(x) for x in trail[trail.index(s) :] + [s])
-                self.fail(key, f"{rel}: its stages name each other in a cycle: {cycle}")
-            for d in deps[s]:
-                visit(d, trail + [s])
-            order.append(s)
-
-        for s in stages:
-            visit(s, [])
-        made: Dict[str, ModelSpec] = {}
-        out = []
-        for s in order:
-            spec = self.raw_spec(
-                stages[s], f"{rel} ({'output' if s == output else 'stage ' + str(s)})", path, ids[s], seed, made
-            )
-            made[s] = merge_model_spec(spec, self.workdir)
-            out.append(spec)
-        return out
-
-    def raw_spec(
-        self, doc: dict, rel: str, path: Path, merge_id: str, seed: int, stages: Dict[str, ModelSpec]
-    ) -> MergeSpec:
-        """One merge of a raw mergekit config; ``stages``: names the document may use for the
-        merges of earlier stages of its file."""
-        key = "mergekit_config"
-        method = doc.get("merge_method")
-        if method not in METHODS:
-            self.fail(key, f"{rel}: merge_method {method!r} is not a mergekit method{did_you_mean(method, METHODS)}")
-        forms = [k for k in ("models", "slices", "modules") if doc.get(k)]
-        if len(forms) != 1:
-            self.fail(key, f"{rel} must have exactly one of models, slices, modules (has {', '.join(forms) or 'none'})")
-        used: List[str] = []
-        local: List[str] = []
-        cfg = map_refs(doc, lambda ref: self.ref_in_raw(ref, used, local, rel, stages))
-        for k, v in self.common_keys().items():
-            if k != "dtype":
-                cfg.setdefault(k, v)
-        if "tokenizer_source" not in doc and "tokenizer" not in doc:  # the recipe's, then
-            used += [t for t in self.tokenizer_model() if t not in used]
-        base_ref = doc.get("base_model")
-        known = (stages.get(base_ref) or self.models.get(base_ref)) if isinstance(base_ref, str) else None
-        base = known.name if known is not None else None
-        return MergeSpec(
-            merge_id,
-            self.name,
-            method,
-            seed,
-            {},
-            copy.deepcopy(cfg),
-            used,
-            str(path),
-            dtype=cfg.get("out_dtype") or cfg.get("dtype") or "auto",
-            gpus=self.r.get("gpus"),
-            resources=self.r.get("resources"),
-            parents=[u for u in used if u != base],
-            base=base,
-            path_inputs=local,
-        )
-
-    def ref_in_raw(self, name: str, used: List[str], local: List[str], rel: str, stages: Dict[str, ModelSpec]) -> str:
-        """What the merge job gives mergekit for a model a raw file names: a stage of the same file,
-        a key of models: or a merge (its directory; an input of the job), a local directory (an
-        input too), else a hub id as it is."""
-        spec = stages.get(name) or self.models.get(name)
-        if spec is None and name in self.recipe_ids:
-            spec = self.models.get(self.model_ref("mergekit_config", name))
-        if spec is not None:
-            if spec.name not in used:
-                used.append(spec.name)
-            return spec.mergekit_ref
-        path = (self.workdir / os.path.expanduser(name)).resolve()
-        if path.is_dir():
-            where = f"{self.where}.mergekit_config: {rel}: model {name!r}"
-            check_weights(path, where)
-            shown = paths.relative(str(path), self.workdir)
-            if shown not in local:
-                local.append(shown)
-            return str(path)
-        if name.startswith(("/", "./", "../", "~")) or name.count("/") > 1:
-            self.fail("mergekit_config", f"{rel}: model {name!r} is neither a key of models: nor an existing directory")
-        if "/" not in name:  # a key-like name: maybe the merge of a recipe not expanded yet
-            self.model_ref("mergekit_config", name)
-        return name  # a hub id, used as-is
-
-
-def expand_recipes(
-    recipes: List[dict], given: List[dict], models: Dict[str, ModelSpec], source: str, workdir: Path
-) -> Dict[str, MergeSpec]:
-    """Every merge of the `merges:` section by id, in config order. ``given``: the recipes as the
-    user wrote them (before the schema's defaults).
-
-    A recipe may read the merges of other recipes (by merge id, or by the name of a recipe
-    that makes one merge), in any order: recipes are expanded as their inputs become known;
-    a name that never does is unknown, or part of a cycle."""
-    seen_names: Dict[str, int] = {}
-    for i, r in enumerate(recipes):
-        name = r["name"]
-        if name in seen_names:
-            raise ConfigError(
-                f"{source}: merges[{i}].name: duplicate merge name {name!r} (also merges[{seen_names[name]}])"
-            )
-        if name in models:
-            raise ConfigError(f"{source}: merges[{i}].name: {name!r} is also a model name; names must be unique")
-        seen_names[name] = i
-    known: Dict[str, ModelSpec] = dict(models)  # what a recipe may name: parents, merges, one-merge recipes
-    recipe_ids: Dict[str, List[str]] = {}
-    expanded: Dict[int, List[MergeSpec]] = {}
-    pending = list(range(len(recipes)))
-    while pending:
-        blocked: Dict[int, Pending] = {}
-        for i in pending:
-            try:
-                specs = Recipe(i, recipes[i], known, source, workdir, given[i], recipe_ids).expand()
-            except Pending as p:
-                blocked[i] = p
-                continue
-            for spec in specs:
-                if spec.id in known or any(spec.id in ids for ids in recipe_ids.values()):
-                    raise ConfigError(f"{source}: merges[{i}]: merge id {spec.id!r} appears twice")
-                known[spec.id] = merge_model_spec(spec, workdir)
-            recipe_ids[recipes[i]["name"]] = [spec.id for spec in specs]
-            if len(specs) == 1 and recipes[i]["name"] not in known:
-                known[recipes[i]["name"]] = known[specs[0].id]
-            expanded[i] = specs
-        if len(blocked) == len(pending):
-            raise _unresolved(blocked, recipes, source)
-        pending = list(blocked)
-    return {spec.id: spec for i in sorted(expanded) for spec in expanded[i]}
-
-
-def _unresolved(blocked: Dict[int, "Pending"], recipes: List[dict], source: str) -> ConfigError:
-    """Why no blocked recipe can be expanded: a name nothing makes (unknown), or recipes that
-    read each other's merges (a cycle)."""
-
-    def maker(name: str) -> Optional[int]:  # the blocked recipe whose merges ``name`` would be
-        for j in blocked:
-            rn = recipes[j]["name"]
-            if name == rn or name.startswith((rn + "_", rn + "-")):
-                return j
-        return None
-
-    roots = [i for i, p in blocked.items() if maker(p.name) is None]
-    if roots:
-        return blocked[roots[0]]
-    start = min(blocked)
-    trail = [start]
-    while True:
-        nxt = maker(blocked[trail[-1]].name)
-        if nxt in trail:
-            cycle = trail[trail.index(nxt) :] + [nxt]
-            break
-        trail.append(nxt)
-    first = blocked[cycle[0]]
-    chain = " → ".join(recipes[j]["name"] for j in cycle)
-    return ConfigError(
-        f"{source}: merges[{cycle[0]}].{first.key}: {first.name!r} is made from this recipe's own merges: "
-        f"a cycle of recipes {chain}"
-    )
