@@ -63,6 +63,24 @@ def test_other_errors_are_not_retried():
         run_with_oom_retry(run, 8)
 
 
+def test_backends_are_one_registry_that_the_schema_offers(monkeypatch):
+    """harness.settings.backend: the schema's enum is the registry's keys; a job builds each
+    backend's model arguments from its entry, never by falling through to one of them."""
+    import yaml
+
+    from conftest import REPO
+    from mergelab.harness_model import BACKENDS, Model
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert schema["$defs"]["settings"]["properties"]["backend"]["enum"] == list(BACKENDS)
+    s = {"backend": "vllm", "dtype": "bfloat16", "trust_remote_code": False, "model_args": {}}
+    args = Model("/m", dict(s, quantization=None, batch_size=1, max_batch_size=8), "cuda", gpus=2).args
+    assert args["tensor_parallel_size"] == 2 and args["pretrained"] == "/m"
+    monkeypatch.setitem(BACKENDS, "other", BACKENDS["vllm"].__class__("other", lambda *a: {"x": 1}, loads_once=False))
+    m = Model("/m", dict(s, backend="other", quantization=None, batch_size=1, max_batch_size=8), "cpu", gpus=1)
+    assert m.args == {"x": 1} and m.backend.name == "other"
+
+
 def test_oom_at_batch_size_one_gives_up_clearly():
     def run(bs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -109,6 +110,21 @@ def vllm_model_args(path: str, s: Dict[str, Any], gpus: int) -> Dict[str, Any]:
     return args
 
 
+@dataclass(frozen=True)
+class Backend:
+    """An lm-eval model backend (harness.settings.backend; the schema's enum is BACKENDS' keys)."""
+
+    name: str  # lm-eval's model name
+    model_args: Callable[[str, Dict[str, Any], str, int], Dict[str, Any]]  # (path, settings, device, gpus)
+    loads_once: bool  # one loaded model serves every lm-eval run of the job; else lm-eval loads it per run
+
+
+BACKENDS: Dict[str, Backend] = {
+    "hf": Backend("hf", hf_model_args, loads_once=True),
+    "vllm": Backend("vllm", lambda path, s, device, gpus: vllm_model_args(path, s, gpus), loads_once=False),
+}
+
+
 def args_string(args: Dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in args.items())
 
@@ -159,19 +175,19 @@ def load_key(s: Dict[str, Any]) -> str:
 
 
 class Model:
-    """The model of an evaluation, loaded once (hf backend) for one or more lm-eval runs.
-    The vllm backend gives lm-eval the model's arguments: each run loads it."""
+    """The model of an evaluation, loaded once (a backend that loads_once: hf) for one or more
+    lm-eval runs; another backend (vllm) gives lm-eval the model's arguments: each run loads it."""
 
     def __init__(self, model_path: str, s: Dict[str, Any], device: str, gpus: int):
         self.path, self.device, self.gpus, self.key = model_path, device, gpus, load_key(s)
         self.lm = None
         self.started = time.time()  # the first run's wall_seconds include the load
-        if s["backend"] == "vllm":
-            self.args = vllm_model_args(model_path, s, gpus)
+        self.backend = BACKENDS[s["backend"]]
+        self.args = self.backend.model_args(model_path, s, device, gpus)
+        if not self.backend.loads_once:
             return
         from lm_eval.models.huggingface import HFLM
 
-        self.args = hf_model_args(model_path, s, device, gpus)
         if s["quantization"]:
             pretrained = _load_quantized(model_path, s, device)
             self.lm = HFLM(
@@ -205,9 +221,9 @@ class Model:
         )
         device, lm = self.device, self.lm
         t0, self.started = self.started or time.time(), None
-        if lm is None:
+        if not self.backend.loads_once:
             results = lm_eval.simple_evaluate(
-                model="vllm",
+                model=self.backend.name,
                 model_args=args_string(self.args),
                 batch_size=s["batch_size"],
                 device=device,
