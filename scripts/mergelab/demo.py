@@ -27,6 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
+from mergelab import demo_tasks as dt
+from mergelab.demo_tasks import arithmetic_text, category_text, corpus
+
 DEMO_NAMES = ("base", "math", "words")
 
 SIZES = {
@@ -70,8 +73,6 @@ TRAINED = {"demo": Schedule()}  # sizes whose models are trained; the others are
 
 def tokenizer_corpus(seed: int) -> List[str]:
     """The tokenizer's training text: the generic corpus plus the skills' question forms."""
-    from mergelab.demo_tasks import arithmetic_text, category_text, corpus
-
     return corpus(4000, seed) + [arithmetic_text(1234, 5, 1239)] * 20 + [category_text("horse", "animal")] * 20
 
 
@@ -204,8 +205,6 @@ def train_lm(
 def train_demo_models(tokenizer, config, seed: int, schedule: Schedule, log: Optional[logging.Logger] = None) -> Dict:
     """The base trained on generic text, and the two experts fine-tuned from it (with 25% generic replay)."""
     import copy
-
-    from mergelab import demo_tasks as dt
 
     log = log or logging.getLogger("mergelab.demo")
     log.info(

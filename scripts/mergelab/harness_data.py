@@ -17,8 +17,10 @@ import os
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from mergelab.harness import build_task, task_manager
 from mergelab.harness_env import use_cache_dir
 from mergelab.jobs import atomic_file
+from mergelab.plan.tasks import doc_reads_hub
 
 
 def leaf_tasks(task_dict: Dict) -> Iterator[Tuple[str, Any]]:
@@ -32,8 +34,6 @@ def leaf_tasks(task_dict: Dict) -> Iterator[Tuple[str, Any]]:
 
 def hub_dataset(task) -> Optional[Dict[str, Any]]:
     """What a built task reads from the Hub: {path, name, revision}; None for local data."""
-    from mergelab.plan.tasks import doc_reads_hub
-
     cfg = task.config
     doc = {
         "dataset_path": cfg.dataset_path,
@@ -62,7 +62,6 @@ def fetch_task_data(
     """Download the Hub datasets of ``task`` (every subtask's, for a group) and return the receipt:
     the task, the cache, and per dataset its id, config, revision asked, commit, splits, files, bytes."""
     use_cache_dir(cache_dir)
-    from mergelab.harness import build_task, task_manager
 
     tm = task_manager(include_paths, include_defaults)
     task_dict = build_task(task, tm)  # lm-eval loads every subtask's data: online, into the cache

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from mergelab.jobs import JobError
+from mergelab.plan.paths import HARNESS_DATA
 
 log = logging.getLogger("mergelab.harness")
 
@@ -56,7 +57,6 @@ def fetch_hint(task: str) -> str:
 
 
 def receipt_path(task: str) -> str:
-    from mergelab.plan.paths import HARNESS_DATA
 
     return HARNESS_DATA.format(task=task)
 

@@ -9,6 +9,15 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from mergelab.holmes_data import read_dataset
+from mergelab.holmes_encode import (
+    Requests,
+    check_tokens,
+    encode,
+    load_model,
+    load_tokenizer,
+    probe_features,
+    row_requests,
+)
 from mergelab.jobs import atomic_file
 
 log = logging.getLogger("mergelab.holmes")
@@ -51,15 +60,7 @@ def evaluate(
     """Score rows (the reference columns and more) of `model` on `datasets`."""
     import torch
 
-    from mergelab.holmes_encode import (
-        Requests,
-        check_tokens,
-        encode,
-        load_model,
-        load_tokenizer,
-        probe_features,
-        row_requests,
-    )
+    # numpy comes with probe: not at the top, where the jobs that only write scores import this module
     from mergelab.probe import ProbeSettings, ProbeTask, train_probes
 
     if threads:

@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from mergelab.holmes_demo import write_demo_set
 from mergelab.jobs import JobError
 
 log = logging.getLogger("mergelab.holmes")
@@ -245,8 +246,6 @@ def obtain(version: str, root: Path, archive: Optional[Path] = None, url: Option
     """The folder <root>/<version> with the datasets, unpacking or downloading them if needed."""
     dest = root / version
     if version == "demo":
-        from mergelab.holmes_demo import write_demo_set
-
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".demo.", dir=root))
         try:

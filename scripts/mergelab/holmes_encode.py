@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from mergelab.holmes_data import PROBE_TASK_TYPES, TOKEN_TYPES, ProbeDataset
+from mergelab.jobs import JobError
 
 log = logging.getLogger("mergelab.holmes")
 
@@ -124,8 +125,6 @@ def check_tokens(tok, data: Sequence[ProbeDataset], rows: Sequence[List[List[int
     """Stop with one line naming the dataset, the text and the tokenizer when the tokenizer turns
     a text into no token at all (an empty text, with a tokenizer that adds no special token):
     such a text has no vector to pool. One tokenization pass, before the model is loaded."""
-    from mergelab.jobs import JobError
-
     if not req.texts:
         return
     counts = [len(ids) for ids in tok(req.texts, add_special_tokens=True, verbose=False)["input_ids"]]

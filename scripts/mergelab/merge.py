@@ -10,6 +10,8 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from mergelab.checkpoint import check_model_dir
+from mergelab.hub import agreed_license, snapshot_path
 from mergelab.jobs import JobError, atomic_dir
 from mergelab.plan.refs import map_refs, refs
 from mergelab.storage import check_against_record
@@ -28,7 +30,6 @@ def local_snapshots(cfg: Dict[str, Any], receipts: Dict[str, str]) -> Dict[str, 
     names, wherever mergekit reads a model (the tokenizer block too)."""
     if not receipts:
         return cfg
-    from mergelab.hub import snapshot_path
 
     paths = {ref: snapshot_path(receipt) for ref, receipt in receipts.items()}
     return map_refs(cfg, lambda ref: paths.get(ref, ref))
@@ -36,8 +37,6 @@ def local_snapshots(cfg: Dict[str, Any], receipts: Dict[str, str]) -> Dict[str, 
 
 def check_inputs(cfg: Dict[str, Any]) -> None:
     """Fail with one line naming the file before mergekit starts when an input model dir is broken."""
-    from mergelab.checkpoint import check_model_dir
-
     for path in referenced_dirs(cfg):
         check_model_dir(path)
 
@@ -168,8 +167,6 @@ def run_moe(
             ) from e
         (tmp / "mergekit_moe_config.yml").write_text(config_text, encoding="utf-8")
         if meta is not None:
-            from mergelab.hub import agreed_license
-
             meta = dict(
                 meta,
                 versions=tool_versions(),
@@ -221,8 +218,6 @@ def run_merge(
         mergekit_run_merge(merge_config, str(tmp), options=options, config_source=config_text)
         if meta is not None:
             from mergekit.merge_methods import registry
-
-            from mergelab.hub import agreed_license
 
             spec = registry.get(merge_config.merge_method).spec
             meta = dict(

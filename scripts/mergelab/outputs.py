@@ -21,8 +21,9 @@ from typing import Any, Callable, Dict, List
 
 from mergelab import plots
 from mergelab.holmes_data import read_manifest, read_probes
-from mergelab.jobs import atomic_file
+from mergelab.jobs import atomic_file, job_log
 from mergelab.plan import paths
+from mergelab.plan.jobs import OrganizeJob, PlotJob
 
 log = logging.getLogger("mergelab.outputs")
 
@@ -74,6 +75,7 @@ def build_tables(catalogue: Dict[str, Any], files: Dict[str, Any], out: Dict[str
     """Every table of paths.TABLES (keys of ``out``) from the result ``files``."""
     import pandas as pd
 
+    # numpy comes with these (~0.25 s): not at the top, which the DAG build imports
     from mergelab import compare
     from mergelab import organize as org
     from mergelab.leaderboard import leaderboard, leaderboard_table
@@ -265,9 +267,6 @@ def main(spec_path: str) -> None:
     """The onerror path: tables and figures from whatever results exist, in results/partial/.
     SPEC.json: {"organize_job": OrganizeJob params, "plot_job": PlotJob params, "log": path, "source": config}."""
     from datetime import datetime
-
-    from mergelab.jobs import job_log
-    from mergelab.plan.jobs import OrganizeJob, PlotJob
 
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
     organize, plot = OrganizeJob.from_params(spec["organize_job"]), PlotJob.from_params(spec["plot_job"])

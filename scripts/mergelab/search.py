@@ -25,6 +25,9 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from mergelab.completeness import partial_result
+from mergelab.harness_rows import harness_rows
+from mergelab.holmes_data import UNKNOWN
 from mergelab.jobs import atomic_file
 from mergelab.plan.search import best_recipe, objective_parts, trial_id, trial_parameters
 
@@ -100,9 +103,6 @@ def suggest(trial, spec: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
 def task_score(res: Dict[str, Any], task: str) -> Tuple[Optional[float], Optional[str], str]:
     """(value of the task's primary metric, its name, why there is none) from an lm-eval results dict;
     the value is negated where lower is better."""
-    from mergelab.completeness import partial_result
-    from mergelab.harness_rows import harness_rows
-
     if (res.get("mergelab") or {}).get("skipped"):
         return None, None, "skipped"
     problem = partial_result(res)
@@ -362,8 +362,6 @@ def dev_results(results: Dict[str, Dict[str, Any]], out: str) -> None:
 
 def probe_datasets(manifest: List[Dict[str, str]], competences: Sequence[str]) -> List[str]:
     """The manifest's datasets of these competences (overall: every dataset of known competence)."""
-    from mergelab.holmes_data import UNKNOWN
-
     want = set(competences)
     return [
         r["probing_dataset"]

@@ -13,6 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from mergelab.holmes_data import (
+    BUILTIN_VERSIONS,
+    DataError,
+    datasets_of_version,
+    find_datasets,
+    read_probes,
+    select,
+    zip_datasets,
+)
 from mergelab.plan import paths
 from mergelab.plan.errors import close_matches, did_you_mean
 from mergelab.plan.load import settings_defaults
@@ -235,8 +244,6 @@ def holmes_datasets(h: dict, root: Path, archive: Optional[str], fail) -> Option
     the dataset folders of <root>/<version>/, else those of its archive (holmes.data.archive,
     else <root>/<version>.zip). The list depends on the config and the data only, never on
     whether an earlier run unpacked the archive, so a second run reruns nothing."""
-    from mergelab.holmes_data import BUILTIN_VERSIONS, DataError, datasets_of_version, find_datasets, zip_datasets
-
     version, url = h["version"], h["data"]["url"]
     zip_path = Path(archive) if archive else root / f"{version}.zip"
     key = "holmes.data.archive" if archive else "holmes.version"
@@ -274,7 +281,6 @@ def holmes_datasets(h: dict, root: Path, archive: Optional[str], fail) -> Option
 
 
 def build_holmes_plan(cfg: dict, evaluated: List[str], dtypes: Dict[str, str], workdir: Path, fail) -> HolmesPlan:
-    from mergelab.holmes_data import BUILTIN_VERSIONS, DataError, read_probes, select
 
     h = cfg["holmes"]
     archive = h["data"]["archive"]

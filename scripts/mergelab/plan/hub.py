@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict
 
+from mergelab.hub import allow_patterns, token
 from mergelab.plan.jobs import FetchJob, PushJob, PushResultsJob
 from mergelab.plan.models import MergeSpec
 
@@ -60,7 +61,6 @@ def build_hub_plan(cfg: dict, merges: Dict[str, MergeSpec], fail) -> HubPlan:
             fail("hub.push.repo_name", f"{mid} and {seen[name]} would both be pushed to {ns}/{name}")
         seen[name] = mid
         plan.repos[mid] = f"{ns}/{name}"
-    from mergelab.hub import token
 
     if not token():
         fail(
@@ -75,7 +75,6 @@ def build_hub_plan(cfg: dict, merges: Dict[str, MergeSpec], fail) -> HubPlan:
 
 
 def fetch_job(exp: "Experiment", model: str) -> FetchJob:
-    from mergelab.hub import allow_patterns  # huggingface_hub and requests come with it
 
     m = exp.models.get(model)
     if m is None or m.kind != "hub":
