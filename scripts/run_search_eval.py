@@ -1,7 +1,5 @@
 """Snakemake job of rule `search_eval`: a search trial on the dev subset of its objectives' tasks,
-after one model load; one JSON, task -> lm-eval results (mergelab.search.trial_scores reads it).
-It repeats run_harness_model.py's few lines rather than sharing them: Snakemake reruns the jobs
-of a rule whose script changed, and that one runs every finished campaign's evaluations."""
+after one model load; one JSON, task -> lm-eval results (mergelab.search.trial_scores reads it)."""
 
 from mergelab.evaluation_job import evaluation_job
 from mergelab.plan.jobs import HarnessModelJob

@@ -30,8 +30,7 @@ def evaluation_job(smk, spec_class):
     Yields (spec, model_dir, device, devices, log).
 
     A merge that its sanity check found broken, with sanity.on_fail: skip, is not loaded:
-    the job writes its outputs marked skipped and ends here (exit 0), so that the job
-    scripts need no change (Snakemake's code trigger would rerun every finished evaluation)."""
+    the job writes its outputs marked skipped and ends here (exit 0)."""
     if skip_if_broken(smk, spec_class, write_skipped(smk)):
         raise SystemExit(0)
     with job_log(smk.log[0]) as log:
