@@ -1,5 +1,5 @@
 """The campaign's figures, drawn from the tidy tables (PNG + SVG, the plotted data as CSV beside):
-what mergelab.outputs.FIGURES draws.
+what mergelab.outputs.DRAW draws (the figures of mergelab.plan.figures.FIGURES).
 
 Every figure is sized for a paper (7 inches wide, about 0.22 inches per bar), colours
 models by role (base, parent, merge), and where merges are compared with their parents

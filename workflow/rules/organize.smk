@@ -1,5 +1,5 @@
 # Organize and plot stages: tidy tables from every result file, then the figures
-# (both declared once, in mergelab.plan.paths.TABLES and mergelab.outputs.FIGURES).
+# (both declared once, in mergelab.plan.paths.TABLES and mergelab.plan.figures.FIGURES).
 
 
 rule organize:

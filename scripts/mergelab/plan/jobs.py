@@ -216,7 +216,7 @@ class OrganizeJob(JobSpec):
 @dataclass(frozen=True)
 class PlotJob(JobSpec):
     catalogue: Dict[str, Any]
-    figures: List[Dict[str, Any]]  # mergelab.outputs.figures: name, wildcards, stem
+    figures: List[Dict[str, Any]]  # mergelab.plan.figures.figures: name, wildcards, stem
 
 
 # --------------------------------------------------------------------------- merge search

@@ -67,7 +67,7 @@ TABLES = {
     "leaderboard_csv": "results/tables/leaderboard.csv",  # its table, on the report's first page
     "provenance": "results/tables/provenance.json",
 }
-PLOTS = "results/plots"  # the figures' stems live below it (mergelab.outputs.FIGURES)
+PLOTS = "results/plots"  # the figures' stems live below it (mergelab.plan.figures.FIGURES)
 REPORT = "results/report.html"
 # After a failed run: the tables and figures from the results that exist, where no rule
 # writes, so that Snakemake never takes them for its own outputs.
