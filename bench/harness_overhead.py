@@ -33,7 +33,7 @@ def main() -> None:
         "harness-overhead",
         {
             "models": {"m": {"path": str(models / "base")}},
-            "harness": {"tasks": [args.task], "settings": {"batch_size": 16}},
+            "harness": {"tasks": [args.task], "jobs": "per_task", "settings": {"batch_size": 16}},
         },
     )
     target = f"results/harness/m/{args.task}.json"

@@ -8,12 +8,15 @@ running (and stops it afterwards), four fake GPUs, this machine's cores.
 1. The embedded default, locally (snakemake --cores 2) and through
    --profile profiles/slurm (one CPU per job so that two run at once on two
    cores, as locally): total wall time and ratio.
-2. One harness job (forced to rerun), alone on the idle cluster, `repeats`
-   times, through the profile and locally. Its wall time split into: SLURM's
-   submission to start (scontrol, 1 s resolution), the start to the job script's
-   first log line (the jobstep re-reads the workflow inside the allocation), the
-   script itself, and the rest (Snakemake noticing the end: the status checks
-   begin after --slurm-init-seconds-before-status-checks, 40 in the profile).
+2. One harness job of the embedded default (forced to rerun), alone on the idle
+   cluster, `repeats` times, through the profile and locally: the job the default
+   runs, as its harness.jobs says (per_model: harness_eval_model, all the tasks of
+   base; per_task: harness_eval, base x mergelab_categories), so that it is one of
+   the jobs part 1 submitted. Its wall time split into: SLURM's submission to
+   start (scontrol, 1 s resolution), the start to the job script's first log line
+   (the jobstep re-reads the workflow inside the allocation), the script itself,
+   and the rest (Snakemake noticing the end: the status checks begin after
+   --slurm-init-seconds-before-status-checks, 40 in the profile).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+
+import yaml
 
 from common import OUT, REPO, env
 
@@ -84,6 +89,21 @@ def fresh(name: str) -> Path:
     return wd
 
 
+def harness_job(wd: Path) -> tuple:
+    """The harness job of the campaign in wd that part 2 times, as its config plans it: (its
+    rule, a target it writes, its log, what it evaluates)."""
+    from mergelab.plan.experiment import load_experiment
+
+    path = wd / "config" / "experiment.yaml"
+    exp = load_experiment(yaml.safe_load(path.read_text()), str(path), workdir=wd)
+    model, task = exp.harness.models[0], "mergelab_categories"
+    target = f"results/harness/{model}/{task}.json"
+    if exp.harness.jobs == "per_model":
+        what = f"{model}, its {len(exp.harness.tasks)} tasks"
+        return "harness_eval_model", target, wd / "logs" / "harness_eval_model" / f"{model}.log", what
+    return "harness_eval", target, wd / "logs" / "harness_eval" / model / f"{task}.log", f"{model} x {task}"
+
+
 def jobs_of(wd: Path) -> list:
     out = subprocess.run(["scontrol", "show", "job", "-o"], capture_output=True, text=True).stdout
     jobs = []
@@ -137,16 +157,15 @@ def main() -> None:
             )
 
         wd = fresh("slurm-one-job")
-        target = "results/harness/base/mergelab_categories.json"
+        rule, target, log, what = harness_job(wd)
         run(base_cmd(wd) + [target], wd, e)  # the demo models and the first result, locally
-        log = wd / "logs" / "harness_eval" / "base" / "mergelab_categories.log"
         rows = {"local": [], "slurm": []}
         for _ in range(args.repeats):
             for kind in ("local", "slurm"):
                 log.unlink(missing_ok=True)
                 extra = profile_args(args.init_seconds) if kind == "slurm" else []
                 t_start = time.time()
-                wall = run(base_cmd(wd) + [target, "--forcerun", "harness_eval"] + extra, wd, e)
+                wall = run(base_cmd(wd) + [target, "--forcerun", rule] + extra, wd, e)
                 first, last = log_span(log)
                 row = {"wall": wall, "script": last - first, "before": first - t_start}
                 if kind == "slurm":
@@ -157,7 +176,7 @@ def main() -> None:
                 rows[kind].append(row)
         med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in rows.items()}
         lo, sl = med["local"], med["slurm"]
-        print(f"one harness job (base x mergelab_categories), median of {args.repeats}:")
+        print(f"one harness job ({rule}: {what}), median of {args.repeats}:")
         print(
             f"  local: wall {lo['wall']:6.1f} s = {lo['before']:.1f} s to the script + script {lo['script']:.1f} s "
             f"+ {lo['wall'] - lo['before'] - lo['script']:.1f} s after"
