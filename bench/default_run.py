@@ -1,24 +1,24 @@
 """Wall time of the embedded default, from nothing to the figures: what `make run` does after install.
 
-    python bench/default_run.py [--cores 2] [--repeats 1]
+    python bench/default_run.py [--cores 2] [--repeats 1] [--quick]
 
 Each run starts in a fresh working directory with a copy of config/ (so the demo
 models are trained too) and runs `snakemake --cores N`; then `snakemake --report`.
 Prints the wall times, the time of each stage from the job benchmarks (job
-seconds, summed), and the ratio to the target of 5 minutes on 2 cores.
+seconds, summed), and the ratio to the target of 5 minutes on 2 cores. --quick runs the
+default cut down to seconds (bench/common.py, quick_default; no demo training).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import OUT, REPO, env, median
+from common import REPO, default_campaign, env, median, parse_args
 
 TARGET_S = 300.0
 
@@ -37,14 +37,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1)
-    args = ap.parse_args()
+    args = parse_args(ap)
 
     runs, reports = [], []
     for i in range(args.repeats):
-        wd = OUT / "default-run"
-        shutil.rmtree(wd, ignore_errors=True)
-        wd.mkdir(parents=True)
-        shutil.copytree(REPO / "config", wd / "config")
+        wd = default_campaign("default-run", args.quick)
         base = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(wd)]
         t0 = time.perf_counter()
         subprocess.run(
@@ -66,8 +63,11 @@ def main() -> None:
             stderr=subprocess.PIPE,
         )
         reports.append(time.perf_counter() - t0)
-        demo_log = (wd / "logs/demo_models/demo_models.log").read_text()
-        trained = [line.split("INFO mergelab: ")[-1] for line in demo_log.splitlines() if "trained in" in line]
+        if args.quick:
+            trained = ["none (--quick: untrained tiny models)"]
+        else:
+            demo_log = (wd / "logs/demo_models/demo_models.log").read_text()
+            trained = [line.split("INFO mergelab: ")[-1] for line in demo_log.splitlines() if "trained in" in line]
         print(f"run {i + 1}: {runs[-1]:.1f} s (report {reports[-1]:.1f} s); demo_models: {'; '.join(trained)}")
         stages = stage_seconds(wd)
         print(

@@ -1,20 +1,23 @@
 """`snakemake -n` time for a config that expands to 200 merges (target <= 5 s on 2 cores).
 
-python bench/dryrun_scaling.py [--repeats 3]
+python bench/dryrun_scaling.py [--repeats 3] [--grid 10] [--quick]
+
+--grid N: N values of density and of weight (2 methods x N x N merges).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from common import median, snakemake_cmd, timed, workdir
+from common import median, parse_args, snakemake_cmd, timed, workdir
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
-    grid = [round(0.1 * i, 1) for i in range(1, 11)]
+    ap.add_argument("--grid", type=int, default=10)
+    args = parse_args(ap, repeats=1, grid=3)
+    grid = [round(0.1 * i, 1) for i in range(1, args.grid + 1)]
     cfg = {
         "models": {"base": {"demo": "base"}, "math": {"demo": "math"}, "words": {"demo": "words"}},
         "merges": [

@@ -2,6 +2,7 @@
 
     python bench/gpu_check.py [--gpus N] [--keep]        # on a GPU machine (N: all its GPUs)
     python bench/gpu_check.py --cpu                      # anywhere: the same checks on the CPU
+    python bench/gpu_check.py --quick                    # --cpu --extended --no-holmes (the tests')
 
 Builds three Llama-shaped models (random, ~1B parameters in bfloat16; --cpu: the
 tests' tiny ones), runs a small campaign through the workflow (two merges, one
@@ -40,7 +41,7 @@ from pathlib import Path
 
 import yaml
 
-from common import OUT, REPO, env
+from common import OUT, REPO, env, parse_args
 
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 
@@ -119,7 +120,7 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep bench/out/gpu-check/")
     ap.add_argument("--extended", action="store_true", help="also a MoE merge, sanity checks, per_model harness")
     ap.add_argument("--no-holmes", dest="holmes", action="store_false", help="leave Holmes out")
-    args = ap.parse_args()
+    args = parse_args(ap, doc="--cpu --extended --no-holmes", cpu=True, extended=True, holmes=False)
 
     run_env = env()
     if args.cpu:

@@ -1,6 +1,7 @@
 """One harness job through the workflow vs the bare `lm_eval` CLI, same model and local task.
 
-    python bench/harness_overhead.py [--repeats 3] [--size bench] [--task mergelab_categories]
+    python bench/harness_overhead.py [--repeats 3] [--size bench] [--task mergelab_categories] [--no-warmup]
+                                     [--quick]
 
 Times, alternating, N runs of
   bare:     lm_eval --model hf --model_args pretrained=M,dtype=auto --tasks T
@@ -18,7 +19,7 @@ import json
 import shutil
 import sys
 
-from common import REPO, demo_models, median, snakemake_cmd, timed, workdir
+from common import REPO, demo_models, median, parse_args, snakemake_cmd, timed, workdir
 
 
 def main() -> None:
@@ -26,7 +27,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--size", default="bench")
     ap.add_argument("--task", default="mergelab_categories")
-    args = ap.parse_args()
+    ap.add_argument("--no-warmup", dest="warmup", action="store_false", help="no first run of each")
+    args = parse_args(ap, size="tiny", repeats=1, warmup=False)
 
     models = demo_models(args.size)
     wd, cfg_path = workdir(
@@ -57,8 +59,9 @@ def main() -> None:
         str(wd / "bare-out"),
     ]
     flow_cmd = snakemake_cmd(wd, cfg_path, "--cores", "2", target, "--forcerun", "harness_eval")
-    timed(bare_cmd)  # warm-up: page cache, compiled bytecode
-    timed(flow_cmd)
+    if args.warmup:  # page cache, compiled bytecode
+        timed(bare_cmd)
+        timed(flow_cmd)
     bare, flow, job = [], [], []
     for _ in range(args.repeats):
         shutil.rmtree(wd / "bare-out", ignore_errors=True)

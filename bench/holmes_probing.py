@@ -1,14 +1,15 @@
 """Holmes probing speed: the vectorised trainer vs a plain per-seed PyTorch loop, and encoding throughput.
 
-    python bench/holmes_probing.py [--datasets 40] [--width 256] [--device cpu]
+    python bench/holmes_probing.py [--datasets 40] [--width 256] [--max-train N] [--device cpu] [--sizes demo,bench]
+                                   [--quick]
 
 Probing: N synthetic datasets shaped like Flash-Holmes' (train 100-1600 rows,
-2-5 classes, one in eight a regression), 5 seeds each, trained by
+2-5 classes, one in eight a regression; --max-train caps the rows), 5 seeds each, trained by
 mergelab.probe.train_probes and by train_probe_plain (the same method, one seed
 at a time); prints both wall times, their ratio (target >= 20x) and the largest
 difference of a dataset's mean score.
 Encoding: the embedded probing set's unique texts through a demo-size and a
-bench-size (56M) model with mergelab.holmes_encode; prints sentences per second.
+bench-size (56M) model (--sizes) with mergelab.holmes_encode; prints sentences per second.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import time
 
 import numpy as np
 
-from common import OUT, demo_models  # noqa: F401 - sets sys.path
+from common import OUT, demo_models, parse_args
 
 
-def synthetic_tasks(n: int, width: int, seed: int = 0):
+def synthetic_tasks(n: int, width: int, seed: int = 0, max_train: int = 0):
     import torch
 
     from mergelab.probe import ProbeTask
@@ -34,6 +35,7 @@ def synthetic_tasks(n: int, width: int, seed: int = 0):
         regression = i % 8 == 7
         k = 1 if regression else rng.choice([2, 2, 3, 5])
         n_train = rng.choice([100, 200, 400, 800, 1600])
+        n_train = min(n_train, max_train) if max_train else n_train
         g = torch.Generator().manual_seed(seed * 1000 + i)
         centers = torch.randn(max(k, 2), width, generator=g) * 0.3
         w = torch.randn(width, generator=g) / width**0.5
@@ -55,14 +57,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", type=int, default=40)
     ap.add_argument("--width", type=int, default=256)
+    ap.add_argument("--max-train", type=int, default=0, help="at most this many training rows a dataset (0: no cap)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-encoding", action="store_true")
-    args = ap.parse_args()
+    ap.add_argument("--sizes", default="demo,bench", help="the models encoding is timed on")
+    args = parse_args(ap, datasets=2, width=16, max_train=50, sizes="tiny")
 
     from mergelab.probe import train_probe_plain, train_probes
 
     seeds = [0, 1, 2, 3, 4]
-    tasks = synthetic_tasks(args.datasets, args.width)
+    tasks = synthetic_tasks(args.datasets, args.width, max_train=args.max_train)
     t0 = time.perf_counter()
     vec = train_probes(tasks, seeds, device=args.device)
     t_vec = time.perf_counter() - t0
@@ -93,7 +97,7 @@ def main() -> None:
     write_demo_set(folder)
     data = [read_dataset(folder / d[0]) for d in DATASETS]
     torch.set_num_threads(2)
-    for size in ("demo", "bench"):
+    for size in args.sizes.split(","):
         model, tok, max_length = load_encoder(str(demo_models(size) / "base"), "float32", args.device)
         req = Requests()
         for ds in data:

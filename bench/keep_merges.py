@@ -1,6 +1,6 @@
 """Peak disk of a sweep with storage.keep_merges: none against keeping every merge (issue 17).
 
-    python bench/keep_merges.py [--merges 12] [--gpus 2] [--size tiny|demo|bench]
+    python bench/keep_merges.py [--merges 12] [--gpus 2] [--size tiny|demo|bench] [--quick]
 
 Builds the demo parents at --size once under bench/out/ (random weights but for "demo"),
 then runs a sweep of --merges task_arithmetic merges (weights 0.1, 0.2, ...), each
@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import demo_models, env, snakemake_cmd, workdir
+from common import demo_models, env, parse_args, snakemake_cmd, workdir
 
 
 def held(models: Path) -> tuple:
@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--merges", type=int, default=12)
     ap.add_argument("--gpus", type=int, default=2)
     ap.add_argument("--size", default="tiny")
-    args = ap.parse_args()
+    args = parse_args(ap, merges=2, gpus=2)
 
     parents = demo_models(args.size)
     weights = [round(0.1 * (i + 1), 2) for i in range(args.merges)]

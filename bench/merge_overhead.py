@@ -1,6 +1,6 @@
 """Merge job through the workflow vs a bare `mergekit-yaml` call on the same config and models.
 
-    python bench/merge_overhead.py [--repeats 3] [--size bench|bench-large]
+    python bench/merge_overhead.py [--repeats 3] [--size bench|bench-large] [--no-warmup] [--quick]
 
 Builds three ~56M-parameter Llama models (demo builder, size "bench") once under
 bench/out/, then times, alternating, N runs of
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from common import demo_models, median, snakemake_cmd, timed, workdir
+from common import demo_models, median, parse_args, snakemake_cmd, timed, workdir
 
 
 def count_parameters(model_dir: Path) -> int:
@@ -43,7 +43,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--size", default="bench")
-    args = ap.parse_args()
+    ap.add_argument("--no-warmup", dest="warmup", action="store_false", help="no first run of each")
+    args = parse_args(ap, size="tiny", repeats=1, warmup=False)
 
     from mergelab.demo import SIZES
     from mergelab.plan.experiment import load_experiment
@@ -67,12 +68,12 @@ def main() -> None:
     n_params = count_parameters(models / "base")
 
     bare, flow, job = [], [], []
-    # one warm-up of each, so both read the models from the page cache
-    timed([mergekit_yaml, str(mk_path), str(wd / "bare-out"), "--random-seed", "0"])
     flow_cmd = snakemake_cmd(
         wd, cfg_path, "--cores", "2", f"results/models/{spec.id}", "--forcerun", "merge", "--set-threads", "merge=2"
     )
-    timed(flow_cmd)
+    if args.warmup:  # one run of each, so both read the models from the page cache
+        timed([mergekit_yaml, str(mk_path), str(wd / "bare-out"), "--random-seed", "0"])
+        timed(flow_cmd)
     for _ in range(args.repeats):
         shutil.rmtree(wd / "bare-out", ignore_errors=True)
         bare.append(timed([mergekit_yaml, str(mk_path), str(wd / "bare-out"), "--random-seed", "0"]))

@@ -1,6 +1,6 @@
 """What the sanity check costs against one harness job of the same merge (issue 17).
 
-    python bench/sanity_cost.py [--sizes demo,bench] [--tasks mergelab_categories,...] [--items N,...]
+    python bench/sanity_cost.py [--sizes demo,bench] [--tasks mergelab_categories,...] [--items N,...] [--quick]
 
 For each model size, builds (or reuses, under bench/out/) the demo parents, then runs
 through the workflow one linear merge of math and words with `sanity.activate: true`
@@ -35,7 +35,7 @@ import sys
 
 import yaml
 
-from common import OUT, REPO, demo_models, env, snakemake_cmd, timed, workdir
+from common import OUT, REPO, demo_models, env, parse_args, snakemake_cmd, timed, workdir
 
 WORK = r"""
 import sys, time
@@ -144,7 +144,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="demo,bench")
     ap.add_argument("--tasks", default=TASKS)
     ap.add_argument("--items", default="", help="also mergelab_categories over N items, per N (comma list)")
-    args = ap.parse_args()
+    args = parse_args(ap, sizes="tiny", tasks="", items="16")
     items = [int(n) for n in args.items.split(",") if n]
     for size in args.sizes.split(","):
         run_size(size, [t for t in args.tasks.split(",") if t], items)

@@ -2,11 +2,13 @@
 embedded default's recipe, at the same dev objective; and Snakemake's re-planning per generation.
 
     python bench/search.py [--trials 8] [--parallel 2] [--sampler tpe] [--cores 2] [--limit 16]
+                           [--size demo] [--default-methods linear,...] [--quick]
 
 One campaign in bench/out/search/ on the trained demo models (bench/out/models-demo, built
-once): the search (task_arithmetic and ties, per-model weights in [0.2, 1.5]); a grid of the
-same size over the same space (both methods x weight.math x weight.words, as many points per
-axis as the budget gives); and the default's math-words recipe (every method but moe). Every
+once; --size tiny: untrained ones): the search (task_arithmetic and ties, per-model weights in
+[0.2, 1.5]); a grid of the same size over the same space (both methods x weight.math x
+weight.words, as many points per axis as the budget gives); and the default's math-words recipe
+(every method but moe; --default-methods picks some). Every
 model is evaluated on the objective's tasks with the search's limit (harness.settings.limit), so
 a grid merge's score is its dev score. Prints each one's best objective and the search's
 against them, then, per generation, the seconds from a search_propose checkpoint finishing to
@@ -26,13 +28,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from common import OUT, REPO, demo_models, env, snakemake_cmd, workdir
+from common import OUT, REPO, demo_models, env, parse_args, snakemake_cmd, workdir
 
 OBJECTIVE = {"mergelab_arithmetic": 1.0, "mergelab_categories": 1.0}
+DEFAULT_METHODS = "linear,slerp,model_stock,task_arithmetic,ties,dare_ties"  # the embedded default's, but moe
 TARGET_S = 5.0
 
 
-def config(models: Path, trials: int, parallel: int, sampler: str, limit: int) -> dict:
+def config(models: Path, trials: int, parallel: int, sampler: str, limit: int, methods: list) -> dict:
     per_axis = max(1, int(math.sqrt(trials / 2)))  # 2 methods x per_axis^2 grid points
     grid = [round(0.2 + 1.3 * i / max(1, per_axis - 1), 3) for i in range(per_axis)] if per_axis > 1 else [1.0]
     return {
@@ -46,15 +49,15 @@ def config(models: Path, trials: int, parallel: int, sampler: str, limit: int) -
                 "parameters": {"weight": {"math": grid, "words": grid}},
                 "dtype": "float32",
             },
-            {  # the embedded default's recipe, but for moe
+            {  # the embedded default's recipe (--default-methods)
                 "name": "default",
                 "models": ["math", "words"],
                 "base": "base",
-                "methods": ["linear", "slerp", "model_stock", "task_arithmetic", "ties", "dare_ties"],
+                "methods": methods,
                 "parameters": {"weight": 1.0},
-                "method_parameters": {"slerp": {"t": [0.25, 0.5, 0.75]}},
                 "dtype": "float32",
-            },
+            }
+            | ({"method_parameters": {"slerp": {"t": [0.25, 0.5, 0.75]}}} if "slerp" in methods else {}),
         ],
         "search": [
             {
@@ -141,11 +144,13 @@ def main() -> None:
     ap.add_argument("--sampler", default="tpe")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--limit", type=int, default=16)
-    args = ap.parse_args()
+    ap.add_argument("--size", default="demo", help="of the demo models (demo: trained)")
+    ap.add_argument("--default-methods", default=DEFAULT_METHODS, help="the default recipe's methods")
+    args = parse_args(ap, trials=2, limit=4, size="tiny", default_methods="linear")
 
-    models = demo_models("demo")
+    models = demo_models(args.size)
     shutil.rmtree(OUT / "search", ignore_errors=True)
-    cfg = config(models, args.trials, args.parallel, args.sampler, args.limit)
+    cfg = config(models, args.trials, args.parallel, args.sampler, args.limit, args.default_methods.split(","))
     wd, path = workdir("search", cfg)
     t0 = time.perf_counter()
     subprocess.run(

@@ -1,6 +1,6 @@
 """The SLURM profile's cost on the local one-node cluster (scripts/local_slurm.sh).
 
-    python bench/slurm_overhead.py [--repeats 3] [--init-seconds 40] [--skip-default]
+    python bench/slurm_overhead.py [--repeats 3] [--init-seconds 40] [--skip-default] [--quick]
 
 Needs root and `apt-get install slurm-wlm munge`; starts the cluster if it is not
 running (and stops it afterwards), four fake GPUs, this machine's cores.
@@ -17,6 +17,9 @@ running (and stops it afterwards), four fake GPUs, this machine's cores.
    (the jobstep re-reads the workflow inside the allocation), the script itself,
    and the rest (Snakemake noticing the end: the status checks begin after
    --slurm-init-seconds-before-status-checks, 40 in the profile).
+
+--quick: the default cut down to seconds (bench/common.py, quick_default; part 2
+on its one evaluated model, the merge), one repeat, first status check after 2 s.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from pathlib import Path
 
 import yaml
 
-from common import OUT, REPO, env
+from common import REPO, default_campaign, env, parse_args
 
 SCRIPT = REPO / "scripts" / "local_slurm.sh"
 THREADS = [
@@ -81,14 +84,6 @@ def profile_args(init_seconds: int) -> list:
     ]
 
 
-def fresh(name: str) -> Path:
-    wd = OUT / name
-    shutil.rmtree(wd, ignore_errors=True)
-    wd.mkdir(parents=True)
-    shutil.copytree(REPO / "config", wd / "config")
-    return wd
-
-
 def harness_job(wd: Path) -> tuple:
     """The harness job of the campaign in wd that part 2 times, as its config plans it: (its
     rule, a target it writes, its log, what it evaluates)."""
@@ -129,7 +124,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--init-seconds", type=int, default=40, help="the profile's first status check (40)")
     ap.add_argument("--skip-default", action="store_true", help="only the single-job measurement")
-    args = ap.parse_args()
+    args = parse_args(ap, repeats=1, init_seconds=2)
     if os.geteuid() != 0 or not shutil.which("slurmctld"):
         sys.exit("needs root and slurm-wlm + munge (apt-get install slurm-wlm munge)")
     was_running = "slurmctld: running" in subprocess.run([str(SCRIPT), "status"], capture_output=True, text=True).stdout
@@ -143,9 +138,9 @@ def main() -> None:
             f"--slurm-init-seconds-before-status-checks {args.init_seconds}"
         )
         if not args.skip_default:
-            wd = fresh("slurm-default-local")
+            wd = default_campaign("slurm-default-local", args.quick)
             local = run(base_cmd(wd), wd, e)
-            wd = fresh("slurm-default-slurm")
+            wd = default_campaign("slurm-default-slurm", args.quick)
             slurm = run(base_cmd(wd) + profile_args(args.init_seconds), wd, e)
             jobs = [j for j in jobs_of(wd) if j["JobState"] == "COMPLETED"]
             waits = [ts(j["StartTime"]) - ts(j["SubmitTime"]) for j in jobs]
@@ -156,9 +151,9 @@ def main() -> None:
                 f"max {max(waits):.0f} s: queued behind the 2 CPUs)"
             )
 
-        wd = fresh("slurm-one-job")
+        wd = default_campaign("slurm-one-job", args.quick)
         rule, target, log, what = harness_job(wd)
-        run(base_cmd(wd) + [target], wd, e)  # the demo models and the first result, locally
+        run(base_cmd(wd) + [target], wd, e)  # the models and the first result, locally
         rows = {"local": [], "slurm": []}
         for _ in range(args.repeats):
             for kind in ("local", "slurm"):

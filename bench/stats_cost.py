@@ -3,7 +3,7 @@ default's shape: 13 models (base, 2 parents, 10 merges over them with the base),
 16 binary items and 24 perplexity documents (random per-item results: the cost does not depend
 on the values).
 
-    python bench/stats_cost.py [--bootstrap 10000] [--merges 10] [--items 100]
+    python bench/stats_cost.py [--bootstrap 10000] [--merges 10] [--items 100] [--quick]
 
 Prints the seconds of the model intervals and of the merge comparisons (scipy imported first,
 as the organize job has it already).
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats  # noqa: F401 - the organize job imports it anyway (Kendall's tau)
 
-import common  # noqa: F401 - puts scripts/ on the path
+from common import parse_args  # puts scripts/ on the path too
 from mergelab import compare
 from mergelab.harness_rows import HARNESS_COLUMNS
 
@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--bootstrap", type=int, default=10000)
     ap.add_argument("--merges", type=int, default=10)
     ap.add_argument("--items", type=int, default=100)
-    args = ap.parse_args()
+    args = parse_args(ap, bootstrap=200, merges=2, items=20)
     harness, items, context = campaign(args.merges, args.items, args.bootstrap)
     t0 = time.perf_counter()
     intervals = compare.model_intervals(harness, items, context)
