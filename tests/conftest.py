@@ -18,6 +18,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+SLURM_SCRIPT = REPO / "scripts" / "local_slurm.sh"
 
 
 def base_env(tmp: Path) -> dict:
@@ -209,3 +210,37 @@ def default_run(tmp_path_factory, trained_demo):
     proc = subprocess.run(cmd, cwd=REPO, env=base_env(wd), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return wd, proc
+
+
+def slurm_unavailable() -> str | None:
+    """Why the local SLURM cluster (scripts/local_slurm.sh) cannot run here, or None."""
+    import shutil
+
+    if os.geteuid() != 0:
+        return "the local SLURM cluster needs root (its daemons run as root)"
+    missing = [b for b in ("munged", "slurmctld", "slurmd", "sbatch", "squeue") if not shutil.which(b)]
+    if missing:
+        return f"SLURM is not installed ({', '.join(missing)} missing): apt-get install slurm-wlm munge"
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The local one-node SLURM cluster, started for the session (stopped at its end if it was not
+    running before): its SLURM_CONF. Skips where it cannot run, fails instead with
+    MERGELAB_REQUIRE_SLURM=1 (set by .ci/run), so CI never passes by skipping."""
+    reason = slurm_unavailable()
+    if reason:
+        if os.environ.get("MERGELAB_REQUIRE_SLURM") == "1":
+            pytest.fail(f"MERGELAB_REQUIRE_SLURM=1 but {reason}")
+        pytest.skip(reason)
+    was_running = (
+        "slurmctld: running"
+        in subprocess.run([str(SLURM_SCRIPT), "status"], capture_output=True, text=True, timeout=60).stdout
+    )
+    proc = subprocess.run([str(SLURM_SCRIPT), "start"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    conf = proc.stdout.strip().split("=", 1)[1]
+    yield conf
+    if not was_running:
+        subprocess.run([str(SLURM_SCRIPT), "stop"], capture_output=True, text=True, timeout=120)

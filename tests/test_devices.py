@@ -164,28 +164,3 @@ def test_snakemake_jobs_hold_distinct_devices(tmp_path):
     by_device = assert_no_overlap(records)
     assert set(by_device) == {"0", "1", "2", "3"}
     assert max_concurrency(records) >= 3
-
-
-@pytest.mark.workflow
-def test_the_gpu_check_runs_on_the_cpu(tmp_path):
-    """bench/gpu_check.py, the one-call proof for a GPU machine, runs with --cpu wherever the tests
-    do (fake devices, tiny models), so it cannot rot between the times a GPU is at hand. The
-    extended form, as last run on a GPU: a MoE merge, every model's sanity check, per_model
-    harness jobs (Holmes left out; its jobs pin devices with the same code)."""
-    env = dict(base_env(tmp_path))
-    env.pop("MERGELAB_GPUS", None)
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "gpu_check.py"), "--cpu", "--extended", "--no-holmes"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    out = proc.stdout
-    assert "skip  every merge ran on cuda: --cpu" in out
-    assert "ok    every evaluation job saw only its own device: 10 of 10 jobs pinned to one device" in out
-    assert "ok    no two jobs at once on the same device" in out and "all checks passed" in out
-    assert "ok    every model's sanity check passed, on its device: 5 of 5 ok, 5 on one device" in out
-    assert "ok    one harness job per model wrote each task's result: 10 results from 5 jobs" in out

@@ -9,9 +9,7 @@ CI never passes by skipping them. Every wait is bounded.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -25,7 +23,6 @@ from conftest import REPO, SNAKEMAKE, UNKNOWN_ARCHITECTURE, base_env, unloadable
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
-SCRIPT = REPO / "scripts" / "local_slurm.sh"
 GPU_RULES = ("merge", "harness_eval", "harness_eval_samples", "harness_eval_model", "holmes_eval")
 LIGHT_RULES = (
     "demo_models",
@@ -50,34 +47,6 @@ TEST_ARGS = [
     "--set-threads",
     *[f"{r}=1" for r in GPU_RULES],
 ]
-
-
-def _unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "the local SLURM cluster needs root (its daemons run as root)"
-    missing = [b for b in ("munged", "slurmctld", "slurmd", "sbatch", "squeue") if not shutil.which(b)]
-    if missing:
-        return f"SLURM is not installed ({', '.join(missing)} missing): apt-get install slurm-wlm munge"
-    return None
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster():
-    reason = _unavailable()
-    if reason:
-        if os.environ.get("MERGELAB_REQUIRE_SLURM") == "1":
-            pytest.fail(f"MERGELAB_REQUIRE_SLURM=1 but {reason}")
-        pytest.skip(reason)
-    was_running = (
-        "slurmctld: running"
-        in subprocess.run([str(SCRIPT), "status"], capture_output=True, text=True, timeout=60).stdout
-    )
-    proc = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    conf = proc.stdout.strip().split("=", 1)[1]
-    yield conf
-    if not was_running:
-        subprocess.run([str(SCRIPT), "stop"], capture_output=True, text=True, timeout=120)
 
 
 def _env(workdir: Path, conf: str) -> dict:
