@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, fake_model_dir, snakemake, write_config
+from conftest import REPO, fake_model_dir, planned_jobs, snakemake, write_config
 from mergelab.methods import METHODS
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.experiment import load_experiment
@@ -481,6 +481,12 @@ def test_command_line_config_overrides_the_default(tmp_path):
     proc = snakemake(tmp_path, None, "-n", "--config", "merges=[]", "harness={tasks: []}", "holmes={activate: false}")
     assert proc.returncode == 0, proc.stderr
     assert "rule merge:" not in proc.stdout and "rule demo_models:" not in proc.stdout
+    # what --config leaves alone stays the default's (it is merged into it, not put in its place)
+    proc = snakemake(tmp_path, None, "-n", "--config", "holmes={activate: false}", "harness={jobs: per_task}")
+    assert proc.returncode == 0, proc.stderr
+    jobs = planned_jobs(proc.stdout)
+    assert "holmes_eval" not in jobs and "harness_eval_model" not in jobs
+    assert len(jobs["merge"]) == 10 and len(jobs["harness_eval"]) == 39, {k: len(v) for k, v in jobs.items()}
 
 
 def test_harness_settings_resolve_per_model_and_task(wd):

@@ -33,7 +33,9 @@ def _load_config():
     """The validated experiment: the config a workflow using mergelab as a module passes, else
     --configfile's, else the embedded default; then --config."""
     files = workflow.config_settings.configfiles
-    if workflow.modifier.is_module and config:  # `module mergelab: config: ...` wins
+    # `module mergelab: config: ...` wins; the top-level workflow's modifier says is_module too,
+    # but only a module statement passes a config (and skips the config file)
+    if workflow.modifier.skip_configfile and config:
         return load_experiment(config, "the config of module mergelab", workdir=os.getcwd())
     if files:
         source = " + ".join(os.path.relpath(f) for f in files)
