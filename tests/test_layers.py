@@ -92,3 +92,11 @@ def test_the_bottom_imports_nothing_of_ours_and_nothing_imports_the_top():
             assert not deps & top, f"{name} imports the presentation layer: {deps & top}"
         if name.startswith("mergelab.plan"):  # the plan is built while the DAG is: no job module
             assert "mergelab.evaluation_job" not in deps, name
+
+
+def test_modules_stay_small_and_the_glue_stays_glue():
+    """The sizes the project set itself: no module under scripts/ over 450 lines, the DAG glue
+    (workflow/rules/common.smk) at most 200."""
+    big = {str(p.relative_to(REPO)): n for p in SCRIPTS.rglob("*.py") if (n := len(p.read_text().splitlines())) > 450}
+    assert big == {}
+    assert len((REPO / "workflow" / "rules" / "common.smk").read_text().splitlines()) <= 200

@@ -72,14 +72,10 @@ def rule_priority(name):
     return (2 if EXP.searches else 0) if kind == SEARCH else STORAGE.reader_priority if kind else 0
 
 
-def _global_resource(name):
-    res = workflow.global_resources.get(name)
-    return getattr(res, "value", res)
-
-
 def get_gpu_job_threads(wildcards):
     """CPU threads of a GPU job (mergelab.resources.gpu_job_threads)."""
-    return gpu_job_threads(_global_resource("_cores"), _global_resource("gpu"))
+    res = {k: getattr(v, "value", v) for k, v in workflow.global_resources.items()}
+    return gpu_job_threads(res.get("_cores"), res.get("gpu"))
 
 
 def search_inputs(rulename, wildcards):
@@ -149,16 +145,6 @@ def job_input(name):
 
 
 # ---- outputs
-
-
-def harness_model_outputs():
-    """harness_eval_model's outputs: every task's JSON, per-item results (and samples where logged) of {model}."""
-    h = EXP.harness
-    out = {"json": [paths.HARNESS_JSON.format(model="{model}", task=t) for t in h.tasks]}
-    out["per_item"] = [paths.HARNESS_ITEMS.format(model="{model}", task=t) for t in h.tasks]
-    if h.samples_tasks:
-        out["samples"] = [paths.HARNESS_SAMPLES.format(model="{model}", task=t) for t in h.samples_tasks]
-    return out
 
 
 def table_outputs():

@@ -79,7 +79,7 @@ else:
         input:
             unpack(job_input("harness_eval_model")),
         output:
-            **harness_model_outputs(),
+            **EXP.harness.model_outputs(),
         log:
             "logs/harness_eval_model/{model}.log",
         benchmark:

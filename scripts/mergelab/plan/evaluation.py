@@ -81,6 +81,15 @@ class HarnessPlan:
                 s = merge_settings(s, over)
         return bool(s.get("trust_remote_code"))
 
+    def model_outputs(self) -> Dict[str, List[str]]:
+        """harness_eval_model's outputs: every task's JSON, per-item results (and samples where
+        logged) of {model}."""
+        out = {"json": [paths.HARNESS_JSON.format(model="{model}", task=t) for t in self.tasks]}
+        out["per_item"] = [paths.HARNESS_ITEMS.format(model="{model}", task=t) for t in self.tasks]
+        if self.samples_tasks:
+            out["samples"] = [paths.HARNESS_SAMPLES.format(model="{model}", task=t) for t in self.samples_tasks]
+        return out
+
     def task_groups(self, model: str) -> List[List[str]]:
         """The model's tasks in groups of identical resolved settings, in config order: one
         lm-eval run each in a per_model job (tasks of a run share num_fewshot, limit, batch size...)."""
