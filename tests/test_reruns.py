@@ -108,6 +108,7 @@ def test_a_bumped_rule_version_reruns_exactly_its_jobs_and_their_dependants(defa
 
     wd, _ = default_run
     code = tmp_path / "code"
+    code.mkdir()
     for part in ("Snakefile", "workflow", "scripts", "profiles"):
         (shutil.copytree if (REPO / part).is_dir() else shutil.copy2)(REPO / part, code / part)
 
