@@ -61,12 +61,16 @@ class HarnessPlan:
         """The harness_data receipts a job of ``tasks`` waits for (none for local data)."""
         return [paths.HARNESS_DATA.format(task=t) for t in tasks if t in self.data_tasks]
 
-    def settings_for(self, model: str, task: str) -> Dict[str, Any]:
+    def _for_model(self, model: str) -> Dict[str, Any]:
+        """The defaults, harness.settings, then every model_settings pattern ``model`` matches."""
         s = merge_settings(self.defaults, self.settings)
         for pattern, over in self.model_settings.items():
             if fnmatch.fnmatchcase(model, pattern):
                 s = merge_settings(s, over)
-        s = merge_settings(s, self.task_settings.get(task, {}))
+        return s
+
+    def settings_for(self, model: str, task: str) -> Dict[str, Any]:
+        s = merge_settings(self._for_model(model), self.task_settings.get(task, {}))
         if s["dtype"] is None:
             s["dtype"] = self.model_dtypes.get(model, "auto")
         s["revision"] = self.model_revisions.get(model)
@@ -75,11 +79,7 @@ class HarnessPlan:
     def trusts_remote_code(self, model: str) -> bool:
         """harness.settings.trust_remote_code as it applies to ``model`` (model_settings included):
         Holmes and the sanity check load the model as the harness does."""
-        s = merge_settings(self.defaults, self.settings)
-        for pattern, over in self.model_settings.items():
-            if fnmatch.fnmatchcase(model, pattern):
-                s = merge_settings(s, over)
-        return bool(s.get("trust_remote_code"))
+        return bool(self._for_model(model).get("trust_remote_code"))
 
     def model_outputs(self) -> Dict[str, List[str]]:
         """harness_eval_model's outputs: every task's JSON, per-item results (and samples where
