@@ -519,32 +519,34 @@ def test_outcomes_figure_of_a_partial_build_is_a_note(tmp_path):
 
 # ---------------------------------------------------------------- workflow
 
+# The merges the embedded default (config/experiment.yaml) evaluates: one recipe's methods (a slerp
+# sweep, task vectors over the base, a MoE), a passthrough stack of no base, and the search's best
+# trial (best_trial()).
+DEFAULT_MERGES = [
+    "math-words_linear_w1",
+    "math-words_slerp_t0.25",
+    "math-words_slerp_t0.5",
+    "math-words_slerp_t0.75",
+    "math-words_model_stock",
+    "math-words_task_arithmetic_w1",
+    "math-words_ties_d0.5_w1",
+    "math-words_dare_ties_d0.5_w1_s0",
+    "math-words_moe_hidden_e2",
+    "stack",
+]
+DEFAULT_TASKS = ("mergelab_arithmetic", "mergelab_categories", "mergelab_text_ppl")
+
 
 @pytest.fixture(scope="module")
-def campaign(tmp_path_factory, tiny_models):
-    wd = tmp_path_factory.mktemp("organize")
-    cfg = {
-        "models": {n: {"path": str(p)} for n, p in tiny_models.items()},
-        "merges": [
-            {
-                "name": "ab",
-                "models": ["alpha", "beta"],
-                "base": "base",
-                "methods": ["slerp", "task_arithmetic"],
-                "method_parameters": {"slerp": {"t": [0.3, 0.7]}},
-                "dtype": "float32",
-            }
-        ],
-        "harness": {
-            "jobs": "per_model",  # one job per model: the same files as per_task (test_harness_per_model.py)
-            "tasks": ["mergelab_categories", "mergelab_text_ppl"],
-            "settings": {"batch_size": 8, "bootstrap_iters": 100},
-        },
-        "holmes": {"activate": True, "version": "demo", "seeds": [0]},
-    }
-    path = write_config(wd, cfg)
-    snakemake(wd, path, check=True)
-    return wd, path
+def campaign(default_run):
+    """The embedded default's finished campaign (conftest's default_run: per_model harness jobs on
+    the three demo tasks, Holmes' demo set, a sweep, a search), read, never changed, by these tests:
+    its workdir and its merges, the search's best trial last."""
+    wd, _ = default_run
+    import yaml
+
+    best = yaml.safe_load((wd / "results/search/tune/best.yaml").read_text())["best"]
+    return wd, DEFAULT_MERGES + [b["model"] for b in best]
 
 
 def declared_plots(wd):
@@ -553,10 +555,11 @@ def declared_plots(wd):
 
 @pytest.mark.workflow
 def test_every_figure_exists_and_its_data_equals_the_tables(campaign):
-    wd, _ = campaign
+    wd, merges = campaign
     plots = declared_plots(wd)
     stems = {p.rsplit(".", 1)[0] for p in plots}
     expected = {
+        "results/plots/harness/mergelab_arithmetic",
         "results/plots/harness/mergelab_categories",
         "results/plots/harness/mergelab_text_ppl",
         "results/plots/holmes_competences",
@@ -565,7 +568,8 @@ def test_every_figure_exists_and_its_data_equals_the_tables(campaign):
         "results/plots/merge_vs_parents",
         "results/plots/merge_outcomes",
         "results/plots/normalised_scores",
-        "results/plots/sweep/ab",
+        "results/plots/search/tune",
+        "results/plots/sweep/math-words",
     }
     assert stems == expected
     for stem in stems:
@@ -574,9 +578,9 @@ def test_every_figure_exists_and_its_data_equals_the_tables(campaign):
     tables = wd / "results" / "tables"
     harness = pd.read_csv(tables / "harness.csv")
     head = harness_rows.headline(harness).set_index("model")
-    for task in ("mergelab_categories", "mergelab_text_ppl"):
+    for task in DEFAULT_TASKS:
         plotted = pd.read_csv(wd / f"results/plots/harness/{task}.csv").set_index("model")
-        assert len(plotted) == 6
+        assert len(plotted) == 3 + len(merges)  # base, math, words and the merges
         ref = head[head["harness_task"] == task]
         for model, row in plotted.iterrows():
             assert row["value"] == pytest.approx(ref.loc[model, "value"])
@@ -589,64 +593,69 @@ def test_every_figure_exists_and_its_data_equals_the_tables(campaign):
     forest = pd.read_csv(wd / "results/plots/merge_vs_parents.csv")  # each merge against its best parent
     expected = best_parent_rows(comparisons).reset_index(drop=True)
     pd.testing.assert_frame_equal(forest, expected, check_dtype=False)
-    assert len(forest) == 3 * (2 + comparisons["task"].str.startswith("holmes: ").sum() // 9)
+    holmes_tasks = comparisons.loc[comparisons["task"].str.startswith("holmes: "), "task"].nunique()
+    assert holmes_tasks == 6  # the five competences and overall
+    assert len(forest) == len(merges) * (len(DEFAULT_TASKS) + holmes_tasks)
     normalised = pd.read_csv(tables / "normalised_scores.csv")
     pd.testing.assert_frame_equal(pd.read_csv(wd / "results/plots/normalised_scores.csv"), normalised)
-    assert set(normalised["model"]) == {"ab_slerp_t0.3", "ab_slerp_t0.7", "ab_task_arithmetic_w0.5"}
+    assert set(normalised["model"]) == set(merges) - {"stack"}  # the merges over a base
     holmes = pd.read_csv(tables / "holmes.csv")
     kt = kendall_table(harness, holmes, comp, "competence")
     plotted = pd.read_csv(wd / "results/plots/kendall_tau_competences.csv")
     pd.testing.assert_frame_equal(plotted, kt, check_dtype=False)
-    sweep = pd.read_csv(wd / "results/plots/sweep/ab.csv")
-    assert set(sweep["x"]) == {0.3, 0.7} and set(sweep["method"]) == {"slerp"}
+    sweep = pd.read_csv(wd / "results/plots/sweep/math-words.csv")
+    assert set(sweep["x"]) == {0.25, 0.5, 0.75} and set(sweep["method"]) == {"slerp"}
     parquet = pd.read_parquet(tables / "harness.parquet")
     assert parquet["value"].tolist() == pytest.approx(harness["value"].tolist(), nan_ok=True)
 
 
 @pytest.mark.workflow
 def test_tables_hold_the_campaign(campaign):
-    wd, path = campaign
+    """(That the finished campaign plans nothing more is test_repo.py's
+    test_embedded_default_runs_offline, on the same campaign.)"""
+    wd, merges = campaign
     tables = wd / "results" / "tables"
     harness = pd.read_csv(tables / "harness.csv")
     roles = dict(zip(harness["model"], harness["role"]))
-    assert roles == {
-        "base": "base",
-        "alpha": "parent",
-        "beta": "parent",
-        "ab_slerp_t0.3": "merge",
-        "ab_slerp_t0.7": "merge",
-        "ab_task_arithmetic_w0.5": "merge",
-    }
-    ta = harness[harness["model"] == "ab_task_arithmetic_w0.5"].iloc[0]
+    assert roles == {"base": "base", "math": "parent", "words": "parent", **{m: "merge" for m in merges}}
+    ta = harness[harness["model"] == "math-words_task_arithmetic_w1"].iloc[0]
     assert (
-        ta["recipe"] == "ab" and ta["method"] == "task_arithmetic" and json.loads(ta["parameters"]) == {"weight": 0.5}
+        ta["recipe"] == "math-words"
+        and ta["method"] == "task_arithmetic"
+        and json.loads(ta["parameters"]) == {"weight": 1.0}
     )
-    for model in ("alpha", "ab_slerp_t0.3"):
+    for model in ("math", "math-words_slerp_t0.25"):
         res = json.loads((wd / f"results/harness/{model}/mergelab_categories.json").read_text())
         row = harness[(harness["model"] == model) & (harness["metric"] == "acc_norm")].iloc[0]
         assert row["value"] == res["results"]["mergelab_categories"]["acc_norm,none"]
-        assert row["batch_size"] == "8" or row["batch_size"] == 8
+        assert row["batch_size"] == "16" or row["batch_size"] == 16
     holmes = pd.read_csv(tables / "holmes.csv")
-    assert len(holmes) == 6 * 8 and (holmes["status"] == "ok").all()
+    assert len(holmes) == (3 + len(merges)) * 8 and (holmes["status"] == "ok").all()
     prov = json.loads((tables / "provenance.json").read_text())
     assert prov["tool_versions"]["mergekit"] == "0.1.5"
-    assert prov["models"]["ab_slerp_t0.3"]["mergekit_config"]["parameters"] == {"t": 0.3}
+    assert prov["models"]["math-words_slerp_t0.25"]["mergekit_config"]["parameters"] == {"t": 0.25}
     board = (tables / "leaderboard.md").read_text()
-    merge_lines = [line for line in board.splitlines() if line.startswith("| ab_")]
-    assert len(merge_lines) == 3
+    merge_lines = [
+        line for line in board.splitlines() if line.startswith("| ") and line.split("|")[2].strip() == "merge"
+    ]
+    assert [line.split("|")[1].strip() for line in merge_lines] == merges
     comparisons = pd.read_csv(tables / "merge_comparisons.csv")
     marks = {"better than all": "▲", "between": "●", "worse than all": "▼"}
     for line in merge_lines:  # a mark exactly where the paired comparisons say so
         model = line.split("|")[1].strip()
-        for task, cell in zip(("mergelab_categories", "mergelab_text_ppl"), line.split("|")[3:5]):
+        for task, cell in zip(DEFAULT_TASKS, line.split("|")[3:6]):
             sel = comparisons[(comparisons["model"] == model) & (comparisons["task"] == task)]
             said = sel["versus_parents"].fillna("").iloc[0]
             assert [m for m in "▲●▼" if m in cell] == ([marks[said]] if said in marks else []), (line, said)
             assert "[" in cell, cell  # the model's interval
-    # merge x (alpha, beta, base) x task, each from the per-item results of both models
+    # merge x (math, words, base) x task, each from the per-item results of both models; stack (layers
+    # of base and of math, a passthrough of no base) against those two, as parents
     holmes_rows = comparisons["task"].str.startswith("holmes: ")
     assert set(comparisons[holmes_rows]["test"]) == {compare.HOLMES_TEST}
-    assert (~holmes_rows).sum() == 3 * 3 * 2 and set(comparisons["relation"]) == {"parent", "base"}
+    assert (~holmes_rows).sum() == ((len(merges) - 1) * 3 + 2) * len(DEFAULT_TASKS)
+    assert set(comparisons["relation"]) == {"parent", "base"}
+    stack = comparisons[(comparisons["model"] == "stack") & ~holmes_rows]
+    assert set(stack["parent"]) == {"base", "math"} and set(stack["relation"]) == {"parent"}
     for r in comparisons[~holmes_rows].itertuples():
         for model, value in ((r.model, r.merge_value), (r.parent, r.parent_value)):
             items = pd.read_parquet(wd / f"results/harness/{model}/{r.task}.items.parquet")
@@ -657,45 +666,36 @@ def test_tables_hold_the_campaign(campaign):
         row = harness[(harness["model"] == r.model) & (harness["task"] == r.task) & (harness["metric"] == r.metric)]
         assert row["value"].iloc[0] == pytest.approx(r.merge_value)  # the table lm-eval's JSON gives
         assert r.ci_low <= r.diff <= r.ci_high
-    proc = snakemake(wd, path, "-n", check=True)
-    assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
 @pytest.mark.workflow
-def test_changing_stats_reruns_only_the_tables_and_figures(campaign):
+def test_changing_stats_reruns_only_the_tables_and_figures(campaign, tmp_path):
     import yaml
 
-    wd, path = campaign
-    cfg = yaml.safe_load(Path(path).read_text())
+    wd, _ = campaign
+    cfg = yaml.safe_load((wd / "config" / "experiment.yaml").read_text())
     cfg["stats"] = {"alpha": 0.1, "correction": "bh"}
-    proc = snakemake(wd, write_config(wd, cfg, "stats.yaml"), "-n", check=True)
+    proc = snakemake(wd, write_config(tmp_path, cfg, "stats.yaml"), "-n", check=True)  # the config outside wd
     assert set(planned_jobs(proc.stdout)) == {"organize", "plot", "all"}, proc.stdout[-2000:]
 
 
 @pytest.mark.workflow
-def test_report_builds(campaign):
+def test_report_builds(campaign, tmp_path):
+    """What `make run` does last; the report goes outside the shared workdir."""
     import subprocess
 
-    wd, path = campaign
+    wd, _ = campaign
+    report = tmp_path / "report.html"
     proc = subprocess.run(
-        SNAKEMAKE
-        + [
-            "--snakefile",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(wd),
-            "--configfile",
-            str(path),
-            "--report",
-            "results/report.html",
-        ],
+        SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(wd), "--report", str(report)],
+        cwd=wd,
         env=base_env(wd),
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    html = (wd / "results" / "report.html").read_text()
+    html = report.read_text()
     assert "shaded band" in html and "Holmes vs harness" in html and "headline numbers" in html
     # it opens on the leaderboard (the workflow description, beside the job graph)
     assert "merges against their parents" in html and "A merge is marked only where paired comparisons" in html
