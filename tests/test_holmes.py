@@ -694,18 +694,20 @@ def test_a_long_text_is_shortened_in_the_message(no_bos_dir):
 
 
 @pytest.mark.workflow
-def test_embedded_set_end_to_end(tmp_path, tiny_models):
-    cfg = {
-        "models": {n: {"path": str(tiny_models[n])} for n in ("base", "alpha")},
-        "holmes": {"activate": True, "version": "demo", "seeds": [0, 1]},
-    }
-    path = write_config(tmp_path, cfg)
-    snakemake(tmp_path, path, "evaluations", check=True)
+def test_embedded_set_end_to_end(default_run):
+    """The embedded set through the workflow: the embedded default probes every model it evaluates
+    (conftest's default_run: the demo models, its merges, the search's best trial) with the demo
+    set, five seeds (the default's). (That the finished campaign plans nothing more is
+    test_repo.py's test_embedded_default_runs_offline.)"""
     import csv
 
+    wd, _ = default_run
     names = [d[0] for d in DATASETS]
-    for model in ("base", "alpha"):
-        with open(tmp_path / "results" / "holmes" / model / "scores.csv") as fh:
+    harness = {p.parent.name for p in (wd / "results" / "harness").glob("*/mergelab_categories.json")}
+    probed = {p.parent.name for p in (wd / "results" / "holmes").glob("*/scores.csv")}
+    assert probed == harness and {"base", "math", "words"} < probed
+    for model in sorted(probed):
+        with open(wd / "results" / "holmes" / model / "scores.csv") as fh:
             rows = list(csv.DictReader(fh))
         assert list(rows[0])[:8] == [
             "probing_dataset",
@@ -717,14 +719,12 @@ def test_embedded_set_end_to_end(tmp_path, tiny_models):
             "num_hidden_layers",
             "score",
         ]
-        assert sorted({r["probing_dataset"] for r in rows}) == sorted(names) and len(rows) == 2 * len(names)
+        assert sorted({r["probing_dataset"] for r in rows}) == sorted(names) and len(rows) == 5 * len(names)
         assert {r["model_name"] for r in rows} == {model} and {r["objective"] for r in rows} == {"reference"}
         assert {r["metric"] for r in rows if r["probing_dataset"] == "mergelab-demo-sum"} == {"pearson"}
         assert all(r["encoding"] == "full" and r["control_task_type"] == "NONE" for r in rows)
         assert all(r["score"] != "" for r in rows if r["metric"] == "macro_f1")
-    assert (tmp_path / "data" / "holmes" / "demo" / "mergelab-demo-sum" / "config-none.yaml").is_file()
-    proc = snakemake(tmp_path, path, "evaluations", "-n", check=True)
-    assert "Nothing to be done" in proc.stdout + proc.stderr
+    assert (wd / "data" / "holmes" / "demo" / "mergelab-demo-sum" / "config-none.yaml").is_file()
 
 
 @pytest.mark.parametrize("objective,regression", [("reference", False), ("standard", False), ("reference", True)])
