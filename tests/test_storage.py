@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from conftest import fake_model_dir, planned_jobs, snakemake, write_config
+from conftest import fake_model_dir, planned_jobs, snakemake, snakemake_together, write_config
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.experiment import load_experiment
 from mergelab.storage import digests
@@ -89,13 +89,12 @@ def test_readers_of_deleted_weights_run_before_new_merges(tmp_path, fake_models)
 
 @pytest.fixture(scope="module")
 def campaigns(tmp_path_factory, tiny_models):
-    """The same campaign with keep_merges all and none."""
+    """The same campaign with keep_merges all and none, run at once (snakemake_together)."""
     out = {}
     for keep in ("all", "none"):
         wd = tmp_path_factory.mktemp(f"keep-{keep}")
-        path = write_config(wd, cfg_for(tiny_models, keep))
-        snakemake(wd, path, check=True, timeout=1200)
-        out[keep] = (wd, path)
+        out[keep] = (wd, write_config(wd, cfg_for(tiny_models, keep)))
+    snakemake_together(*out.values(), timeout=1200)
     return out
 
 
