@@ -34,7 +34,7 @@ def parse_args(ap: argparse.ArgumentParser, doc: str = "", **quick) -> argparse.
 
 
 def env() -> dict:
-    from mergelab.outputs import subprocess_env
+    from mergelab.analysis.outputs import subprocess_env
 
     e = dict(subprocess_env(REPO / "scripts"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     e.setdefault("MERGELAB_GPU_LOCK_DIR", str(OUT / "gpu-locks"))
@@ -68,7 +68,7 @@ def median(xs) -> float:
 
 def demo_models(size: str) -> Path:
     """The demo base/math/words at ``size``, built once under bench/out/ (trained for size "demo")."""
-    from mergelab.demo import DEMO_NAMES, build_demo_models
+    from mergelab.embedded.demo import DEMO_NAMES, build_demo_models
 
     root = OUT / f"models-{size}"
     if not all((root / n / "model.safetensors").exists() for n in DEMO_NAMES):

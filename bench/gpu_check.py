@@ -50,7 +50,7 @@ def build_models(root: Path, cpu: bool) -> None:
     """base, a, b: a random base and two perturbed copies (bfloat16 on a GPU machine)."""
     import torch
 
-    from mergelab import demo
+    from mergelab.embedded import demo
 
     if cpu:
         demo.build_demo_models({"base": root / "base", "math": root / "a", "words": root / "b"}, seed=0, size="tiny")

@@ -5,11 +5,11 @@
 
 Probing: N synthetic datasets shaped like Flash-Holmes' (train 100-1600 rows,
 2-5 classes, one in eight a regression; --max-train caps the rows), 5 seeds each, trained by
-mergelab.probe.train_probes and by train_probe_plain (the same method, one seed
+mergelab.evaluate.probe.train_probes and by train_probe_plain (the same method, one seed
 at a time); prints both wall times, their ratio (target >= 20x) and the largest
 difference of a dataset's mean score.
 Encoding: the embedded probing set's unique texts through a demo-size and a
-bench-size (56M) model (--sizes) with mergelab.holmes_encode; prints sentences per second.
+bench-size (56M) model (--sizes) with mergelab.evaluate.holmes_encode; prints sentences per second.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from common import OUT, demo_models, parse_args
 def synthetic_tasks(n: int, width: int, seed: int = 0, max_train: int = 0):
     import torch
 
-    from mergelab.probe import ProbeTask
+    from mergelab.evaluate.probe import ProbeTask
 
     rng = random.Random(seed)
     tasks = []
@@ -63,7 +63,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="demo,bench", help="the models encoding is timed on")
     args = parse_args(ap, datasets=2, width=16, max_train=50, sizes="tiny")
 
-    from mergelab.probe import train_probe_plain, train_probes
+    from mergelab.evaluate.probe import train_probe_plain, train_probes
 
     seeds = [0, 1, 2, 3, 4]
     tasks = synthetic_tasks(args.datasets, args.width, max_train=args.max_train)
@@ -89,9 +89,9 @@ def main() -> None:
         return
     import torch
 
-    from mergelab.holmes_data import read_dataset
-    from mergelab.holmes_demo import DATASETS, write_demo_set
-    from mergelab.holmes_encode import Requests, encode, load_encoder, row_requests
+    from mergelab.embedded.holmes_demo import DATASETS, write_demo_set
+    from mergelab.evaluate.holmes_data import read_dataset
+    from mergelab.evaluate.holmes_encode import Requests, encode, load_encoder, row_requests
 
     folder = OUT / "holmes-demo"
     write_demo_set(folder)

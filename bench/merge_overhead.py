@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--no-warmup", dest="warmup", action="store_false", help="no first run of each")
     args = parse_args(ap, size="tiny", repeats=1, warmup=False)
 
-    from mergelab.demo import SIZES
+    from mergelab.embedded.demo import SIZES
     from mergelab.plan.experiment import load_experiment
 
     models = demo_models(args.size)

@@ -12,7 +12,7 @@ jobs' own times from Snakemake's benchmark files:
 
 It prints check / harness job per task (the issue's target: <= 0.10), and the same
 ratio for the work alone: in one process with torch, transformers and lm-eval already
-imported and warmed up on a parent, `mergelab.sanity.check_model` on the merge against
+imported and warmed up on a parent, `mergelab.evaluate.sanity.check_model` on the merge against
 `lm_eval.simple_evaluate` of each task on it. The difference is the start-up every
 model-loading job pays (interpreter, torch, transformers, lm-eval, Snakemake's script
 preamble): on the demo's 187k-parameter models both jobs are almost all start-up. The
@@ -41,7 +41,7 @@ WORK = r"""
 import sys, time
 import lm_eval, torch, transformers
 from lm_eval.tasks import TaskManager
-from mergelab.sanity import check_model
+from mergelab.evaluate.sanity import check_model
 
 parent, merge, tasks, include = sys.argv[1], sys.argv[2], sys.argv[3].split(","), sys.argv[4].split(",")
 tm = TaskManager(include_path=include, include_defaults=False)

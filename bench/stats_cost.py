@@ -19,8 +19,8 @@ import pandas as pd
 import scipy.stats  # noqa: F401 - the organize job imports it anyway (Kendall's tau)
 
 from common import parse_args  # puts scripts/ on the path too
-from mergelab import compare
-from mergelab.harness_rows import HARNESS_COLUMNS
+from mergelab.analysis import compare
+from mergelab.analysis.harness_rows import HARNESS_COLUMNS
 
 
 def campaign(merges: int, items: int, bootstrap: int):

@@ -4,8 +4,8 @@ and the defaults in config/experiment.yaml's comments.
     python scripts/make_config_docs.py            # (or `make docs`) rewrites what is out of date
     python scripts/make_config_docs.py --check    # writes nothing; exit 1 naming what is out of date
 
-The list of generated files and how each is made is scripts/mergelab/generated_docs.py (the config
-reference: scripts/mergelab/schema_docs.py); tests/test_docs.py checks that the committed files equal
+The list of generated files and how each is made is scripts/mergelab/docs/generated_docs.py (the config
+reference: scripts/mergelab/docs/schema_docs.py); tests/test_docs.py checks that the committed files equal
 what this writes.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from mergelab.generated_docs import stale, write  # noqa: E402
+from mergelab.docs.generated_docs import stale, write  # noqa: E402
 
 REPO = HERE.parent
 

@@ -2,7 +2,7 @@
 
     python scripts/make_demo_tasks.py
 
-The items come from scripts/mergelab/demo_tasks.py; a test checks that the
+The items come from scripts/mergelab/embedded/demo_tasks.py; a test checks that the
 committed files equal what this writes.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from mergelab.demo_tasks import task_data  # noqa: E402
+from mergelab.embedded.demo_tasks import task_data  # noqa: E402
 
 DATA = HERE.parent / "workflow" / "tasks" / "mergelab_demo" / "data"
 

@@ -1,6 +1,6 @@
 """Snakemake job of rule `demo_models`: the demo base model and its two experts, trained offline."""
 
-from mergelab.jobs import atomic_dir, job_log
+from mergelab.runtime.jobs import atomic_dir, job_log
 
 
 def main(smk) -> None:
@@ -9,7 +9,7 @@ def main(smk) -> None:
 
         import torch
 
-        from mergelab.demo import build_demo_models
+        from mergelab.embedded.demo import build_demo_models
 
         torch.set_num_threads(int(smk.threads))  # fixed, so the weights are reproducible
         log.info("training the demo models with seed %s on %d threads", smk.params.seed, smk.threads)

@@ -2,8 +2,8 @@
 
 import json
 
-from mergelab.jobs import atomic_file, job_log
 from mergelab.plan.jobs import FetchJob
+from mergelab.runtime.jobs import atomic_file, job_log
 
 
 def main(smk) -> None:

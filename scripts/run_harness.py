@@ -1,13 +1,13 @@
 """Snakemake job of rules `harness_eval` / `harness_eval_samples`: lm-eval on one (model, task)."""
 
-from mergelab.evaluation_job import evaluation_job
+from mergelab.evaluate.evaluation_job import evaluation_job
 from mergelab.plan.jobs import HarnessJob
 from mergelab.plan.paths import WORKFLOW_TASKS
 
 
 def main(smk) -> None:
     with evaluation_job(smk, HarnessJob) as (job, model_dir, device, devices, log):
-        from mergelab.harness import evaluate, write_results
+        from mergelab.evaluate.harness import evaluate, write_results
 
         log.info("evaluating %s on %s (device %s)", job.model, job.task, device)
         results = evaluate(

@@ -1,14 +1,14 @@
 """Snakemake job of rule `harness_eval_model` (harness.jobs: per_model): every harness task of
 one model after one model load, one results JSON per task, as `harness_eval` writes it."""
 
-from mergelab.evaluation_job import evaluation_job
+from mergelab.evaluate.evaluation_job import evaluation_job
 from mergelab.plan.jobs import HarnessModelJob
 from mergelab.plan.paths import WORKFLOW_TASKS
 
 
 def main(smk) -> None:
     with evaluation_job(smk, HarnessModelJob) as (job, model_dir, device, devices, log):
-        from mergelab.harness import evaluate_model, write_model_results
+        from mergelab.evaluate.harness import evaluate_model, write_model_results
 
         log.info("evaluating %s on %s (device %s)", job.model, ", ".join(job.tasks), device)
         results = evaluate_model(

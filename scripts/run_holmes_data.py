@@ -3,13 +3,13 @@
 import csv
 from pathlib import Path
 
-from mergelab.jobs import atomic_file, job_log
 from mergelab.plan.jobs import HolmesDataJob
+from mergelab.runtime.jobs import atomic_file, job_log
 
 
 def main(smk) -> None:
     with job_log(smk.log[0]) as log:
-        from mergelab.holmes_data import manifest_rows, obtain, resolve_datasets
+        from mergelab.evaluate.holmes_data import manifest_rows, obtain, resolve_datasets
 
         job = HolmesDataJob.from_params(smk.params)
         folder = obtain(job.version, Path(job.root), Path(job.archive) if job.archive else None, job.url)

@@ -1,12 +1,12 @@
 """Snakemake job of rule `merge_record`: what stays of a merge whose weights are deleted
 (storage.keep_merges): its card, mergekit config, and every file's size and sha256."""
 
-from mergelab.jobs import job_log
+from mergelab.runtime.jobs import job_log
 
 
 def main(smk) -> None:
     with job_log(smk.log[0]):
-        from mergelab.storage import write_record
+        from mergelab.merging.storage import write_record
 
         write_record(smk.wildcards.model, smk.input.model, smk.output[0])
 

@@ -1,12 +1,12 @@
 """Snakemake job of rule `organize`: the tidy tables."""
 
-from mergelab.jobs import job_log
 from mergelab.plan.jobs import OrganizeJob
+from mergelab.runtime.jobs import job_log
 
 
 def main(smk) -> None:
     with job_log(smk.log[0]):
-        from mergelab.outputs import build_tables, remove_partial
+        from mergelab.analysis.outputs import build_tables, remove_partial
 
         job = OrganizeJob.from_params(smk.params)
         build_tables(job.catalogue, job.files, dict(smk.output.items()))

@@ -2,8 +2,8 @@
 
 import json
 
-from mergelab.jobs import JobError, atomic_file, job_log
 from mergelab.plan.jobs import PushJob
+from mergelab.runtime.jobs import JobError, atomic_file, job_log
 
 
 def main(smk) -> None:

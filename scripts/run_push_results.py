@@ -3,15 +3,15 @@
 import json
 from pathlib import Path
 
-from mergelab.jobs import atomic_file, job_log
 from mergelab.plan.jobs import PushResultsJob
+from mergelab.runtime.jobs import atomic_file, job_log
 
 
 def main(smk) -> None:
     with job_log(smk.log[0]) as log:
         import pandas as pd
 
-        from mergelab.harness_rows import headline
+        from mergelab.analysis.harness_rows import headline
         from mergelab.hub import push_card, results_card
 
         job = PushResultsJob.from_params(smk.params)

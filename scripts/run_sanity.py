@@ -1,8 +1,8 @@
-"""Snakemake job of rule `sanity_check`: the sanity check of one model (mergelab.sanity)."""
+"""Snakemake job of rule `sanity_check`: the sanity check of one model (mergelab.evaluate.sanity)."""
 
-from mergelab.checkpoint import check_model_dir
-from mergelab.jobs import JobError, describe_resources, job_log
 from mergelab.plan.jobs import SanityJob
+from mergelab.runtime.checkpoint import check_model_dir
+from mergelab.runtime.jobs import JobError, describe_resources, job_log
 
 
 def main(smk) -> None:
@@ -16,8 +16,8 @@ def main(smk) -> None:
         else:
             model_dir = job.model_path
         check_model_dir(model_dir)
-        from mergelab.devices import pinned_devices, torch_device
-        from mergelab.sanity import broken_summary, check_model, read_reference, write_check
+        from mergelab.evaluate.sanity import broken_summary, check_model, read_reference, write_check
+        from mergelab.runtime.devices import pinned_devices, torch_device
 
         parents = [read_reference(p) for p in job.parents]
         with pinned_devices(smk.resources.gpu) as devices:

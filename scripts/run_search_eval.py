@@ -1,14 +1,14 @@
 """Snakemake job of rule `search_eval`: a search trial on the dev subset of its objectives' tasks,
 after one model load; one JSON, task -> lm-eval results (mergelab.search.trial_scores reads it)."""
 
-from mergelab.evaluation_job import evaluation_job
+from mergelab.evaluate.evaluation_job import evaluation_job
 from mergelab.plan.jobs import HarnessModelJob
 from mergelab.plan.paths import WORKFLOW_TASKS
 
 
 def main(smk) -> None:
     with evaluation_job(smk, HarnessModelJob) as (job, model_dir, device, devices, log):
-        from mergelab.harness import evaluate_model
+        from mergelab.evaluate.harness import evaluate_model
         from mergelab.search import dev_results
 
         log.info("dev evaluation of %s on %s (device %s)", job.model, ", ".join(job.tasks), device)

@@ -1,9 +1,9 @@
-"""Snakemake job of rule `search_plot`: a merge search's figure (mergelab.search_plot.search)."""
+"""Snakemake job of rule `search_plot`: a merge search's figure (mergelab.analysis.search_plot.search)."""
 
 from pathlib import Path
 
-from mergelab.jobs import job_log
 from mergelab.plan.jobs import SearchPlotJob
+from mergelab.runtime.jobs import job_log
 
 
 def main(smk) -> None:
@@ -11,7 +11,7 @@ def main(smk) -> None:
         import pandas as pd
         import yaml
 
-        from mergelab.search_plot import search
+        from mergelab.analysis.search_plot import search
 
         job = SearchPlotJob.from_params(smk.params)
         with open(smk.input.best, encoding="utf-8") as fh:

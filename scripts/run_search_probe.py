@@ -1,14 +1,14 @@
 """Snakemake job of rule `search_probe`: Holmes probing of a search trial on the datasets of its
 objectives' competences; one JSON, competence -> mean F1 (mergelab.search.trial_scores reads it)."""
 
-from mergelab.evaluation_job import evaluation_job
+from mergelab.evaluate.evaluation_job import evaluation_job
 from mergelab.plan.jobs import SearchProbeJob
 
 
 def main(smk) -> None:
     with evaluation_job(smk, SearchProbeJob) as (job, model_dir, device, devices, log):
-        from mergelab.holmes import evaluate
-        from mergelab.holmes_data import read_manifest
+        from mergelab.evaluate.holmes import evaluate
+        from mergelab.evaluate.holmes_data import read_manifest
         from mergelab.search import competence_scores, probe_datasets, write_probe
 
         manifest = read_manifest(smk.input.manifest)

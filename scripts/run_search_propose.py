@@ -1,8 +1,8 @@
 """Snakemake job of checkpoint `search_propose`: one generation of a merge search. Tells Optuna the
 previous generation's scores, asks for this generation's trials (mergelab.search)."""
 
-from mergelab.jobs import job_log
 from mergelab.plan.jobs import SearchProposeJob
+from mergelab.runtime.jobs import job_log
 
 
 def main(smk) -> None:

@@ -1,8 +1,8 @@
 """Snakemake job of checkpoint `search_summary`: the last generation's scores told, then
 trials.csv, best.yaml and the whole study's journal (mergelab.search)."""
 
-from mergelab.jobs import job_log
 from mergelab.plan.jobs import SearchSummaryJob
+from mergelab.runtime.jobs import job_log
 
 
 def main(smk) -> None:

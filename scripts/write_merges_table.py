@@ -1,8 +1,8 @@
 """Snakemake job of rule `merges_table`: results/merges.tsv (merge id -> mergekit config, seed)."""
 
-from mergelab.jobs import atomic_file, job_log
 from mergelab.plan.jobs import MergesTableJob
 from mergelab.plan.models import merges_tsv
+from mergelab.runtime.jobs import atomic_file, job_log
 
 
 def main(smk) -> None:

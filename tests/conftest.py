@@ -91,8 +91,8 @@ def planned_merges(output: str) -> set:
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict:
     """base, alpha, beta: tiny float32 Llama models with a real tokenizer (untrained: the base at
-    random and two seeded perturbations of it, the "tiny" size of mergelab.demo)."""
-    from mergelab.demo import build_demo_models
+    random and two seeded perturbations of it, the "tiny" size of mergelab.embedded.demo)."""
+    from mergelab.embedded.demo import build_demo_models
 
     root = tmp_path_factory.mktemp("tiny-models")
     dirs = {"base": root / "base", "alpha": root / "alpha", "beta": root / "beta"}
@@ -110,7 +110,7 @@ def load_state(path: Path) -> dict:
 
 
 def fake_model_dir(d: Path) -> Path:
-    """A directory that passes the cheap model checks (mergelab.checkpoint) without torch:
+    """A directory that passes the cheap model checks (mergelab.runtime.checkpoint) without torch:
     a config.json and a one-tensor model.safetensors. For plans, never for loading."""
     import json
     import struct
@@ -123,7 +123,7 @@ def fake_model_dir(d: Path) -> Path:
 
 
 def unloadable_copy(model_dir: Path, dest: Path) -> Path:
-    """A model directory that passes every cheap check (mergelab.checkpoint) but that no
+    """A model directory that passes every cheap check (mergelab.runtime.checkpoint) but that no
     job can load: its config names an architecture transformers does not know."""
     import json
     import shutil

@@ -1,5 +1,5 @@
 """Broken model directories are named before anything loads them (issue 15): the cheap
-checks of mergelab.checkpoint, at config time for local parents, in every job for its
+checks of mergelab.runtime.checkpoint, at config time for local parents, in every job for its
 model, and a size estimate that never raises."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import struct
 import pytest
 
 from conftest import fake_model_dir, snakemake, write_config
-from mergelab.checkpoint import CheckpointError, check_model_dir
-from mergelab.jobs import JobError
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.experiment import load_experiment
-from mergelab.resources import size_of
+from mergelab.plan.resources import size_of
+from mergelab.runtime.checkpoint import CheckpointError, check_model_dir
+from mergelab.runtime.jobs import JobError
 
 
 def _safetensors(head: dict, data: bytes) -> bytes:

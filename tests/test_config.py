@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from conftest import REPO, fake_model_dir, planned_jobs, snakemake, write_config
-from mergelab.methods import METHODS
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.experiment import load_experiment
 from mergelab.plan.load import load_schema
+from mergelab.plan.methods import METHODS
 
 
 def exp(cfg, workdir):
@@ -543,7 +543,7 @@ def test_builtin_tasks_are_checked_against_lm_evals_index(wd):
 
 
 def test_demo_task_data_is_what_the_generator_writes():
-    from mergelab.demo_tasks import task_data
+    from mergelab.embedded.demo_tasks import task_data
 
     data = REPO / "workflow" / "tasks" / "mergelab_demo" / "data"
     expected = task_data()
@@ -554,11 +554,11 @@ def test_demo_task_data_is_what_the_generator_writes():
 
 
 def test_demo_task_prompts_are_the_trained_question_forms():
-    """The task YAMLs and mergelab.demo_tasks both spell the prompts: they must agree, or the
+    """The task YAMLs and mergelab.embedded.demo_tasks both spell the prompts: they must agree, or the
     experts would be asked in a form they were never trained on."""
     import jinja2
 
-    from mergelab import demo_tasks as dt
+    from mergelab.embedded import demo_tasks as dt
 
     class Loader(yaml.SafeLoader):
         pass
@@ -576,7 +576,7 @@ def test_demo_task_prompts_are_the_trained_question_forms():
 
 
 def test_demo_task_items_are_held_out_from_training():
-    from mergelab import demo_tasks as dt
+    from mergelab.embedded import demo_tasks as dt
 
     held = [(r["a"], r["b"]) for r in dt.arithmetic_items()]
     assert len(set(held)) == len(held) == dt.ARITHMETIC_TEST

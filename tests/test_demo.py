@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import load_state
-from mergelab.demo import DEMO_NAMES, Schedule, build_demo_models
+from mergelab.embedded.demo import DEMO_NAMES, Schedule, build_demo_models
 
 SHORT = Schedule(base_steps=3, math_steps=2, words_steps=2)  # the demo's training, a few steps of each phase
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, SNAKEMAKE, base_env
-from mergelab import devices
-from mergelab.devices import DeviceError, pinned_devices
+from mergelab.runtime import devices
+from mergelab.runtime.devices import DeviceError, pinned_devices
 
 
 @pytest.fixture()
@@ -118,7 +118,7 @@ def test_killed_job_releases_its_devices(gpu_env, tmp_path):
     code = (
         "import sys, time, pathlib\n"
         f"sys.path.insert(0, {str(REPO / 'scripts')!r})\n"
-        "from mergelab.devices import pinned_devices\n"
+        "from mergelab.runtime.devices import pinned_devices\n"
         "with pinned_devices(4):\n"
         f"    pathlib.Path({str(ready)!r}).write_text('x')\n"
         "    time.sleep(60)\n"

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mergelab import generated_docs
-from mergelab.generated_docs import generate, method_inputs, methods_table, replace_region, stale
-from mergelab.methods import METHODS
-from mergelab.schema_docs import BLOCK_LINE, render, rows, with_defaults
+from mergelab.docs import generated_docs
+from mergelab.docs.generated_docs import generate, method_inputs, methods_table, replace_region, stale
+from mergelab.docs.schema_docs import BLOCK_LINE, render, rows, with_defaults
+from mergelab.plan.methods import METHODS
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

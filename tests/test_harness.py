@@ -22,8 +22,8 @@ from conftest import (
     unloadable_copy,
     write_config,
 )
-from mergelab.harness_model import run_with_oom_retry
-from mergelab.stats import aggregation, metric_value
+from mergelab.analysis.stats import aggregation, metric_value
+from mergelab.evaluate.harness_model import run_with_oom_retry
 
 TASKS = ["mergelab_arithmetic", "mergelab_categories", "mergelab_text_ppl"]
 DATA = REPO / "workflow" / "tasks" / "mergelab_demo" / "data"
@@ -69,7 +69,7 @@ def test_backends_are_one_registry_that_the_schema_offers(monkeypatch):
     import yaml
 
     from conftest import REPO
-    from mergelab.harness_model import BACKENDS, Model
+    from mergelab.evaluate.harness_model import BACKENDS, Model
 
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     assert schema["$defs"]["settings"]["properties"]["backend"]["enum"] == list(BACKENDS)
@@ -286,7 +286,7 @@ def test_broken_inputs_fail_clearly_and_others_finish(tmp_path, tiny_models):
 def test_item_rows_keep_numbers_and_corpus_pairs_and_leave_texts_out(tmp_path):
     import pandas as pd
 
-    from mergelab.items import ITEM_COLUMNS, item_rows, write_items
+    from mergelab.evaluate.items import ITEM_COLUMNS, item_rows, write_items
 
     samples = {
         "cats": [

@@ -128,7 +128,7 @@ def test_harness_data_jobs_get_their_cache_dir_relative_to_the_workdir(tmp_path)
 
 
 def test_a_partial_result_is_named_in_one_line():
-    from mergelab.completeness import partial_result
+    from mergelab.evaluate.completeness import partial_result
 
     def res(effective, original, limit):
         return {
@@ -145,9 +145,9 @@ def test_a_partial_result_is_named_in_one_line():
 
 
 def test_a_job_with_a_partial_result_fails_in_one_line_before_writing(monkeypatch):
-    from mergelab import harness
-    from mergelab.harness_model import load_key
-    from mergelab.jobs import JobError
+    from mergelab.evaluate import harness
+    from mergelab.evaluate.harness_model import load_key
+    from mergelab.runtime.jobs import JobError
 
     class Partial:
         key = None
@@ -171,7 +171,7 @@ def test_a_job_with_a_partial_result_fails_in_one_line_before_writing(monkeypatc
 
 
 def test_organize_never_tabulates_a_partial_result(tmp_path):
-    from mergelab.organize import harness_table
+    from mergelab.analysis.organize import harness_table
 
     src = REPO / "tests" / "data" / "harness_results" / "base" / "test_mc.json"
     res = json.loads(src.read_text())
@@ -185,7 +185,7 @@ def test_organize_never_tabulates_a_partial_result(tmp_path):
 
 
 def test_offline_dataset_errors_become_one_line():
-    from mergelab.harness_env import offline_failure
+    from mergelab.evaluate.harness_env import offline_failure
 
     try:
         try:
@@ -200,8 +200,8 @@ def test_offline_dataset_errors_become_one_line():
 
 PREPARE = """
 import json, logging, os, sys, types
-from mergelab import harness_env as harness
-from mergelab.evaluation_job import prepare_harness_job
+from mergelab.evaluate import harness_env as harness
+from mergelab.evaluate.evaluation_job import prepare_harness_job
 smk = types.SimpleNamespace(config=json.loads(sys.argv[1]), input={"data": []})
 prepare_harness_job(smk, types.SimpleNamespace(model="base"), logging.getLogger())
 print(json.dumps([os.environ.get("HF_HUB_OFFLINE"), os.environ.get("HF_DATASETS_CACHE"), harness.REQUEST_CACHE]))
@@ -237,7 +237,7 @@ def test_harness_jobs_read_data_and_cache_settings_from_the_config(tmp_path, har
 
 def test_request_cache_folders_follow_settings_and_model_and_go_on_success(tmp_path):
     from conftest import fake_model_dir
-    from mergelab import harness_env as harness
+    from mergelab.evaluate import harness_env as harness
 
     model = fake_model_dir(tmp_path / "m")
     root = str(tmp_path / "cache")
@@ -325,7 +325,7 @@ def test_data_fetched_once_then_evaluated_offline(tmp_path, tiny_models, hub):
     ref_env = dict(env, HF_HOME=str(tmp_path / "ref-home"))
     code = (
         "import json, sys\n"
-        "from mergelab.harness import evaluate\n"
+        "from mergelab.evaluate.harness import evaluate\n"
         "s = json.loads(sys.argv[1])\n"
         "r = evaluate(sys.argv[2], 'hub_group', s, include_paths=[sys.argv[3]], include_defaults=False,"
         " device='cpu', gpus=0)\n"

@@ -199,7 +199,7 @@ def test_default_is_per_task(tmp_path):
 
 
 def test_split_keeps_each_task_its_entries_and_a_group_its_subtasks():
-    from mergelab.harness import split_results
+    from mergelab.evaluate.harness import split_results
 
     combined = {
         "results": {"g": {"acc,none": 0.5}, "s1": {"acc,none": 0.5}, "t": {"acc,none": 1.0}},
@@ -232,7 +232,7 @@ def test_split_keeps_each_task_its_entries_and_a_group_its_subtasks():
 
 
 def test_a_failed_write_leaves_no_file_of_the_job(tmp_path):
-    from mergelab.harness import write_model_results
+    from mergelab.evaluate.harness import write_model_results
 
     results = {"a": {"results": {"a": {}}, "samples": {"a": [{"doc_id": 0}]}}, "b": {"results": {"b": {}}}}
     paths = [str(tmp_path / "a.json")]  # b's output is missing: the job fails after writing a's
@@ -247,7 +247,7 @@ def test_a_failed_write_leaves_no_file_of_the_job(tmp_path):
 def test_a_run_of_one_task_is_kept_whole_and_tags_run_alone():
     from types import SimpleNamespace
 
-    from mergelab.harness import split_results, tags_alone
+    from mergelab.evaluate.harness import split_results, tags_alone
 
     one = {"results": {"t1": {}, "t2": {}}, "mergelab": {}}  # e.g. a tag's tasks, named by no entry
     assert split_results(one, ["tag"]) == {"tag": one}

@@ -13,22 +13,19 @@ import pytest
 import torch
 
 from conftest import fake_model_dir, planned_jobs, snakemake, write_config
-from mergelab.holmes_data import (
-    DataError,
-    ProbeDataset,
-    Row,
-    datasets_of_version,
-    find_datasets,
-    manifest_rows,
-    metadata,
-    obtain,
-    read_dataset,
-    read_probes,
-    resolve_datasets,
+from mergelab.embedded.holmes_demo import DATASETS, write_demo_set
+from mergelab.evaluate.holmes_data import ProbeDataset, Row, manifest_rows, obtain, read_dataset, resolve_datasets
+from mergelab.evaluate.holmes_encode import Requests, encode, features, load_encoder, probe_features, row_requests
+from mergelab.evaluate.probe import (
+    ProbeSettings,
+    ProbeTask,
+    lr_factor,
+    macro_f1,
+    pearson,
+    train_probe_plain,
+    train_probes,
 )
-from mergelab.holmes_demo import DATASETS, write_demo_set
-from mergelab.holmes_encode import Requests, encode, features, load_encoder, probe_features, row_requests
-from mergelab.probe import ProbeSettings, ProbeTask, lr_factor, macro_f1, pearson, train_probe_plain, train_probes
+from mergelab.plan.holmes_sets import DataError, datasets_of_version, find_datasets, metadata, read_probes
 
 # ---------------------------------------------------------------- features
 
@@ -562,8 +559,8 @@ def test_user_mapping_is_read_and_checked(tmp_path):
 
 def captured_tasks(monkeypatch, model_dir, data_dir, names, **settings):
     """evaluate() up to the probes: the ProbeTasks it would train, by dataset name."""
-    import mergelab.probe
-    from mergelab.holmes import evaluate
+    import mergelab.evaluate.probe
+    from mergelab.evaluate.holmes import evaluate
 
     got = {}
 
@@ -571,7 +568,7 @@ def captured_tasks(monkeypatch, model_dir, data_dir, names, **settings):
         got.update({t.name: t for t in tasks})
         return []
 
-    monkeypatch.setattr(mergelab.probe, "train_probes", capture)
+    monkeypatch.setattr(mergelab.evaluate.probe, "train_probes", capture)
     base = {"seeds": [0], "objective": "reference", "batch_size": 16, "dtype": "float32", "max_length": None}
     evaluate("m", str(model_dir), str(data_dir), names, {**base, **settings}, "cpu")
     return got
@@ -647,9 +644,9 @@ def no_bos_dir(tmp_path_factory, tiny_models):
 
 
 def test_a_text_of_zero_tokens_is_one_line_before_the_model_loads(monkeypatch, tmp_path, no_bos_dir):
-    import mergelab.holmes_encode
-    from mergelab.holmes import evaluate
-    from mergelab.jobs import JobError
+    import mergelab.evaluate.holmes_encode
+    from mergelab.evaluate.holmes import evaluate
+    from mergelab.runtime.jobs import JobError
 
     write_demo_set(tmp_path)
     folder = tmp_path / "mergelab-demo-negation"
@@ -660,7 +657,7 @@ def test_a_text_of_zero_tokens_is_one_line_before_the_model_loads(monkeypatch, t
     def no_model(*args, **kw):
         raise AssertionError("the model was loaded before the texts were checked")
 
-    monkeypatch.setattr(mergelab.holmes_encode, "load_model", no_model)
+    monkeypatch.setattr(mergelab.evaluate.holmes_encode, "load_model", no_model)
     settings = {"seeds": [0], "objective": "reference", "batch_size": 4, "dtype": "float32", "max_length": None}
     with pytest.raises(JobError) as err:
         evaluate("m", str(no_bos_dir), str(tmp_path), ["mergelab-demo-agreement", folder.name], settings, "cpu")
@@ -673,8 +670,8 @@ def test_a_text_of_zero_tokens_is_one_line_before_the_model_loads(monkeypatch, t
 def test_a_long_text_is_shortened_in_the_message(no_bos_dir):
     from transformers import AutoTokenizer
 
-    from mergelab.holmes_encode import check_tokens
-    from mergelab.jobs import JobError
+    from mergelab.evaluate.holmes_encode import check_tokens
+    from mergelab.runtime.jobs import JobError
 
     class Empty:  # a tokenizer that drops everything
         def __call__(self, texts, **kw):
@@ -729,7 +726,7 @@ def test_embedded_set_end_to_end(default_run):
 
 @pytest.mark.parametrize("objective,regression", [("reference", False), ("standard", False), ("reference", True)])
 def test_written_out_gradient_equals_autograd(objective, regression):
-    from mergelab.probe import losses, output_grad
+    from mergelab.evaluate.probe import losses, output_grad
 
     g = torch.Generator().manual_seed(0)
     z = torch.randn(3, 16, 4, generator=g, dtype=torch.float64, requires_grad=True)
@@ -756,7 +753,7 @@ def test_own_datasets_end_to_end(tmp_path, tiny_models):
 
     import pandas as pd
 
-    from mergelab.organize import winning_rates
+    from mergelab.analysis.organize import winning_rates
 
     names = write_own_set(tmp_path / "data" / "holmes" / "peer")
     cfg = {

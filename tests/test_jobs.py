@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import base_env
-from mergelab.jobs import atomic_dir, atomic_file
+from mergelab.runtime.jobs import atomic_dir, atomic_file
 
 
 def test_atomic_dir_keeps_nothing_on_failure(tmp_path):
@@ -52,7 +52,7 @@ def run_job(code: str, tmp_path: Path, **kw):
 def test_failure_gives_one_line_and_the_traceback_in_the_log(tmp_path):
     log = tmp_path / "logs" / "j.log"
     proc = run_job(
-        "from mergelab.jobs import job_log, JobError\n"
+        "from mergelab.runtime.jobs import job_log, JobError\n"
         f"with job_log({str(log)!r}):\n"
         "    print('working')\n"
         "    raise JobError('input model directory does not exist: /x')\n",
@@ -68,7 +68,7 @@ def test_failure_gives_one_line_and_the_traceback_in_the_log(tmp_path):
 @pytest.mark.slow
 def test_terminated_merge_leaves_no_output(tmp_path):
     """SIGTERM (what Snakemake and SLURM send) in the middle of writing a merge."""
-    from mergelab.demo import build_demo_models
+    from mergelab.embedded.demo import build_demo_models
 
     models = {n: tmp_path / n for n in ("base", "math")}
     build_demo_models(models, seed=0, size="bench")
@@ -81,8 +81,8 @@ def test_terminated_merge_leaves_no_output(tmp_path):
         "models": [{"model": str(models["math"]), "parameters": {"weight": 0.5}}],
     }
     proc = run_job(
-        "from mergelab.jobs import job_log\n"
-        "from mergelab.merge import run_merge\n"
+        "from mergelab.runtime.jobs import job_log\n"
+        "from mergelab.merging.merge import run_merge\n"
         f"with job_log({str(tmp_path / 'merge.log')!r}):\n"
         f"    run_merge({cfg!r}, {str(out)!r}, seed=0, cuda=False, threads=1)\n",
         tmp_path,

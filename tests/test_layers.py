@@ -85,13 +85,11 @@ def test_no_import_circle_among_the_package_s_modules():
 
 def test_the_bottom_imports_nothing_of_ours_and_nothing_imports_the_top():
     graph = import_graph()
-    assert graph["mergelab.jobs"] == set()  # JobError, job_log, atomic outputs: the standard library only
-    top = {"mergelab.outputs", "mergelab.plots"}  # presentation: the tables' and figures' building
+    assert graph["mergelab.runtime.jobs"] == set()  # JobError, job_log, atomic outputs: the standard library only
+    top = {"mergelab.analysis.outputs", "mergelab.analysis.plots"}  # presentation: the tables' and figures' building
     for name, deps in graph.items():
         if name not in top:
             assert not deps & top, f"{name} imports the presentation layer: {deps & top}"
-        if name.startswith("mergelab.plan"):  # the plan is built while the DAG is: no job module
-            assert "mergelab.evaluation_job" not in deps, name
 
 
 def test_modules_stay_small_and_the_glue_stays_glue():
@@ -100,3 +98,35 @@ def test_modules_stay_small_and_the_glue_stays_glue():
     big = {str(p.relative_to(REPO)): n for p in SCRIPTS.rglob("*.py") if (n := len(p.read_text().splitlines())) > 450}
     assert big == {}
     assert len((REPO / "workflow" / "rules" / "common.smk").read_text().splitlines()) <= 200
+
+
+# The package's folders, bottom first: each imports only folders before it (and the package's
+# __init__). The plan is built while Snakemake builds the DAG, so it stands below every job stage.
+LAYERS = ("runtime", "hub", "plan", "embedded", "merging", "evaluate", "analysis", "search", "docs")
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def layer_breaches(graph: dict) -> list:
+    """(importer, imported) pairs where a folder imports one at or after its own place (other than itself)."""
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    out = []
+    for name, deps in sorted(graph.items()):
+        for dep in sorted(deps):
+            a, b = _layer(name), _layer(dep)
+            if a != b and b != "" and rank[b] >= rank[a]:
+                out.append((name, dep))
+    return out
+
+
+def test_every_folder_imports_only_the_layers_below_it():
+    graph = import_graph()
+    assert {_layer(m) for m in graph} - {""} == set(LAYERS)  # a new folder takes its place in LAYERS
+    assert layer_breaches(graph) == []
+    # and the check sees one: the plan reaching up into a job stage
+    assert layer_breaches({"mergelab.plan.x": {"mergelab.evaluate.y"}, "mergelab.evaluate.y": set()}) == [
+        ("mergelab.plan.x", "mergelab.evaluate.y")
+    ]

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from conftest import load_state, snakemake, write_config
-from mergelab.methods import METHODS
+from mergelab.plan.methods import METHODS
 
 pytestmark = pytest.mark.workflow
 

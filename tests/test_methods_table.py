@@ -7,7 +7,7 @@ table honest when mergekit changes.
 import pytest
 from mergekit.merge_methods import registry
 
-from mergelab.methods import METHODS, REQUIRED
+from mergelab.plan.methods import METHODS, REQUIRED
 
 
 def mk_methods():

@@ -35,13 +35,13 @@ rule all:
 
 
 onsuccess:
-    from mergelab.outputs import end_of_campaign
+    from mergelab.analysis.outputs import end_of_campaign
 
     end_of_campaign(success=True)
 
 
 onerror:
-    from mergelab.outputs import end_of_campaign
+    from mergelab.analysis.outputs import end_of_campaign
 
     end_of_campaign(success=False)
 """

@@ -135,7 +135,7 @@ def test_bad_moe_input_is_one_line_naming_the_key(recipe, key, words, tmp_path):
 
 
 def _moe(tiny_models, out, gate, seed=0, prompts=PROMPTS):
-    from mergelab.merge import run_merge
+    from mergelab.merging.merge import run_merge
 
     cfg = {
         "base_model": str(tiny_models["base"]),

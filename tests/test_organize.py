@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, SNAKEMAKE, base_env, planned_jobs, snakemake, unloadable_copy, write_config
-from mergelab import compare, harness_rows, leaderboard
-from mergelab import organize as org
-from mergelab.kendall import kendall_table
-from mergelab.normalised import MEAN_ROW, normalised_scores
-from mergelab.plots import best_parent_rows
-from mergelab.stats import aggregation, metric_value
+from mergelab.analysis import compare, harness_rows, leaderboard
+from mergelab.analysis import organize as org
+from mergelab.analysis.kendall import kendall_table
+from mergelab.analysis.normalised import MEAN_ROW, normalised_scores
+from mergelab.analysis.plots import best_parent_rows
+from mergelab.analysis.stats import aggregation, metric_value
 
 FIXTURES = REPO / "tests" / "data" / "harness_results"
 CONTEXT = {
@@ -357,7 +357,7 @@ def stats_campaign():
 
 
 def test_merge_comparisons_pair_every_merge_with_its_parents_and_base():
-    from mergelab import stats
+    from mergelab.analysis import stats
 
     harness, items = stats_campaign()
     table = compare.merge_comparisons(harness, items, STATS_CONTEXT)
@@ -448,7 +448,7 @@ def group_campaign(by_size: bool = True):
 def test_a_group_task_is_compared_by_its_own_value_over_all_its_subtasks(by_size):
     """mmlu, leaderboard: the per-item results are the subtasks'; the group's own row pairs the
     items of all of them (resampled within each subtask), with the group's aggregation."""
-    from mergelab import plots, stats
+    from mergelab.analysis import plots, stats
 
     harness, items = group_campaign(by_size)
     table = compare.merge_comparisons(harness, items, GROUP_CONTEXT)
@@ -504,7 +504,7 @@ def test_outcomes_figure_of_a_partial_build_is_a_note(tmp_path):
     the figure says there is nothing to count instead of crashing."""
     import io
 
-    from mergelab import plots
+    from mergelab.analysis import plots
 
     header = ",".join(compare.COMPARISON_COLUMNS)
     line = "ab_linear_w1,alpha,parent,ab,linear,cats,cats,acc,none,True,0,,,,,,,,,holm,0.05,,"
@@ -756,10 +756,10 @@ def test_failed_evaluation_gives_partial_tables_that_nothing_trusts(tmp_path, ti
 
 
 def test_the_partial_build_keeps_the_callers_pythonpath():
-    """The onerror build runs `python -m mergelab.outputs` with the scripts folder first and
+    """The onerror build runs `python -m mergelab.analysis.outputs` with the scripts folder first and
     the caller's PYTHONPATH after it: an install made with `pip --target` (how the GPU check
     runs on a machine whose Python lacks the workflow's packages) or a module system lives there."""
-    from mergelab.outputs import subprocess_env
+    from mergelab.analysis.outputs import subprocess_env
 
     scripts = REPO / "scripts"
     env = subprocess_env(scripts, {"PYTHONPATH": "/tmp/site", "HOME": "/h"})
@@ -802,7 +802,7 @@ def test_normalised_scores_by_hand():
 def test_holmes_comparisons_are_wilcoxon_over_datasets():
     from scipy.stats import wilcoxon
 
-    from mergelab import stats
+    from mergelab.analysis import stats
 
     rng = __import__("numpy").random.default_rng(0)
     names = [f"d{i}" for i in range(12)]
@@ -860,7 +860,7 @@ def test_a_sweep_of_per_model_values_that_differ_is_drawn_one_position_each(tmp_
     """A recipe sweeping weight per model ({math: [0.2, 1.5], words: [0.2, 1.5]}) has merges whose
     swept value is a mapping, or one number where the models' values are equal: each gets its own
     position on the x axis, with its label."""
-    from mergelab import plots
+    from mergelab.analysis import plots
 
     points = [{"math": 0.2, "words": 1.5}, {"math": 1.5, "words": 0.2}, 1.5]  # equal values: one number
     models = {

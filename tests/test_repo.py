@@ -134,7 +134,7 @@ def test_demo_verdicts(default_run):
     import numpy as np
     import pandas as pd
 
-    from mergelab import stats
+    from mergelab.analysis import stats
 
     wd, _ = default_run
     acc = {}

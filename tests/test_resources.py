@@ -10,9 +10,9 @@ import re
 import pytest
 
 from conftest import load_state, snakemake, write_config
-from mergelab.checkpoint import CheckpointError
+from mergelab.plan.resources import FALLBACK, GIB, Size, checkpoint_size, estimate, resolve, size_of
 from mergelab.plan.rules import RULES
-from mergelab.resources import FALLBACK, GIB, Size, checkpoint_size, estimate, resolve, size_of
+from mergelab.runtime.checkpoint import CheckpointError
 
 
 def _numel_bytes(state):
@@ -177,7 +177,7 @@ def test_bad_resource_settings_name_the_key(bad, key, tmp_path):
 
 
 def test_gpu_jobs_share_the_cores_among_the_gpus():
-    from mergelab.resources import gpu_job_threads
+    from mergelab.plan.resources import gpu_job_threads
 
     assert gpu_job_threads(16, 4) == 4  # --cores 16 --resources gpu=4: four jobs of four threads
     assert gpu_job_threads(2, 4) == 1

@@ -1,4 +1,4 @@
-"""The sanity check of a merge (issue 17): mergelab.sanity.check_model on tiny models doctored
+"""The sanity check of a merge (issue 17): mergelab.evaluate.sanity.check_model on tiny models doctored
 to be broken (a NaN tensor, a truncated embedding, a collapsed model), and a healthy one."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def doctored(src: Path, dest: Path, change) -> Path:
 
 @pytest.fixture(scope="module")
 def parent_checks(tiny_models):
-    from mergelab.sanity import check_model
+    from mergelab.evaluate.sanity import check_model
 
     out = []
     for name in ("alpha", "beta"):
@@ -41,7 +41,7 @@ def _first(state, suffix):
 
 
 def test_healthy_model_passes(tiny_models, parent_checks):
-    from mergelab.sanity import check_model
+    from mergelab.evaluate.sanity import check_model
 
     for c in parent_checks:
         assert c["status"] == "ok", c["reasons"]
@@ -52,7 +52,7 @@ def test_healthy_model_passes(tiny_models, parent_checks):
 
 
 def test_nan_tensor_is_caught(tiny_models, parent_checks, tmp_path):
-    from mergelab.sanity import check_model
+    from mergelab.evaluate.sanity import check_model
 
     def change(state):
         k = _first(state, "mlp.down_proj.weight")
@@ -66,7 +66,7 @@ def test_nan_tensor_is_caught(tiny_models, parent_checks, tmp_path):
 
 
 def test_truncated_embedding_is_caught(tiny_models, parent_checks, tmp_path):
-    from mergelab.sanity import check_model
+    from mergelab.evaluate.sanity import check_model
 
     def change(state):
         for k in list(state):
@@ -81,7 +81,7 @@ def test_truncated_embedding_is_caught(tiny_models, parent_checks, tmp_path):
 
 
 def test_collapsed_model_is_caught(tiny_models, parent_checks, tmp_path):
-    from mergelab.sanity import check_model
+    from mergelab.evaluate.sanity import check_model
 
     def change(state):  # a parent scaled by a huge factor: finite weights, exploding perplexity
         for k in state:
@@ -96,7 +96,7 @@ def test_collapsed_model_is_caught(tiny_models, parent_checks, tmp_path):
 
 
 def test_lost_chat_template_is_caught(tiny_models, parent_checks, tmp_path):
-    from mergelab.sanity import check_model
+    from mergelab.evaluate.sanity import check_model
 
     parent = dict(parent_checks[0], checks=dict(parent_checks[0]["checks"], chat_template=True))
     c = check_model(str(tiny_models["base"]), [parent])
@@ -165,7 +165,7 @@ def test_holmes_and_the_check_load_the_model_as_the_harness_does(tmp_path, monke
 
     import transformers
 
-    from mergelab.sanity import check_model
+    from mergelab.evaluate.sanity import check_model
 
     seen = []
     real = transformers.AutoTokenizer.from_pretrained

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import snakemake_together, write_config
-from mergelab.items import ITEM_COLUMNS
+from mergelab.evaluate.items import ITEM_COLUMNS
 
 HARNESS = {"tasks": ["mergelab_arithmetic"], "settings": {"limit": 4, "batch_size": 4, "bootstrap_iters": 0}}
 

@@ -1,4 +1,4 @@
-"""The paired statistics (mergelab.stats) against scipy's reference implementations, on
+"""The paired statistics (mergelab.analysis.stats) against scipy's reference implementations, on
 synthetic paired data."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from mergelab import stats
+from mergelab.analysis import stats
 
 
 def _pair(kind, merge, parent, resamples=10000, alpha=0.05, seed=0, weights=None):

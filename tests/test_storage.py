@@ -10,9 +10,9 @@ import re
 import pytest
 
 from conftest import fake_model_dir, planned_jobs, snakemake, snakemake_together, write_config
+from mergelab.merging.storage import digests
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.experiment import load_experiment
-from mergelab.storage import digests
 
 # C is a merge of AB and base: AB, read by C, keeps its weights; C and BD lose theirs
 AB, C, BD = "ab_linear_w0.5", "C_slerp_t0.5", "bd_linear_w0.5"

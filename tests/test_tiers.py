@@ -9,7 +9,7 @@ tests/ it imports from (conftest, hubstub, envcheck) and the fixtures it request
   names "snakemake" or a repository script that does (bench/gpu_check.py); conftest's snakemake(),
   snakemake_together(), trained_demo and default_run all come down to SNAKEMAKE;
 - it needs the local SLURM cluster: it names scripts/local_slurm.sh (the slurm_cluster fixture);
-- it builds a model bigger than the tests' tiny ones or trains one: mergelab.demo's
+- it builds a model bigger than the tests' tiny ones or trains one: mergelab.embedded.demo's
   build_demo_models with one of its SIZES other than "tiny" (the default, "demo", is trained), a
   size that is not a constant, or a schedule; train_demo_models, train_lm.
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
-from mergelab.demo import SIZES
+from mergelab.embedded.demo import SIZES
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -381,7 +381,7 @@ import sys
 import pytest
 
 from conftest import SNAKEMAKE, snakemake
-from mergelab.demo import build_demo_models
+from mergelab.embedded.demo import build_demo_models
 
 SCRIPT = "scripts/local_slurm.sh"
 
@@ -476,7 +476,7 @@ import sys
 import pytest
 
 from conftest import SNAKEMAKE, snakemake
-from mergelab.demo import build_demo_models
+from mergelab.embedded.demo import build_demo_models
 
 SCRIPT = "scripts/local_slurm.sh"
 

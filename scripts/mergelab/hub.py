@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import yaml
 
-from mergelab.jobs import JobError
+from mergelab.runtime.jobs import JobError
 
 log = logging.getLogger("mergelab.hub")
 

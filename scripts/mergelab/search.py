@@ -9,7 +9,7 @@ generation, and a finished one reruns nothing. The sampler is seeded from the se
 and the generation: the same seed and the same scores give the same trials.
 
 A trial's score: for each objective, the weighted sum of its tasks' primary metrics
-(mergelab.harness_rows.primary_choice), a metric where lower is better counted negatively;
+(mergelab.analysis.harness_rows.primary_choice), a metric where lower is better counted negatively;
 every objective is maximised. A trial whose dev evaluation was skipped, partial or has no
 value fails (Optuna's FAIL state), with its reason in trials.csv.
 """
@@ -25,11 +25,11 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from mergelab.completeness import partial_result
-from mergelab.harness_rows import harness_rows
-from mergelab.holmes_data import UNKNOWN
-from mergelab.jobs import atomic_file
+from mergelab.analysis.harness_rows import harness_rows
+from mergelab.evaluate.completeness import partial_result
+from mergelab.plan.holmes_sets import UNKNOWN
 from mergelab.plan.search import best_recipe, objective_parts, trial_id, trial_parameters
+from mergelab.runtime.jobs import atomic_file
 
 log = logging.getLogger("mergelab.search")
 

@@ -13,7 +13,7 @@ sys.path.insert(0, str(SCRIPTS))
 
 from snakemake.utils import update_config  # noqa: E402
 
-from mergelab import outputs  # noqa: E402
+from mergelab.analysis import outputs  # noqa: E402
 from mergelab.plan import paths  # noqa: E402
 from mergelab.plan.cli import rule_typed_as_target, typed_cli_values  # noqa: E402
 from mergelab.plan.errors import ConfigError  # noqa: E402
@@ -21,7 +21,7 @@ from mergelab.plan.experiment import load_experiment  # noqa: E402
 from mergelab.plan.figures import FIGURES, figures  # noqa: E402
 from mergelab.plan.load import DEFAULT_CONFIG, read_config_file  # noqa: E402
 from mergelab.plan.rules import SEARCH, rule, rule_resources, version_param  # noqa: E402
-from mergelab.resources import gpu_job_threads  # noqa: E402
+from mergelab.plan.resources import gpu_job_threads  # noqa: E402
 
 
 wildcard_constraints:
@@ -73,7 +73,7 @@ def rule_priority(name):
 
 
 def get_gpu_job_threads(wildcards):
-    """CPU threads of a GPU job (mergelab.resources.gpu_job_threads)."""
+    """CPU threads of a GPU job (mergelab.plan.resources.gpu_job_threads)."""
     res = {k: getattr(v, "value", v) for k, v in workflow.global_resources.items()}
     return gpu_job_threads(res.get("_cores"), res.get("gpu"))
 
@@ -114,7 +114,7 @@ def job_param(name, field):
 
 def job_resource(name, key):
     """Resource ``key`` (gpu, mem_mb, runtime) of a job of GPU rule ``name``, from its models' size
-    (mergelab.resources); Snakemake asks again when the job is ready."""
+    (mergelab.plan.resources); Snakemake asks again when the job is ready."""
 
     def get(wildcards):
         return rule_resources(EXP, name, **{k: v for k, v in wildcards.items() if k in ("model", "task")})[key]

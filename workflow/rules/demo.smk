@@ -1,5 +1,5 @@
 # Demo models for the embedded default config and the tests, trained offline
-# (mergelab.demo: a base and two experts; about a minute on two cores).
+# (mergelab.embedded.demo: a base and two experts; about a minute on two cores).
 
 
 rule demo_models:

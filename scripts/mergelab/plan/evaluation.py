@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from mergelab.holmes_data import (
+from mergelab.plan import paths
+from mergelab.plan.errors import close_matches, did_you_mean
+from mergelab.plan.holmes_sets import (
     BUILTIN_VERSIONS,
     DataError,
     datasets_of_version,
@@ -22,8 +24,6 @@ from mergelab.holmes_data import (
     select,
     zip_datasets,
 )
-from mergelab.plan import paths
-from mergelab.plan.errors import close_matches, did_you_mean
 from mergelab.plan.load import settings_defaults
 from mergelab.plan.tasks import hub_tasks, scan_task_dirs
 

@@ -2,8 +2,8 @@
 campaign gets it and for which wildcards, its report caption and category).
 
 The declarations serve the DAG (the plot rule's outputs, the report) and the plot job; how a
-figure is drawn is the presentation layer's (mergelab.outputs.DRAW, one entry per figure here).
-Adding a figure: one entry here, one drawing in mergelab.outputs.DRAW, one caption under
+figure is drawn is the presentation layer's (mergelab.analysis.outputs.DRAW, one entry per figure here).
+Adding a figure: one entry here, one drawing in mergelab.analysis.outputs.DRAW, one caption under
 workflow/report/.
 """
 

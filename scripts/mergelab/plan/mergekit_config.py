@@ -17,10 +17,10 @@ from typing import Dict, List, Optional
 
 import yaml
 
-from mergelab.methods import METHODS
 from mergelab.plan import paths
 from mergelab.plan.errors import did_you_mean
 from mergelab.plan.load import load_yaml_all, yaml_error_text
+from mergelab.plan.methods import METHODS
 from mergelab.plan.models import MergeSpec, ModelSpec, check_weights, merge_model_spec
 from mergelab.plan.refs import map_refs, refs
 

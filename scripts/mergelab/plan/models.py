@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from mergelab.checkpoint import CheckpointError, check_model_dir
 from mergelab.plan import paths
 from mergelab.plan.errors import ConfigError
+from mergelab.runtime.checkpoint import CheckpointError, check_model_dir
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -172,7 +172,7 @@ def resolve_models(models_cfg: Mapping[str, dict], source: str, workdir: Path) -
 
 
 def check_weights(path: Path, where: str, hint: str = "") -> None:
-    """The cheap checks of mergelab.checkpoint (config.json, index, safetensors headers), as a ConfigError."""
+    """The cheap checks of mergelab.runtime.checkpoint (config.json, index, safetensors headers), as a ConfigError."""
     try:
         check_model_dir(path)
     except CheckpointError as e:

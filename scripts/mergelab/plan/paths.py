@@ -39,7 +39,7 @@ CHECK = "results/checks/{model}.json"  # the sanity check of a merge (and of its
 HARNESS_JSON = "results/harness/{model}/{task}.json"
 HARNESS_SAMPLES = "results/harness/{model}/{task}.samples.jsonl"
 HARNESS_DATA = "results/harness/data/{task}.json"  # receipt of a task's Hub datasets (harness_data)
-# one row per item x per-item metric (mergelab.items.ITEM_COLUMNS): every harness job writes it
+# one row per item x per-item metric (mergelab.evaluate.items.ITEM_COLUMNS): every harness job writes it
 HARNESS_ITEMS = "results/harness/{model}/{task}.items.parquet"
 HOLMES_MANIFEST = "results/holmes/datasets-{version}.tsv"
 HOLMES_SCORES = "results/holmes/{model}/scores.csv"

@@ -4,7 +4,7 @@ A recipe names models, a base and methods, with parameters that may be sweeps
 (lists) and per-model values; it expands to one merge per method x sweep point
 (x seed for the random methods). A recipe may instead name a raw mergekit file
 (mergelab.plan.mergekit_config); method moe: mergelab.plan.moe. Method contracts
-come from mergelab.methods (no mergekit import). Each merge records the parameters
+come from mergelab.plan.methods (no mergekit import). Each merge records the parameters
 it sweeps, so the figures never have to guess them. The whole section, recipes
 reading each other's merges: mergelab.plan.merges.
 """
@@ -15,9 +15,9 @@ import itertools
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
-from mergelab.methods import METHODS, Method, check_pair, id_order
 from mergelab.plan.errors import ConfigError, did_you_mean
 from mergelab.plan.mergekit_config import expand_raw
+from mergelab.plan.methods import METHODS, Method, check_pair, id_order
 from mergelab.plan.models import MergeSpec, ModelSpec
 from mergelab.plan.moe import expand_moe
 

@@ -52,6 +52,7 @@ from mergelab.plan.inputs import (
 )
 from mergelab.plan.jobs import FIRST_VERSION, JobSpec
 from mergelab.plan.merge_jobs import merge_job, merges_table_job
+from mergelab.plan.resources import Sizing, job_resources
 from mergelab.plan.search_jobs import (
     search_eval_job,
     search_plot_job,
@@ -59,9 +60,8 @@ from mergelab.plan.search_jobs import (
     search_propose_job,
     search_summary_job,
 )
-from mergelab.resources import Sizing, job_resources
 
-# How GPU jobs are sized (mergelab.resources): runtime = fixed + per_b minutes per billion parameters.
+# How GPU jobs are sized (mergelab.plan.resources): runtime = fixed + per_b minutes per billion parameters.
 MERGE = Sizing("merge", fixed=10, per_b=2, key="merge")
 HARNESS = Sizing("harness", fixed=60, per_b=15, key="harness_eval")
 HOLMES = Sizing("holmes", fixed=30, per_b=5, key="holmes_eval")
@@ -169,5 +169,5 @@ def version_param(name: str) -> Any:
 
 
 def rule_resources(exp, name: str, **wildcards: str) -> Dict[str, int]:
-    """gpu, mem_mb and runtime of one job of GPU rule ``name`` (mergelab.resources.job_resources)."""
+    """gpu, mem_mb and runtime of one job of GPU rule ``name`` (mergelab.plan.resources.job_resources)."""
     return job_resources(exp, rule(name).gpu, **wildcards)

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from mergelab.methods import METHODS, Param
 from mergelab.plan import paths
 from mergelab.plan.errors import ConfigError, did_you_mean
+from mergelab.plan.methods import METHODS, Param
 from mergelab.plan.models import MergeSpec, ModelSpec, merge_model_spec
 from mergelab.plan.recipes import Recipe
 

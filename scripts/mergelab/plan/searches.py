@@ -8,9 +8,9 @@ from __future__ import annotations
 import csv
 from typing import Dict, List, Optional
 
-from mergelab.holmes_data import METADATA
 from mergelab.plan.errors import close_matches, did_you_mean
 from mergelab.plan.evaluation import HarnessPlan, HolmesPlan, check_settings
+from mergelab.plan.holmes_sets import METADATA
 from mergelab.plan.search import SearchPlan, build_search_plans
 from mergelab.plan.tasks import hub_tasks
 

@@ -2,7 +2,7 @@ import json
 import os
 import time
 
-from mergelab.devices import pinned_devices
+from mergelab.runtime.devices import pinned_devices
 
 with pinned_devices(snakemake.resources.gpu) as devices:  # noqa: F821
     start = time.time()
