@@ -14,6 +14,7 @@ from conftest import REPO, fake_model_dir, planned_jobs, snakemake, write_config
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.experiment import load_experiment
 from mergelab.plan.load import load_schema
+from mergelab.plan.merge_jobs import merges_table
 from mergelab.plan.methods import METHODS
 
 
@@ -57,7 +58,7 @@ def test_five_methods_work_untuned_with_readable_ids(wd):
         ],
     }
     e = exp(cfg, wd)
-    assert e.merge_ids == [
+    assert list(e.merges) == [
         "coder-math_linear_w1",
         "coder-math_slerp_t0.5",
         "coder-math_ties_d0.5_w0.5",
@@ -94,8 +95,8 @@ def test_sweeps_multiply_and_seeds_only_for_random_methods(wd):
         ],
     }
     e = exp(cfg, wd)
-    ties = [i for i in e.merge_ids if "_ties_" in i]
-    dare = [i for i in e.merge_ids if "_dare_linear_" in i]
+    ties = [i for i in e.merges if "_ties_" in i]
+    dare = [i for i in e.merges if "_dare_linear_" in i]
     assert len(ties) == 4 and len(dare) == 8
     assert "cm_ties_d0.3_w0.2-0.5" in ties
     assert "cm_dare_linear_d0.7_w0.8-0.5_s7" in dare
@@ -120,9 +121,9 @@ def test_method_parameters_override_and_ids_are_stable(wd):
             }
         ],
     }
-    ids = exp(cfg, wd).merge_ids
+    ids = list(exp(cfg, wd).merges)
     assert ids == ["cm_slerp_t0", "cm_slerp_t1", "cm_ties_d0.25_w0.7"]
-    assert exp(cfg, wd).merge_ids == ids  # deterministic
+    assert list(exp(cfg, wd).merges) == ids  # deterministic
 
 
 def test_equal_per_model_values_give_the_scalar_id(wd):
@@ -138,7 +139,7 @@ def test_equal_per_model_values_give_the_scalar_id(wd):
             }
         ],
     }
-    assert exp(a, wd).merge_ids == ["cm_task_arithmetic_w0.5"]
+    assert list(exp(a, wd).merges) == ["cm_task_arithmetic_w0.5"]
 
 
 def test_raw_mergekit_file_substitutes_model_keys(wd):
@@ -188,8 +189,8 @@ def test_merges_table_lists_every_merge_with_its_config(wd):
         ],
     }
     e = exp(cfg, wd)
-    rows = list(csv.DictReader(io.StringIO(e.merges_table()), delimiter="\t"))
-    assert [r["model"] for r in rows] == e.merge_ids
+    rows = list(csv.DictReader(io.StringIO(merges_table(e)), delimiter="\t"))
+    assert [r["model"] for r in rows] == list(e.merges)
     for r in rows:
         spec = e.merges[r["model"]]
         assert json.loads(r["mergekit_config"]) == spec.mergekit_config
@@ -449,7 +450,7 @@ def test_bad_input_stops_snakemake_before_any_job(case, wd):
 def test_example_campaign_expands_as_documented(tmp_path):
     cfg = yaml.safe_load((REPO / "config/examples/qwen2.5-7b-coder-math.yaml").read_text())
     e = load_experiment(cfg, "qwen.yaml", workdir=tmp_path)
-    ids = e.merge_ids
+    ids = list(e.merges)
     assert "coder-math_linear_w1" in ids and "coder-math_task_arithmetic_w0.5" in ids
     assert {f"coder-math_slerp_t{t}" for t in (0.3, 0.5, 0.7)} <= set(ids)
     assert {f"coder-math_dare_ties_d{d}_w0.5_s{s}" for d in (0.3, 0.5, 0.7) for s in (0, 1)} <= set(ids)
@@ -637,7 +638,7 @@ def test_task_vector_methods_over_a_base_accept_one_model(wd):
     """base + one model scales or sparsifies one task vector: a real merge, unlike a linear of one."""
     cfg = {"models": models("base", "coder"), "merges": [recipe(models=["coder"], methods=["task_arithmetic", "ties"])]}
     e = exp(cfg, wd)
-    assert sorted(e.merge_ids) == ["cm_task_arithmetic_w0.5", "cm_ties_d0.5_w0.5"]
+    assert sorted(list(e.merges)) == ["cm_task_arithmetic_w0.5", "cm_ties_d0.5_w0.5"]
 
 
 DUPLICATE = """models:

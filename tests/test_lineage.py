@@ -12,6 +12,7 @@ import yaml
 from conftest import fake_model_dir
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.experiment import load_experiment
+from mergelab.plan.merge_jobs import merges_table
 from mergelab.plan.refs import map_refs, refs
 
 
@@ -115,7 +116,7 @@ def test_parents_named_by_path_are_inputs_and_provenance(wd):
     assert spec.inputs == [] and spec.path_inputs == ["models/base", "models/alpha", "models/beta"]
     assert spec.mergekit_config["base_model"] == str(wd / "models" / "base")
     assert e.merge_inputs("p") == ["models/base", "models/alpha", "models/beta"]
-    row = e.merges_table().splitlines()[1].split("\t")
+    row = merges_table(e).splitlines()[1].split("\t")
     assert row[0] == "p" and row[4] == "models/base,models/alpha,models/beta"
     assert e.job("merge", model="p").card["inputs"] == ["models/base", "models/alpha", "models/beta"]
     assert e.catalogue()["models"]["p"]["path_inputs"] == ["models/base", "models/alpha", "models/beta"]

@@ -10,6 +10,7 @@ import pytest
 from conftest import load_state, snakemake, write_config
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.experiment import load_experiment
+from mergelab.plan.merge_jobs import merges_table
 
 PROMPTS = {
     "alpha": {"positive": ["Question: What is 1234 plus 5?"]},
@@ -48,7 +49,7 @@ def test_moe_is_a_method_like_the_others(tmp_path):
             },
         ],
     }
-    assert "\tmoe\t" in e.merges_table()
+    assert "\tmoe\t" in merges_table(e)
     # sweeps over gate mode and experts per token; random gates take every seed
     e = load_experiment(
         _cfg(

@@ -91,11 +91,12 @@ def test_embedded_default_runs_offline(default_run):
     wd, proc = default_run
     cfg = yaml.safe_load((REPO / "config" / "experiment.yaml").read_text())
     from mergelab.plan.experiment import load_experiment
+    from mergelab.plan.merge_jobs import merges_table
 
     exp = load_experiment(cfg, "config/experiment.yaml", workdir=wd)
-    for mid in exp.merge_ids:
+    for mid in list(exp.merges):
         assert (wd / "results" / "models" / mid / "model.safetensors").is_file(), mid
-    assert (wd / "results" / "merges.tsv").read_text() == exp.merges_table()
+    assert (wd / "results" / "merges.tsv").read_text() == merges_table(exp)
     for table in (
         "harness.csv",
         "harness.parquet",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import load_state
+from mergelab.plan.figures import result_files
 
 
 def doctored(src: Path, dest: Path, change) -> Path:
@@ -124,7 +125,7 @@ def test_off_by_default_so_a_finished_campaign_keeps_its_inputs_and_params(tmp_p
     exp = _default_campaign(tmp_path, on_fail="skip")  # as an older config: no activate key
     assert exp.config["sanity"] == {"activate": False, "on_fail": "skip", "max_ppl_ratio": 10}
     assert exp.sanity.checked == () and all(exp.sanity.check_input(m) == [] for m in exp.merges)
-    assert "checks" not in exp.result_files()
+    assert "checks" not in result_files(exp)
 
 
 def test_on_every_merge_checks_it_and_what_it_reads(tmp_path):
@@ -139,7 +140,7 @@ def test_on_every_merge_checks_it_and_what_it_reads(tmp_path):
     assert job.on_fail == "stop" and job.max_ppl_ratio == 10.0
     assert job.parents == [CHECK.format(model=i) for i in exp.merges[m].inputs]
     assert exp.job("sanity_check", model="base").parents == []
-    assert exp.result_files()["checks"][m] == CHECK.format(model=m)
+    assert result_files(exp)["checks"][m] == CHECK.format(model=m)
 
 
 def test_holmes_and_the_check_load_the_model_as_the_harness_does(tmp_path, monkeypatch, tiny_models):

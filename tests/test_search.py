@@ -15,6 +15,7 @@ import yaml
 from conftest import fake_model_dir, planned_jobs, snakemake, snakemake_together, write_config
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.experiment import load_experiment
+from mergelab.plan.merge_jobs import merge_records, merges_table
 
 TASKS = {"mergelab_arithmetic": "exact_match", "mergelab_categories": "acc"}
 
@@ -205,9 +206,9 @@ def test_a_proposed_trial_is_an_ordinary_merge_of_its_values(tmp_path):
         {"weight": 1.2, "density": 0.4},
     ]
     assert spec.recipe == "tune" and spec.inputs == ["base", "a", "b"]
-    rows = exp.merge_records()
+    rows = merge_records(exp)
     assert [(r["model"], r["search"], r["trial"]) for r in rows] == [("tune_t000", "tune", 0), ("tune_t001", "tune", 1)]
-    assert exp.merges_table().splitlines()[0].endswith("\tsearch\ttrial")
+    assert merges_table(exp).splitlines()[0].endswith("\tsearch\ttrial")
     with pytest.raises(ValueError, match="not proposed yet"):
         exp.merge_spec("tune_t002")
 

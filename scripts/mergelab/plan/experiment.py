@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -20,12 +19,13 @@ from mergelab.plan.hub import HubPlan, build_hub_plan
 from mergelab.plan.jobs import JobSpec
 from mergelab.plan.load import fill_defaults, load_schema, validate_schema
 from mergelab.plan.merges import expand_recipes
-from mergelab.plan.models import MergeSpec, ModelSpec, merge_model_spec, merges_tsv, model_dtype, resolve_models
+from mergelab.plan.models import MergeSpec, ModelSpec, model_dtype, resolve_models
 from mergelab.plan.rules import RULES
 from mergelab.plan.sanity import SanityPlan, build_sanity_plan
-from mergelab.plan.search import SearchPlan, read_best, read_proposals, trial_spec
+from mergelab.plan.search import SearchPlan
 from mergelab.plan.searches import build_searches
 from mergelab.plan.storage import StoragePlan, build_storage_plan
+from mergelab.plan.trials import Trials
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,75 +39,37 @@ class Experiment:
     hub: HubPlan
     storage: StoragePlan
     sanity: SanityPlan
+    trials: Trials  # the searches, and the one reader of what their checkpoints wrote
     workdir: Path = field(default_factory=Path.cwd)
-    searches: Dict[str, SearchPlan] = field(default_factory=dict)
     best: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # search -> its best trials, once known
     _jobs: Dict[tuple, Tuple[JobSpec, Dict[str, Any]]] = field(default_factory=dict, repr=False)
-    _trials: Dict[str, Tuple[int, MergeSpec]] = field(default_factory=dict, repr=False)  # read proposals
 
-    # ---- the catalogue -------------------------------------------------------
+    # ---- merge search (mergelab.plan.search, mergelab.plan.trials) ------------
     @property
-    def merge_ids(self) -> List[str]:
-        return list(self.merges)
+    def searches(self) -> Dict[str, SearchPlan]:
+        return self.trials.searches
 
-    # ---- merge search (mergelab.plan.search) ----------------------------------
     def trial(self, name: str) -> Optional[Tuple[SearchPlan, int]]:
         """(the search, the trial number) when ``name`` is a trial's merge id, else None."""
-        search, sep, number = name.rpartition("_t")
-        plan = self.searches.get(search) if sep and number.isdigit() else None
-        if plan is None or plan.trial_id(int(number)) != name or int(number) >= plan.trials:
-            return None
-        return plan, int(number)
+        return self.trials.find(name)
 
     @property
     def trial_ids(self) -> List[str]:
-        """Every search's trials' merge ids."""
-        return [t for p in self.searches.values() for t in p.trial_ids]
+        return self.trials.ids
 
     def is_merge(self, name: str) -> bool:
         """A merge of the config, or a search's trial."""
         return name in self.merges or self.trial(name) is not None
 
     def proposals_file(self, name: str) -> str:
-        """The proposals.json that gives trial ``name`` its parameters."""
-        plan, number = self.trial(name)
-        return plan.proposals(plan.generation_of(number))
-
-    def _trial_spec(self, name: str) -> MergeSpec:
-        """A trial's merge, from its generation's proposals (read again when they change)."""
-        plan, number = self.trial(name)
-        path = self.workdir / self.proposals_file(name)
-        try:
-            stamp = path.stat().st_mtime_ns
-        except FileNotFoundError:
-            raise ValueError(f"trial {name} of search {plan.name} is not proposed yet ({path} is missing)") from None
-        cached = self._trials.get(name)
-        if cached and cached[0] == stamp:
-            return cached[1]
-        t = read_proposals(path).get(number)
-        if t is None:
-            raise ValueError(
-                f"{path} lacks trial {number}: delete results/search/{plan.name}/ to start the search again"
-            )
-        spec = trial_spec(plan, number, t["method"], t["values"], self._readable, self.source, self.workdir)
-        self._trials[name] = stamp, spec
-        return spec
-
-    @cached_property
-    def _readable(self) -> Dict[str, ModelSpec]:
-        """What a search's recipe may name: the parents, and the merges as models."""
-        return {**self.models, **{mid: merge_model_spec(spec, self.workdir) for mid, spec in self.merges.items()}}
+        return self.trials.proposals_file(name)
 
     def with_best_trials(self) -> "Experiment":
         """This experiment with the best trials of every finished search (its best.yaml, written
         by checkpoint search_summary) evaluated like any merge: on the full tasks, by Holmes, in
         the tables and figures. A new view when they changed (a search ended, or ran again), else
         this one; nothing built is changed."""
-        best = {}
-        for s in self.searches:
-            path = self.workdir / paths.SEARCH_BEST.format(search=s)
-            if path.is_file():
-                best[s] = tuple(m for m in read_best(path) if self.trial(m))
+        best = self.trials.best()
         if best == self.best:
             return self
         trials = [m for ms in best.values() for m in ms]
@@ -219,19 +181,6 @@ class Experiment:
         chosen = set(self.harness.models) | set(self.holmes.models)
         return [m for m in list(self.models) + list(self.merges) if m in chosen]
 
-    def merge_records(self) -> List[Dict[str, Any]]:
-        """results/merges.tsv's rows: every merge, then every search's trials proposed so far
-        (with their search and trial number)."""
-        out = [spec.record() for spec in self.merges.values()]
-        for plan in self.searches.values():
-            for number, tid in enumerate(plan.trial_ids):
-                if (self.workdir / self.proposals_file(tid)).is_file():
-                    out.append({**self.merge_spec(tid).record(), "search": plan.name, "trial": number})
-        return out
-
-    def merges_table(self) -> str:
-        return merges_tsv(self.merge_records())
-
     def catalogue(self) -> Dict[str, Any]:
         """What the tables, the figures and provenance.json know about the campaign."""
         models = {name: m.describe(self.role(name)) for name, m in self.models.items()}
@@ -254,27 +203,6 @@ class Experiment:
             "holmes": {"active": ho.active, "version": ho.version, "datasets": ho.datasets, "settings": ho.settings},
             "stats": dict(self.config["stats"]),
         }
-
-    def result_files(self) -> Dict[str, Any]:
-        """The evaluation results the tables read (and the user's competence mapping, if any)."""
-        files = {
-            "harness": {
-                m: {t: paths.HARNESS_JSON.format(model=m, task=t) for t in self.harness.tasks}
-                for m in self.harness.models
-            },
-            "harness_items": {
-                m: {t: paths.HARNESS_ITEMS.format(model=m, task=t) for t in self.harness.tasks}
-                for m in self.harness.models
-            },
-            "holmes": {m: paths.HOLMES_SCORES.format(model=m) for m in self.holmes.models},
-            "holmes_manifest": self.holmes.manifest if self.holmes.models else "",
-        }
-        if self.holmes.models and self.holmes.probes:
-            files["holmes_probes"] = self.holmes.probes
-        checks = {m: paths.CHECK.format(model=m) for m in self.evaluated if self.sanity.check_input(m)}
-        if checks:  # only when on: a campaign without checks keeps its params
-            files["checks"] = checks
-        return files
 
     # ---- targets -------------------------------------------------------------
     def targets(self, what: str) -> List[str]:
@@ -332,14 +260,10 @@ class Experiment:
         return self.searches[name]
 
     def merge_spec(self, model: str, estimate: bool = False) -> MergeSpec:
-        """The merge ``model`` (a trial once its generation is proposed). ``estimate``: for a trial
-        not proposed yet, its search's first method at the low end of its space, which reads the
-        same models (resource estimates only)."""
+        """The merge ``model`` (a trial once its generation is proposed; ``estimate``: before too,
+        for resource estimates, see Trials.spec)."""
         if model not in self.merges and self.trial(model):
-            plan, _ = self.trial(model)
-            if estimate and not (self.workdir / self.proposals_file(model)).is_file():
-                return plan.stand_in
-            return self._trial_spec(model)
+            return self.trials.spec(model, estimate)
         if model not in self.merges:
             raise ValueError(f"{model!r} is not a merge of this config (see {paths.MERGES_TABLE})")
         return self.merges[model]
@@ -399,5 +323,6 @@ def load_experiment(
     sanity = build_sanity_plan(
         cfg["sanity"], [m for m in names if m in set(harness.models) | set(holmes.models)], models, merges
     )
-    exp = Experiment(source, cfg, models, merges, harness, holmes, hub, storage, sanity, workdir, searches)
+    trials = Trials(searches, models, merges, source, workdir)
+    exp = Experiment(source, cfg, models, merges, harness, holmes, hub, storage, sanity, trials, workdir)
     return exp.with_best_trials()

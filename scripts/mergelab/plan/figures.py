@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, List
 
+from mergelab.plan import paths
 from mergelab.plan.jobs import OrganizeJob, PlotJob
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -96,8 +97,28 @@ def figures(exp: "Experiment") -> List[Dict[str, Any]]:
 
 
 def organize_job(exp: "Experiment") -> OrganizeJob:
-    return OrganizeJob(catalogue=exp.catalogue(), files=exp.result_files())
+    return OrganizeJob(catalogue=exp.catalogue(), files=result_files(exp))
 
 
 def plot_job(exp: "Experiment") -> PlotJob:
     return PlotJob(catalogue=exp.catalogue(), figures=figures(exp))
+
+
+def result_files(exp: "Experiment") -> Dict[str, Any]:
+    """The evaluation results the tables read (and the user's competence mapping, if any)."""
+    files = {
+        "harness": {
+            m: {t: paths.HARNESS_JSON.format(model=m, task=t) for t in exp.harness.tasks} for m in exp.harness.models
+        },
+        "harness_items": {
+            m: {t: paths.HARNESS_ITEMS.format(model=m, task=t) for t in exp.harness.tasks} for m in exp.harness.models
+        },
+        "holmes": {m: paths.HOLMES_SCORES.format(model=m) for m in exp.holmes.models},
+        "holmes_manifest": exp.holmes.manifest if exp.holmes.models else "",
+    }
+    if exp.holmes.models and exp.holmes.probes:
+        files["holmes_probes"] = exp.holmes.probes
+    checks = {m: paths.CHECK.format(model=m) for m in exp.evaluated if exp.sanity.check_input(m)}
+    if checks:  # only when on: a campaign without checks keeps its params
+        files["checks"] = checks
+    return files

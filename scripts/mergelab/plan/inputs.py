@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Dict
 
 from mergelab.plan import paths
+from mergelab.plan.figures import result_files
 
 if TYPE_CHECKING:  # pragma: no cover
     from mergelab.plan.experiment import Experiment
@@ -99,7 +100,7 @@ def search_summary_inputs(exp: "Experiment", search: str) -> Inputs:
 
 def organize_inputs(exp: "Experiment") -> Inputs:
     """Every result file the tables read (the searches' best trials' too: the glue waits for them)."""
-    files = exp.result_files()
+    files = result_files(exp)
     out: Inputs = {"merges": paths.MERGES_TABLE}
     out["harness"] = [p for tasks in files["harness"].values() for p in tasks.values()]
     out["harness_items"] = [p for tasks in files["harness_items"].values() for p in tasks.values()]

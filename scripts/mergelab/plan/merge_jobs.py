@@ -3,9 +3,10 @@ reuse it), and results/merges.tsv (merges_table)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Dict, List
 
 from mergelab.plan.jobs import MergeJob, MergesTableJob
+from mergelab.plan.models import merges_tsv
 
 if TYPE_CHECKING:  # pragma: no cover
     from mergelab.plan.experiment import Experiment
@@ -33,4 +34,19 @@ def merge_job(exp: "Experiment", model: str) -> MergeJob:
 
 
 def merges_table_job(exp: "Experiment") -> MergesTableJob:
-    return MergesTableJob(merges=exp.merge_records())
+    return MergesTableJob(merges=merge_records(exp))
+
+
+def merge_records(exp: "Experiment") -> List[Dict[str, Any]]:
+    """results/merges.tsv's rows: every merge, then every search's trials proposed so far
+    (with their search and trial number)."""
+    out = [spec.record() for spec in exp.merges.values()]
+    for plan in exp.searches.values():
+        for number, tid in enumerate(plan.trial_ids):
+            if exp.trials.proposed(tid):
+                out.append({**exp.merge_spec(tid).record(), "search": plan.name, "trial": number})
+    return out
+
+
+def merges_table(exp: "Experiment") -> str:
+    return merges_tsv(merge_records(exp))
