@@ -62,7 +62,6 @@ def holmes_competences(comp, catalogue: Dict[str, Any], stem: Path) -> None:
         ax.get_legend().remove()
     for ax in list(axes.flat)[len(comps) :]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
     from matplotlib.patches import Patch
 
     roles = {catalogue["models"].get(m, {}).get("role") for m in d["model"]}

@@ -35,7 +35,7 @@ DEFAULTS = {"alpha": 0.05, "bootstrap": 10000, "correction": "holm", "seed": 0}
 
 # lm-eval's aggregations that are not the mean of the per-item values (lm_eval.api.metrics):
 # the per-item values of the first two are (loglikelihood, words or bytes) pairs, stored as
-# value and weight in the per-item results (mergelab.evaluate.harness.item_rows)
+# value and weight in the per-item results (mergelab.evaluate.items.item_rows)
 CORPUS = {
     "word_perplexity": "weighted_perplexity",
     "byte_perplexity": "weighted_perplexity",

@@ -108,7 +108,7 @@ def offline_failure(exc: BaseException, tasks: List[str]) -> Optional[str]:
 
 # --------------------------------------------------------------------------- resuming: the request cache
 
-# Set by the harness job (mergelab.runtime.jobs.evaluation_job) from harness.cache: root (absolute; None:
+# Set by the harness job (mergelab.evaluate.evaluation_job.evaluation_job) from harness.cache: root (absolute; None:
 # off), model, keep; the folders this job used are listed in "folders" and removed on success.
 REQUEST_CACHE: Dict[str, Any] = {}
 KEY_LENGTH = 16  # hex digits of a cache folder's key
