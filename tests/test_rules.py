@@ -134,3 +134,25 @@ def test_no_module_keeps_a_list_of_rule_names_by_hand():
             assert not rule_name_lists(ast.parse(path.read_text())), path
     # and the check sees one
     assert rule_name_lists(ast.parse('WAIT = {"organize", "plot"}\nX = ("merge", 1)'))[0][1] == ["organize", "plot"]
+
+
+def test_a_new_gpu_rule_gets_its_profile_lines_and_doc_lists_from_make_docs(monkeypatch):
+    """Adding a GPU rule touches its four files; `make docs` writes its SLURM profile lines (the
+    shared `*gpu-job` entry, 4 threads) and its name in every list of the docs."""
+    from mergelab.docs.rule_lists import fill_lists, fill_profile
+    from mergelab.plan.rules import Rule
+
+    profile = (REPO / "profiles" / "slurm" / "config.yaml").read_text()
+    page = (REPO / "docs" / "gpus-and-slurm.md").read_text()
+    assert fill_profile(profile) == profile and fill_lists(page) == page  # committed as generated
+    monkeypatch.setitem(RULES, "merge_check", Rule("merge_check", like="merge"))
+    monkeypatch.setitem(RULES, "tabulate", Rule("tabulate", light=True))
+    made = yaml.safe_load(fill_profile(profile))
+    assert made["set-resources"]["merge_check"] == made["set-resources"]["merge"] == {"nodes": 1}
+    assert made["set-threads"]["merge_check"] == 4
+    assert set(made["set-resources"]) - set(gpu_rules()) == set(yaml.safe_load(profile)["set-resources"]) - set(
+        gpu_rules()
+    )  # the light rules' entries are kept
+    assert "merge_check" in listed(fill_lists(page), "Every GPU rule")
+    assert "tabulate" in listed(fill_lists(page), "Light rules")
+    assert listed(fill_profile(profile), "Every GPU rule") == set(gpu_rules())

@@ -9,7 +9,10 @@
   tests/test_methods_table.py keeps equal to mergekit's registry) and the plan's rule that a merge
   of one model is refused where mergekit would return it unchanged;
 - config/experiment.yaml: the ``# Defaults of <key> (generated from the schema):`` comment block
-  above each top-level key (``schema_docs.with_defaults``); its YAML data never changes.
+  above each top-level key (``schema_docs.with_defaults``); its YAML data never changes;
+- the rule names listed in workflow/schemas/config.schema.yaml (compute.light_rules),
+  docs/gpus-and-slurm.md and profiles/slurm/config.yaml, and that profile's set-resources and
+  set-threads lines of the GPU rules, from the rule table (``rule_lists``).
 
 ``generate(root)`` gives each file's text as it should be, read from the files under ``root`` (the
 schema, and the hand-written parts of usage.md and experiment.yaml); tests/test_docs.py fails while
@@ -22,7 +25,9 @@ import re
 from pathlib import Path
 from typing import Mapping
 
-from mergelab.docs import schema_docs
+import yaml
+
+from mergelab.docs import rule_lists, schema_docs
 from mergelab.plan.methods import METHODS, Method
 from mergelab.plan.recipes import ONE_INPUT_IS_A_COPY
 
@@ -30,6 +35,8 @@ COMMAND = schema_docs.COMMAND
 USAGE = "docs/usage.md"
 EXPERIMENT = "config/experiment.yaml"
 METHODS_SOURCE = "scripts/mergelab/plan/methods.py"
+GPUS = "docs/gpus-and-slurm.md"
+PROFILE = "profiles/slurm/config.yaml"
 
 
 # -- the merge-method table -----------------------------------------------------------------------------
@@ -115,12 +122,16 @@ def replace_region(text: str, name: str, body: str, source: str) -> str:
 def generate(root: str | Path, methods: Mapping[str, Method] = METHODS) -> dict[str, str]:
     """Path (relative to ``root``) -> the text the file should have."""
     root = Path(root)
-    schema = schema_docs.load(root / schema_docs.SCHEMA)
+    schema_text = rule_lists.fill_lists((root / schema_docs.SCHEMA).read_text())
+    schema = yaml.safe_load(schema_text)
     usage = (root / USAGE).read_text()
     return {
+        schema_docs.SCHEMA: schema_text,
         schema_docs.OUTPUT: schema_docs.render(schema),
         USAGE: replace_region(usage, "methods", methods_table(methods), METHODS_SOURCE),
         EXPERIMENT: schema_docs.with_defaults((root / EXPERIMENT).read_text(), schema),
+        GPUS: rule_lists.fill_lists((root / GPUS).read_text()),
+        PROFILE: rule_lists.fill_profile((root / PROFILE).read_text()),
     }
 
 

@@ -9,7 +9,8 @@ docs read it; no other list of rule names is kept by hand. A rule made by ``use 
 names A in ``like``: its jobs are A's.
 
 Adding a rule: its block in a workflow/rules/*.smk file, its entry here (with its spec class in
-mergelab.plan.jobs and its builder beside its stage's plan), its job script.
+mergelab.plan.jobs and its builder beside its stage's plan), its job script, its logic; then
+`make docs` writes its SLURM profile lines and its name in the docs' lists (mergelab.docs.rule_lists).
 
 Versions: a change that alters what a rule's jobs compute bumps the rule's version here; every
 job carries it as its param ``version``, so exactly that rule's jobs and what depends on them
