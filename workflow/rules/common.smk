@@ -63,7 +63,7 @@ RELEASED = STORAGE.released
 
 def light_rule(name):
     """localrule: a light rule runs where snakemake runs unless compute.light_rules says cluster."""
-    return rule(name).light and EXP.config["compute"]["light_rules"] == "local"
+    return EXP.compute.runs_locally(rule(name).light)
 
 
 def rule_priority(name):

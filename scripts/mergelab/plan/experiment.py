@@ -20,6 +20,7 @@ from mergelab.plan.jobs import JobSpec
 from mergelab.plan.load import fill_defaults, load_schema, validate_schema
 from mergelab.plan.merges import expand_recipes
 from mergelab.plan.models import MergeSpec, ModelSpec, model_dtype, resolve_models
+from mergelab.plan.resources import ComputePlan
 from mergelab.plan.rules import RULES
 from mergelab.plan.sanity import SanityPlan, build_sanity_plan
 from mergelab.plan.search import SearchPlan
@@ -39,6 +40,7 @@ class Experiment:
     hub: HubPlan
     storage: StoragePlan
     sanity: SanityPlan
+    compute: ComputePlan
     trials: Trials  # the searches, and the one reader of what their checkpoints wrote
     workdir: Path = field(default_factory=Path.cwd)
     best: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # search -> its best trials, once known
@@ -324,5 +326,6 @@ def load_experiment(
         cfg["sanity"], [m for m in names if m in set(harness.models) | set(holmes.models)], models, merges
     )
     trials = Trials(searches, models, merges, source, workdir)
-    exp = Experiment(source, cfg, models, merges, harness, holmes, hub, storage, sanity, trials, workdir)
+    compute = ComputePlan(**cfg["compute"])
+    exp = Experiment(source, cfg, models, merges, harness, holmes, hub, storage, sanity, compute, trials, workdir)
     return exp.with_best_trials()

@@ -34,6 +34,18 @@ FALLBACK = {"gpu": 1, "mem_mb": 16 * 1024, "runtime": 240}
 
 
 @dataclass(frozen=True)
+class ComputePlan:
+    """compute: the machine the jobs run on (run-time settings that a profile may set)."""
+
+    gpu_memory_gb: float  # one GPU's memory: how many GPUs a big model's evaluation asks for
+    light_rules: str  # local: light rules run where snakemake runs; cluster: submitted like the rest
+
+    def runs_locally(self, light: bool) -> bool:
+        """Whether a rule (light or not) runs on the host running snakemake (its localrule)."""
+        return light and self.light_rules == "local"
+
+
+@dataclass(frozen=True)
 class Sizing:
     """How the jobs of a GPU rule are sized (its entry of mergelab.plan.rules.RULES).
 
@@ -203,7 +215,5 @@ def job_resources(exp, sizing: Sizing, model: str, task: Optional[str] = None) -
     else:
         dtype, quantization = exp.holmes.settings_for(model)["dtype"], None
     sizes = [size_of(p) for p in exp.model_input(model)]
-    est = estimate(
-        sizing, sizes, dtype=dtype, quantization=quantization, gpu_memory_gb=exp.config["compute"]["gpu_memory_gb"]
-    )
+    est = estimate(sizing, sizes, dtype=dtype, quantization=quantization, gpu_memory_gb=exp.compute.gpu_memory_gb)
     return resolve(sizing.key, est, exp.gpus(model), exp.resource_overrides(model))
