@@ -8,19 +8,28 @@ params check sees a change only where a value changed, and paths under the
 working directory travel as ``{workdir}/...`` (mergelab.plan.paths.portable),
 so that a finished campaign moved to another folder reruns nothing.
 
+A field may hold a typed payload (``Payload``: a job's settings, the catalogue),
+which travels as the plain mapping of its fields and comes back typed, so that
+the job reads ``job.settings.batch_size`` while the params are what they were
+when the field was a plain mapping.
+
 This module imports only the standard library: jobs import it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import copy
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional
 
 from mergelab.plan.paths import localize, portable
 
 
 def canonical(value: Any) -> Any:
-    """``value`` with every mapping's keys in sorted order and tuples as lists."""
+    """``value`` with every mapping's keys in sorted order, tuples as lists and payloads as their
+    mappings (Payload.record)."""
+    if isinstance(value, Payload):
+        return value.record()
     if isinstance(value, dict):
         return {k: canonical(value[k]) for k in sorted(value)}
     if isinstance(value, (list, tuple)):
@@ -59,6 +68,60 @@ def added_field(default: Any):
     return field(default=default, metadata={"unrecorded_default": True})
 
 
+def omitted_default(default: Any):
+    """A payload key added after campaigns finished without it: absent from the payload at its
+    default (what they computed with), so that their params stay as they were; another value is
+    there (and reruns the job). A spec field's counterpart is ``added_field``."""
+    factory = (lambda: copy.deepcopy(default)) if isinstance(default, (dict, list)) else None
+    meta = {"omitted_default": True, "default": default}
+    return field(default_factory=factory, metadata=meta) if factory else field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """Base of a typed value that a spec field holds (a job's settings, the catalogue): it travels
+    in params as the mapping of its fields (``record``), canonical and portable like any value,
+    and the job gets it back typed (``from_record``; the field is a ``payload_field``)."""
+
+    def record(self) -> Dict[str, Any]:
+        """field -> canonical value, in sorted order; an ``omitted_default`` field at its default
+        is absent."""
+        out = {}
+        for f in sorted(fields(self), key=lambda f: f.name):
+            value = getattr(self, f.name)
+            if not (f.metadata.get("omitted_default") and value == f.metadata["default"]):
+                out[f.name] = canonical(value)
+        return out
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> "Payload":
+        """The payload of a mapping ``record`` gave; an omitted key takes its default."""
+        names = [f.name for f in fields(cls)]
+        unknown = [k for k in record if k not in names]
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        missing = [n for n in required if n not in record]
+        if unknown or missing:
+            what = f"has no field {unknown[0]!r}" if unknown else f"lacks {missing[0]!r}"
+            raise TypeError(f"the mapping of a {cls.__name__} {what} (fields: {', '.join(names)})")
+        return cls(**record)
+
+
+def payload_field(payload: type, per_key: bool = False):
+    """A spec field holding a ``payload`` (per_key: a mapping of keys to payloads), which
+    ``from_params`` builds back from its mapping."""
+    return field(metadata={"payload": payload, "per_key": per_key})
+
+
+def _typed(f, value: Any) -> Any:
+    """A param value as its field holds it: a payload_field's payload(s) from their mapping(s)."""
+    payload = f.metadata.get("payload")
+    if payload is None or isinstance(value, Payload):
+        return value
+    if f.metadata["per_key"]:
+        return {k: v if isinstance(v, Payload) else payload.from_record(v) for k, v in value.items()}
+    return payload.from_record(value)
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """Base of the specs: to named params (in the DAG) and back (in the job)."""
@@ -71,7 +134,7 @@ class JobSpec:
         """The rule's params: field name -> portable, canonical value."""
         out = {}
         for f in fields(self):
-            value = canonical(portable(getattr(self, f.name), workdir))
+            value = portable(canonical(getattr(self, f.name)), workdir)
             out[f.name] = Unrecorded(value) if f.metadata.get("unrecorded_default") and value == f.default else value
         return out
 
@@ -80,12 +143,12 @@ class JobSpec:
         """The spec of a running job from its params (Snakemake's or a mapping), paths made
         absolute against ``workdir`` (default: the job's working directory)."""
         values = {}
-        for name in cls.names():
+        for f in fields(cls):
             try:
-                value = params[name] if isinstance(params, Mapping) else getattr(params, name)
+                value = params[f.name] if isinstance(params, Mapping) else getattr(params, f.name)
             except (KeyError, AttributeError):
-                raise TypeError(f"the rule's params lack {name!r}, a field of {cls.__name__}") from None
-            values[name] = localize(value.value if isinstance(value, Unrecorded) else value, workdir)
+                raise TypeError(f"the rule's params lack {f.name!r}, a field of {cls.__name__}") from None
+            values[f.name] = _typed(f, localize(value.value if isinstance(value, Unrecorded) else value, workdir))
         return cls(**values)
 
 
