@@ -100,6 +100,14 @@ def tiny_models(tmp_path_factory) -> dict:
     return dirs
 
 
+def harness_settings(**over):
+    """A job's HarnessSettings: the schema's defaults ($defs.settings) and ``over``."""
+    from mergelab.plan.jobs import HarnessSettings
+    from mergelab.plan.load import load_schema, settings_defaults
+
+    return HarnessSettings(**{**settings_defaults(load_schema()), "revision": None, **over})
+
+
 def load_state(path: Path) -> dict:
     from safetensors.torch import load_file
 

@@ -7,16 +7,18 @@ import json
 import re
 import shutil
 import sys
+from dataclasses import fields, replace
 
 import pytest
 import yaml
 
-from conftest import REPO, fake_model_dir
+from conftest import REPO, fake_model_dir, harness_settings
 from mergelab.plan import paths
 from mergelab.plan.cli import TARGET_OF_RULE, rule_typed_as_target
 from mergelab.plan.experiment import load_experiment
 from mergelab.plan.figures import FIGURES, figures
-from mergelab.plan.jobs import HarnessJob, MergeJob
+from mergelab.plan.jobs import HarnessJob, HarnessSettings, HolmesSettings, MergeJob
+from mergelab.plan.load import load_schema, settings_defaults
 from mergelab.plan.rules import job_rules
 
 
@@ -128,10 +130,26 @@ def test_a_job_gets_back_the_spec_the_dag_built(two_folders):
     assert exp.job_params("fetch", model="hubbed")["cache_dir"] == "{workdir}/hf-cache"
 
 
+def test_a_payload_key_added_later_is_absent_at_its_default():
+    s = HolmesSettings(seeds=[0], objective="reference", batch_size=8, dtype=None, max_length=None)
+    assert s.record() == {"batch_size": 8, "dtype": None, "max_length": None, "objective": "reference", "seeds": [0]}
+    on = replace(s, features="reference", trust_remote_code=True)
+    assert on.record() == {**s.record(), "features": "reference", "trust_remote_code": True}
+    assert HolmesSettings.from_record(s.record()) == s and HolmesSettings.from_record(on.record()) == on
+    with pytest.raises(TypeError, match="HolmesSettings has no field 'seed'"):
+        HolmesSettings.from_record({**s.record(), "seed": 1})
+    with pytest.raises(TypeError, match="HarnessSettings lacks 'revision'"):
+        HarnessSettings.from_record(settings_defaults(load_schema()))
+    # the harness settings: every key of the schema's $defs.settings, and the model's revision
+    names = {f.name for f in fields(HarnessSettings)}
+    assert names == set(load_schema()["$defs"]["settings"]["properties"]) | {"revision"}
+
+
 def test_params_list_mappings_in_one_order():
-    a = HarnessJob("m", "p", None, "t", {"b": 1, "a": {"y": 2, "x": 1}}, [], False).params("/w")
-    b = HarnessJob("m", "p", None, "t", {"a": {"x": 1, "y": 2}, "b": 1}, [], False).params("/w")
+    a = HarnessJob("m", "p", None, "t", harness_settings(model_args={"y": 2, "x": 1}), [], False).params("/w")
+    b = HarnessJob("m", "p", None, "t", harness_settings(model_args={"x": 1, "y": 2}), [], False).params("/w")
     assert repr(a) == repr(b)  # what Snakemake compares to decide a rerun
+    assert list(a["settings"]) == sorted(a["settings"]) and list(a["settings"]["model_args"]) == ["x", "y"]
 
 
 def test_jobs_outside_the_config_are_refused(two_folders):

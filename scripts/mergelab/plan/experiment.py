@@ -251,7 +251,12 @@ class Experiment:
                 "model_settings": h.model_settings,
                 "task_settings": h.task_settings,
             },
-            "holmes": {"active": ho.active, "version": ho.version, "datasets": ho.datasets, "settings": ho.settings},
+            "holmes": {
+                "active": ho.active,
+                "version": ho.version,
+                "datasets": ho.datasets,
+                "settings": ho.settings.record(),
+            },
             "stats": dict(self.config["stats"]),
         }
 

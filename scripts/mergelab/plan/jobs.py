@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 from mergelab.plan.paths import localize, portable
 
@@ -172,6 +172,46 @@ class MergesTableJob(JobSpec):
 
 
 @dataclass(frozen=True)
+class HarnessSettings(Payload):
+    """The resolved lm-eval settings of one (model, task): the schema's defaults ($defs.settings),
+    harness.settings, every harness.model_settings pattern the model matches, then the task's
+    harness.task_settings (mergelab.plan.evaluation.HarnessPlan.settings_for). One field per key of
+    $defs.settings, plus the model's revision."""
+
+    num_fewshot: Optional[int]  # None: the task's own
+    limit: Optional[float]  # documents per task (a fraction when < 1); None: all
+    batch_size: Union[int, str]  # a number, auto or auto:N
+    max_batch_size: int
+    dtype: str  # the setting, else the model's own dtype (auto: as its config says)
+    quantization: Optional[str]  # 4bit | 8bit (bitsandbytes) | None
+    backend: str  # a key of mergelab.evaluate.harness_model.BACKENDS
+    apply_chat_template: bool
+    fewshot_as_multiturn: bool
+    gen_kwargs: Union[Dict[str, Any], str, None]
+    seeds: Dict[str, int]  # random, numpy, torch, fewshot
+    log_samples: bool
+    trust_remote_code: bool
+    bootstrap_iters: int
+    model_args: Dict[str, Any]
+    revision: Optional[str]  # a hub parent's models.<name>.revision; None for every other model
+
+
+@dataclass(frozen=True)
+class HolmesSettings(Payload):
+    """The probing settings (the holmes section): one job's, its dtype resolved (holmes.dtype, else
+    the model's own; mergelab.plan.evaluation.HolmesPlan.settings_for), or the campaign's (dtype
+    as holmes.dtype gives it: None for the model's own)."""
+
+    seeds: List[int]
+    objective: str  # reference | standard
+    batch_size: int
+    dtype: Optional[str]
+    max_length: Optional[int]  # None: the model's limit
+    features: str = omitted_default("full")  # full | reference
+    trust_remote_code: bool = omitted_default(False)  # the model's harness setting: load its own code
+
+
+@dataclass(frozen=True)
 class SanityJob(JobSpec):
     model: str
     model_path: str  # as EvaluationJob's
@@ -192,7 +232,7 @@ class EvaluationJob(JobSpec):
 @dataclass(frozen=True)
 class HarnessJob(EvaluationJob):
     task: str
-    settings: Dict[str, Any]  # resolved: the defaults, harness.settings, model_settings, task_settings
+    settings: HarnessSettings = payload_field(HarnessSettings)
     include_paths: List[str]  # harness.include_path; the workflow's own tasks are searched first
     include_defaults: bool  # index lm-eval's built-in tasks too (the task is not a local one)
 
@@ -203,7 +243,7 @@ class HarnessModelJob(EvaluationJob):
 
     tasks: List[str]  # harness.tasks, in order; one results JSON each
     groups: List[List[str]]  # the tasks in groups of identical settings: one lm-eval run each
-    settings: Dict[str, Dict[str, Any]]  # task -> its resolved settings (as HarnessJob's)
+    settings: Dict[str, HarnessSettings] = payload_field(HarnessSettings, per_key=True)  # task -> its settings
     include_paths: List[str]
     include_defaults: bool  # some task is not a local one
     local_tasks: List[str]  # the tasks of the local task folders: checked before the model loads
@@ -223,7 +263,7 @@ class HarnessDataJob(JobSpec):
 class HolmesJob(EvaluationJob):
     data_dir: str  # <holmes.data.root>/<version>
     datasets: Optional[List[str]]  # as HolmesDataJob's; the job probes those its manifest (input) lists
-    settings: Dict[str, Any]  # seeds, objective, batch_size, dtype (resolved), max_length; features unless full
+    settings: HolmesSettings = payload_field(HolmesSettings)
 
 
 @dataclass(frozen=True)
