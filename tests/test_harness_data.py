@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, SNAKEMAKE, base_env, harness_settings, planned_jobs, snakemake, write_config
+from conftest import REPO, SNAKEMAKE, base_env, catalogue_of, harness_settings, planned_jobs, snakemake, write_config
 from hubstub import HubStub
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.experiment import load_experiment
@@ -178,9 +178,9 @@ def test_organize_never_tabulates_a_partial_result(tmp_path):
     task, n = next(iter(res["n-samples"].items()))
     res["n-samples"][task] = {"original": n["original"] + 5, "effective": n["effective"]}
     (tmp_path / "partial.json").write_text(json.dumps(res))
-    table = harness_table({"base": {"test_mc": str(tmp_path / "partial.json")}}, {"models": {}})
+    table = harness_table({"base": {"test_mc": str(tmp_path / "partial.json")}}, catalogue_of({"models": {}}))
     assert list(table["status"]) == ["partial"] and table["value"].isna().all()
-    full = harness_table({"base": {"test_mc": str(src)}}, {"models": {}})
+    full = harness_table({"base": {"test_mc": str(src)}}, catalogue_of({"models": {}}))
     assert (full["status"] == "ok").all()
 
 

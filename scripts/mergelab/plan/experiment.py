@@ -232,33 +232,12 @@ class Experiment:
     def merges_table(self) -> str:
         return merges_tsv(self.merge_records())
 
-    def catalogue(self) -> Dict[str, Any]:
-        """What the tables, the figures and provenance.json know about the campaign."""
-        models = {name: m.describe(self.role(name)) for name, m in self.models.items()}
-        models.update({mid: spec.describe() for mid, spec in self.merges.items()})
-        for search, best in self.best.items():  # a search's best trials, evaluated like any merge
-            models.update({m: {**self.merge_spec(m).describe(), "search": search} for m in best})
-        for mid in self.merges:
-            if self.reads_merges(mid):  # provenance.json: the tree down to the parents
-                models[mid]["lineage"] = self.lineage(mid)
-        h, ho = self.harness, self.holmes
-        return {
-            "model_order": list(models),
-            "models": models,
-            "harness": {
-                "tasks": h.tasks,
-                "settings": h.settings,
-                "model_settings": h.model_settings,
-                "task_settings": h.task_settings,
-            },
-            "holmes": {
-                "active": ho.active,
-                "version": ho.version,
-                "datasets": ho.datasets,
-                "settings": ho.settings.record(),
-            },
-            "stats": dict(self.config["stats"]),
-        }
+    def catalogue(self):
+        """What the tables, the figures and provenance.json know about the campaign: its
+        mergelab.plan.jobs.Catalogue, built by mergelab.plan.catalogue."""
+        from mergelab.plan.catalogue import catalogue
+
+        return catalogue(self)
 
     def result_files(self) -> Dict[str, Any]:
         """The evaluation results the tables read (and the user's competence mapping, if any)."""

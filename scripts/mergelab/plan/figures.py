@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, List
 
+from mergelab.plan.catalogue import catalogue
 from mergelab.plan.jobs import OrganizeJob, PlotJob
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -96,8 +97,8 @@ def figures(exp: "Experiment") -> List[Dict[str, Any]]:
 
 
 def organize_job(exp: "Experiment") -> OrganizeJob:
-    return OrganizeJob(catalogue=exp.catalogue(), files=exp.result_files())
+    return OrganizeJob(catalogue=catalogue(exp), files=exp.result_files())
 
 
 def plot_job(exp: "Experiment") -> PlotJob:
-    return PlotJob(catalogue=exp.catalogue(), figures=figures(exp))
+    return PlotJob(catalogue=catalogue(exp), figures=figures(exp))

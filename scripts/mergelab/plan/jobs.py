@@ -311,14 +311,29 @@ class PushResultsJob(JobSpec):
 
 
 @dataclass(frozen=True)
+class Catalogue(Payload):
+    """What the tables, the figures and provenance.json know about the campaign (built by
+    mergelab.plan.catalogue.catalogue): every model and the evaluation settings."""
+
+    models: Dict[str, Dict[str, Any]]  # model -> role, recipe, method, parameters, parents, lineage, search...
+    model_order: List[str]  # the models in the config's order (``models`` travels sorted)
+    harness: Dict[str, Any]  # tasks, settings, model_settings, task_settings: as the config gives them
+    holmes: Dict[str, Any]  # active, version, datasets, settings (HolmesSettings.record: the campaign's)
+    stats: Dict[str, Any]  # the stats section
+    # model -> why its sanity check found it broken: the organize job adds it (the leaderboard and
+    # provenance.json give the reasons); never part of the params
+    broken: Dict[str, List[str]] = omitted_default({})
+
+
+@dataclass(frozen=True)
 class OrganizeJob(JobSpec):
-    catalogue: Dict[str, Any]  # every model (role, recipe, method, parameters, ...) and evaluation setting
+    catalogue: Catalogue = payload_field(Catalogue)
     files: Dict[str, Any]  # harness: model -> task -> JSON; holmes: model -> scores; holmes_manifest; holmes_probes
 
 
 @dataclass(frozen=True)
 class PlotJob(JobSpec):
-    catalogue: Dict[str, Any]
+    catalogue: Catalogue = payload_field(Catalogue)
     figures: List[Dict[str, Any]]  # mergelab.plan.figures.figures: name, wildcards, stem
 
 
