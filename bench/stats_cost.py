@@ -21,6 +21,7 @@ import scipy.stats  # noqa: F401 - the organize job imports it anyway (Kendall's
 from common import parse_args  # puts scripts/ on the path too
 from mergelab.analysis import compare
 from mergelab.analysis.harness_rows import HARNESS_COLUMNS
+from mergelab.plan.jobs import Catalogue
 
 
 def campaign(merges: int, items: int, bootstrap: int):
@@ -28,8 +29,8 @@ def campaign(merges: int, items: int, bootstrap: int):
     names = [f"m{i}" for i in range(merges)]
     models = {"base": {"role": "base"}, "math": {"role": "parent"}, "words": {"role": "parent"}}
     models.update({m: {"role": "merge", "parents": ["math", "words"], "base": "base"} for m in names})
-    context = {"model_order": list(models), "models": models}
-    context["stats"] = {"alpha": 0.05, "bootstrap": bootstrap, "correction": "holm", "seed": 0}
+    stats = {"alpha": 0.05, "bootstrap": bootstrap, "correction": "holm", "seed": 0}
+    catalogue = Catalogue(models=models, model_order=list(models), harness={}, holmes={}, stats=stats)
     tasks = (("arithmetic", "exact_match", items, True), ("categories", "acc_norm", 16, True))
     tasks += (("text_ppl", "word_perplexity", 24, False),)
     frames, rows = {}, []
@@ -48,7 +49,7 @@ def campaign(merges: int, items: int, bootstrap: int):
                 | {"primary": True, "higher_is_better": hib, "value": 0.0, "status": "ok"}
             )
         frames[m] = pd.concat(parts, ignore_index=True)
-    return pd.DataFrame(rows, columns=HARNESS_COLUMNS), frames, context
+    return pd.DataFrame(rows, columns=HARNESS_COLUMNS), frames, catalogue
 
 
 def main() -> None:
@@ -57,11 +58,11 @@ def main() -> None:
     ap.add_argument("--merges", type=int, default=10)
     ap.add_argument("--items", type=int, default=100)
     args = parse_args(ap, bootstrap=200, merges=2, items=20)
-    harness, items, context = campaign(args.merges, args.items, args.bootstrap)
+    harness, items, catalogue = campaign(args.merges, args.items, args.bootstrap)
     t0 = time.perf_counter()
-    intervals = compare.model_intervals(harness, items, context)
+    intervals = compare.model_intervals(harness, items, catalogue)
     t1 = time.perf_counter()
-    table = compare.merge_comparisons(harness, items, context)
+    table = compare.merge_comparisons(harness, items, catalogue)
     t2 = time.perf_counter()
     print(f"{len(intervals)} model intervals: {t1 - t0:.2f} s; {len(table)} comparisons: {t2 - t1:.2f} s")
     print(f"({args.bootstrap} resamples; tests: {', '.join(sorted(set(table['test'])))})")

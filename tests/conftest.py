@@ -100,6 +100,22 @@ def tiny_models(tmp_path_factory) -> dict:
     return dirs
 
 
+def harness_settings(**over):
+    """A job's HarnessSettings: the schema's defaults ($defs.settings) and ``over``."""
+    from mergelab.plan.jobs import HarnessSettings
+    from mergelab.plan.load import load_schema, settings_defaults
+
+    return HarnessSettings(**{**settings_defaults(load_schema()), "revision": None, **over})
+
+
+def catalogue_of(given: dict):
+    """The Catalogue of a campaign that the analysis tests make up: ``given``'s keys (models, and
+    model_order and stats where they matter), the models in their order unless model_order says."""
+    from mergelab.plan.jobs import Catalogue
+
+    return Catalogue(**{"model_order": list(given["models"]), "harness": {}, "holmes": {}, "stats": {}, **given})
+
+
 def load_state(path: Path) -> dict:
     from safetensors.torch import load_file
 

@@ -505,10 +505,10 @@ def test_harness_settings_resolve_per_model_and_task(wd):
     h = e.harness
     assert h.models == ["base", "coder", "math", "big", "cm_ties_d0.5_w0.5", "cm_dare_ties_d0.5_w0.5_s0"]
     s = h.settings_for("cm_dare_ties_d0.5_w0.5_s0", "mergelab_arithmetic")
-    assert s["batch_size"] == 4 and s["num_fewshot"] == 3 and s["dtype"] == "float16" and s["log_samples"]
-    assert s["seeds"] == {"random": 0, "numpy": 1234, "torch": 1234, "fewshot": 7}
+    assert s.batch_size == 4 and s.num_fewshot == 3 and s.dtype == "float16" and s.log_samples
+    assert s.seeds == {"random": 0, "numpy": 1234, "torch": 1234, "fewshot": 7}
     s = h.settings_for("big", "mergelab_categories")
-    assert s["batch_size"] == 32 and s["num_fewshot"] is None and s["dtype"] == "bfloat16" and not s["log_samples"]
+    assert s.batch_size == 32 and s.num_fewshot is None and s.dtype == "bfloat16" and not s.log_samples
     assert h.samples_tasks == ["mergelab_arithmetic"]
     assert e.gpus("big") == 2 and e.gpus("cm_ties_d0.5_w0.5") == 0 and e.gpus("base") is None  # None: estimate
     assert e.model_input("cm_ties_d0.5_w0.5") == ["results/models/cm_ties_d0.5_w0.5"]

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -68,16 +69,16 @@ def test_backends_are_one_registry_that_the_schema_offers(monkeypatch):
     backend's model arguments from its entry, never by falling through to one of them."""
     import yaml
 
-    from conftest import REPO
+    from conftest import REPO, harness_settings
     from mergelab.evaluate.harness_model import BACKENDS, Model
 
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     assert schema["$defs"]["settings"]["properties"]["backend"]["enum"] == list(BACKENDS)
-    s = {"backend": "vllm", "dtype": "bfloat16", "trust_remote_code": False, "model_args": {}}
-    args = Model("/m", dict(s, quantization=None, batch_size=1, max_batch_size=8), "cuda", gpus=2).args
+    s = harness_settings(backend="vllm", dtype="bfloat16", batch_size=1, max_batch_size=8)
+    args = Model("/m", s, "cuda", gpus=2).args
     assert args["tensor_parallel_size"] == 2 and args["pretrained"] == "/m"
     monkeypatch.setitem(BACKENDS, "other", BACKENDS["vllm"].__class__("other", lambda *a: {"x": 1}, loads_once=False))
-    m = Model("/m", dict(s, backend="other", quantization=None, batch_size=1, max_batch_size=8), "cpu", gpus=1)
+    m = Model("/m", replace(s, backend="other"), "cpu", gpus=1)
     assert m.args == {"x": 1} and m.backend.name == "other"
 
 

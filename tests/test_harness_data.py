@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, SNAKEMAKE, base_env, planned_jobs, snakemake, write_config
+from conftest import REPO, SNAKEMAKE, base_env, catalogue_of, harness_settings, planned_jobs, snakemake, write_config
 from hubstub import HubStub
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.experiment import load_experiment
@@ -159,14 +159,14 @@ def test_a_job_with_a_partial_result_fails_in_one_line_before_writing(monkeypatc
             return {
                 "results": {"t": {"acc,none": 1.0}},
                 "n-samples": {"t": {"original": 40, "effective": 37}},
-                "mergelab": {"settings": s},
+                "mergelab": {"settings": s.record()},
             }
 
     monkeypatch.setattr(harness, "Model", Partial)
     monkeypatch.setattr(harness, "task_manager", lambda *a: object())
     with pytest.raises(JobError, match=r"^t: partial result: task t evaluated 37 of the 40 documents .*not written"):
         harness.evaluate_model(
-            "m", [["t"]], {"t": {"limit": None}}, include_paths=[], include_defaults=False, device="cpu", gpus=0
+            "m", [["t"]], {"t": harness_settings()}, include_paths=[], include_defaults=False, device="cpu", gpus=0
         )
 
 
@@ -178,9 +178,9 @@ def test_organize_never_tabulates_a_partial_result(tmp_path):
     task, n = next(iter(res["n-samples"].items()))
     res["n-samples"][task] = {"original": n["original"] + 5, "effective": n["effective"]}
     (tmp_path / "partial.json").write_text(json.dumps(res))
-    table = harness_table({"base": {"test_mc": str(tmp_path / "partial.json")}}, {"models": {}})
+    table = harness_table({"base": {"test_mc": str(tmp_path / "partial.json")}}, catalogue_of({"models": {}}))
     assert list(table["status"]) == ["partial"] and table["value"].isna().all()
-    full = harness_table({"base": {"test_mc": str(src)}}, {"models": {}})
+    full = harness_table({"base": {"test_mc": str(src)}}, catalogue_of({"models": {}}))
     assert (full["status"] == "ok").all()
 
 
@@ -326,7 +326,8 @@ def test_data_fetched_once_then_evaluated_offline(tmp_path, tiny_models, hub):
     code = (
         "import json, sys\n"
         "from mergelab.evaluate.harness import evaluate\n"
-        "s = json.loads(sys.argv[1])\n"
+        "from mergelab.plan.jobs import HarnessSettings\n"
+        "s = HarnessSettings.from_record(json.loads(sys.argv[1]))\n"
         "r = evaluate(sys.argv[2], 'hub_group', s, include_paths=[sys.argv[3]], include_defaults=False,"
         " device='cpu', gpus=0)\n"
         "print(json.dumps(r['results'], default=str))\n"
@@ -334,7 +335,7 @@ def test_data_fetched_once_then_evaluated_offline(tmp_path, tiny_models, hub):
     exp = load_experiment(cfg, "cfg", workdir=tmp_path)
     settings = exp.job("harness_eval", model="base", task="hub_group").settings
     proc = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(settings), str(tiny_models["base"]), str(tasks)],
+        [sys.executable, "-c", code, json.dumps(settings.record()), str(tiny_models["base"]), str(tasks)],
         env=ref_env,
         capture_output=True,
         text=True,

@@ -172,7 +172,7 @@ def test_tasks_are_grouped_by_identical_settings(tmp_path):
     assert job.groups == [["pm_pair", "mergelab_categories"], ["mergelab_text_ppl"]]
     assert job.tasks == TASKS and job.local_tasks == TASKS and job.include_defaults is False
     assert all(job.settings[t] == exp.harness.settings_for("b", t) for t in TASKS)
-    assert job.settings["pm_pair"]["num_fewshot"] == 1
+    assert job.settings["pm_pair"].num_fewshot == 1
     params = exp.job_params("harness_eval_model", model="b")
     assert str(tmp_path) not in json.dumps(params)  # portable: a moved campaign reruns nothing
 

@@ -26,6 +26,7 @@ from mergelab.evaluate.probe import (
     train_probes,
 )
 from mergelab.plan.holmes_sets import DataError, datasets_of_version, find_datasets, metadata, read_probes
+from mergelab.plan.jobs import HolmesSettings
 
 # ---------------------------------------------------------------- features
 
@@ -570,7 +571,7 @@ def captured_tasks(monkeypatch, model_dir, data_dir, names, **settings):
 
     monkeypatch.setattr(mergelab.evaluate.probe, "train_probes", capture)
     base = {"seeds": [0], "objective": "reference", "batch_size": 16, "dtype": "float32", "max_length": None}
-    evaluate("m", str(model_dir), str(data_dir), names, {**base, **settings}, "cpu")
+    evaluate("m", str(model_dir), str(data_dir), names, HolmesSettings(**{**base, **settings}), "cpu")
     return got
 
 
@@ -658,7 +659,7 @@ def test_a_text_of_zero_tokens_is_one_line_before_the_model_loads(monkeypatch, t
         raise AssertionError("the model was loaded before the texts were checked")
 
     monkeypatch.setattr(mergelab.evaluate.holmes_encode, "load_model", no_model)
-    settings = {"seeds": [0], "objective": "reference", "batch_size": 4, "dtype": "float32", "max_length": None}
+    settings = HolmesSettings(seeds=[0], objective="reference", batch_size=4, dtype="float32", max_length=None)
     with pytest.raises(JobError) as err:
         evaluate("m", str(no_bos_dir), str(tmp_path), ["mergelab-demo-agreement", folder.name], settings, "cpu")
     msg = str(err.value)

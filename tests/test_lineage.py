@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from conftest import fake_model_dir
+from mergelab.plan.catalogue import catalogue
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.experiment import load_experiment
 from mergelab.plan.merge_jobs import merges_table
@@ -119,7 +120,7 @@ def test_parents_named_by_path_are_inputs_and_provenance(wd):
     row = merges_table(e).splitlines()[1].split("\t")
     assert row[0] == "p" and row[4] == "models/base,models/alpha,models/beta"
     assert e.job("merge", model="p").card["inputs"] == ["models/base", "models/alpha", "models/beta"]
-    assert e.catalogue()["models"]["p"]["path_inputs"] == ["models/base", "models/alpha", "models/beta"]
+    assert catalogue(e).models["p"]["path_inputs"] == ["models/base", "models/alpha", "models/beta"]
     # the params hold no absolute path of the campaign's folder
     assert str(wd) not in json.dumps(e.job_params("merge", model="p"))
 
@@ -198,8 +199,8 @@ def test_a_recipe_reads_another_recipes_merge_in_any_order(wd):
     tree = e.lineage("B_slerp_t0.5")
     assert [t["model"] for t in tree["inputs"]] == ["A_ties_d0.5_w0.5", "gamma"]
     assert [t["model"] for t in tree["inputs"][0]["inputs"]] == ["base", "alpha", "beta"]
-    assert e.catalogue()["models"]["B_slerp_t0.5"]["lineage"] == tree
-    assert "lineage" not in e.catalogue()["models"]["A_ties_d0.5_w0.5"]  # one level: no tree to add
+    assert catalogue(e).models["B_slerp_t0.5"]["lineage"] == tree
+    assert "lineage" not in catalogue(e).models["A_ties_d0.5_w0.5"]  # one level: no tree to add
     card = e.job("merge", model="B_slerp_t0.5").card
     assert card["lineage"] == tree and card["inputs"] == ["A_ties_d0.5_w0.5", "gamma"]
     # a merge id works as well as the recipe name

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import REPO, SNAKEMAKE, base_env, planned_jobs, snakemake, unloadable_copy, write_config
+from conftest import REPO, SNAKEMAKE, base_env, catalogue_of, planned_jobs, snakemake, unloadable_copy, write_config
 from mergelab.analysis import compare, harness_rows, leaderboard
 from mergelab.analysis import organize as org
 from mergelab.analysis.kendall import kendall_table
@@ -19,30 +20,32 @@ from mergelab.analysis.plots import best_parent_rows
 from mergelab.analysis.stats import aggregation, metric_value
 
 FIXTURES = REPO / "tests" / "data" / "harness_results"
-CONTEXT = {
-    "model_order": ["base", "ab_task_arithmetic_w0.5"],
-    "models": {
-        "base": {"role": "base"},
-        "ab_task_arithmetic_w0.5": {
-            "role": "merge",
-            "recipe": "ab",
-            "method": "task_arithmetic",
-            "parameters": {"weight": 0.5},
-            "parents": ["alpha"],
-            "base": "base",
+CATALOGUE = catalogue_of(
+    {
+        "model_order": ["base", "ab_task_arithmetic_w0.5"],
+        "models": {
+            "base": {"role": "base"},
+            "ab_task_arithmetic_w0.5": {
+                "role": "merge",
+                "recipe": "ab",
+                "method": "task_arithmetic",
+                "parameters": {"weight": 0.5},
+                "parents": ["alpha"],
+                "base": "base",
+            },
         },
-    },
-}
+    }
+)
 TASKS = ["mergelab_demo", "test_mc", "ifeval_like"]
 
 
 def fixture_files():
-    return {m: {t: str(FIXTURES / m / f"{t}.json") for t in TASKS} for m in CONTEXT["model_order"]}
+    return {m: {t: str(FIXTURES / m / f"{t}.json") for t in TASKS} for m in CATALOGUE.model_order}
 
 
 @pytest.fixture(scope="module")
 def harness():
-    return org.harness_table(fixture_files(), CONTEXT)
+    return org.harness_table(fixture_files(), CATALOGUE)
 
 
 def test_every_number_of_the_json_is_in_the_table(harness):
@@ -111,20 +114,20 @@ def test_one_documented_primary_metric_per_task(harness):
     )
 
 
-def leaderboard_of(harness, context, items=None):
-    comparisons = compare.merge_comparisons(harness, items or {}, context)
+def leaderboard_of(harness, catalogue, items=None):
+    comparisons = compare.merge_comparisons(harness, items or {}, catalogue)
     return leaderboard.leaderboard(
-        leaderboard.leaderboard_table(harness, None, comparisons, context), comparisons, context
+        leaderboard.leaderboard_table(harness, None, comparisons, catalogue), comparisons, catalogue
     )
 
 
 def test_missing_result_is_missing_not_zero(tmp_path):
     files = fixture_files()
     files["ab_task_arithmetic_w0.5"]["test_mc"] = str(tmp_path / "nowhere.json")
-    table = org.harness_table(files, CONTEXT)
+    table = org.harness_table(files, CATALOGUE)
     gap = table[(table["model"] == "ab_task_arithmetic_w0.5") & (table["harness_task"] == "test_mc")]
     assert len(gap) == 1 and gap["status"].iloc[0] == "missing" and math.isnan(gap["value"].iloc[0])
-    board = leaderboard_of(table, CONTEXT)
+    board = leaderboard_of(table, CATALOGUE)
     lines = board.splitlines()
     merge_line = next(line for line in lines if line.startswith("| ab_task_arithmetic_w0.5"))
     header = lines[2].strip("|").split(" | ")
@@ -132,8 +135,8 @@ def test_missing_result_is_missing_not_zero(tmp_path):
     assert merge_line.strip("|").split(" | ")[test_mc].strip() == "–"
     # the gap grows no column of its own (issue 15: "test_mc ()"), whichever model comes first
     assert [h for h in header if h.startswith("test_mc")] == ["test_mc (acc_norm)"]
-    first = {**CONTEXT, "model_order": ["ab_task_arithmetic_w0.5"] + CONTEXT["model_order"][:-1]}
-    files = {m: files[m] for m in first["model_order"]}
+    first = replace(CATALOGUE, model_order=["ab_task_arithmetic_w0.5"] + CATALOGUE.model_order[:-1])
+    files = {m: files[m] for m in first.model_order}
     table = org.harness_table(files, first)
     board = leaderboard_of(table, first)
     assert [h for h in board.splitlines()[2].strip("|").split(" | ") if h.startswith("test_mc")] == [
@@ -171,7 +174,7 @@ MANIFEST = [
         "num_labels": "1",
     },
 ]
-HCTX = {"models": {m: {"role": "parent"} for m in SCORES}}
+HOLMES_CATALOGUE = catalogue_of({"models": {m: {"role": "parent"} for m in SCORES}})
 
 
 @pytest.fixture()
@@ -194,7 +197,7 @@ def holmes(tmp_path):
         path = tmp_path / f"{model}.csv"
         pd.DataFrame(rows).to_csv(path, index=False)
         files[model] = str(path)
-    return org.holmes_table(files, MANIFEST, HCTX)
+    return org.holmes_table(files, MANIFEST, HOLMES_CATALOGUE)
 
 
 def test_seed_means_and_sd(holmes):
@@ -209,7 +212,7 @@ def test_seed_means_and_sd(holmes):
 
 
 def test_competence_means_keep_f1_and_pearson_apart_and_winning_rates(holmes):
-    comp = org.competence_table(holmes, HCTX).set_index(["model", "competence"])
+    comp = org.competence_table(holmes, HOLMES_CATALOGUE).set_index(["model", "competence"])
     # dataset means: d1 A .5 B .7 C .6 | d2 A .8 B .8 C .4 | d3 A .1 B .3 C .2
     assert comp.loc[("A", "syntax"), "mean_f1"] == pytest.approx((0.5 + 0.8) / 2)
     assert math.isnan(comp.loc[("A", "syntax"), "mean_pearson"])
@@ -274,17 +277,17 @@ def test_unknown_competence_is_in_the_dataset_table_and_out_of_the_competence_me
         for n in ("own1", "own2")
     ]
     mapping = {"own2": {"competence": "syntax", "phenomenon": "ours"}, "d1": {"competence": "x", "phenomenon": "y"}}
-    table = org.holmes_table(files, MANIFEST + own, HCTX, mapping)
+    table = org.holmes_table(files, MANIFEST + own, HOLMES_CATALOGUE, mapping)
     labels = table.drop_duplicates("probing_dataset").set_index("probing_dataset")
     assert labels.loc["own1", ["competence", "phenomenon"]].tolist() == ["unknown", "unknown"]
     assert labels.loc["own2", ["competence", "phenomenon"]].tolist() == ["syntax", "ours"]
     assert labels.loc["d1", ["competence", "phenomenon"]].tolist() == ["syntax", "p1"]  # probes.csv wins
     assert (table[table["probing_dataset"] == "own1"]["status"] == "ok").all()
     with caplog.at_level("WARNING", logger="mergelab.organize"):
-        comp = org.competence_table(table, HCTX)
+        comp = org.competence_table(table, HOLMES_CATALOGUE)
     assert "1 Holmes dataset(s) of unknown competence left out" in caplog.text and "own1" in caplog.text
     assert "unknown" not in set(comp["competence"])
-    without = org.competence_table(table[table["probing_dataset"] != "own1"], HCTX)
+    without = org.competence_table(table[table["probing_dataset"] != "own1"], HOLMES_CATALOGUE)
     pd.testing.assert_frame_equal(comp, without)
     assert comp.set_index(["model", "competence"]).loc[("A", "overall"), "n_f1"] == 3  # d1, d2, own2
     # the per-dataset Kendall table keeps it
@@ -295,7 +298,7 @@ def test_unknown_competence_is_in_the_dataset_table_and_out_of_the_competence_me
 def test_kendall_tau_equals_scipy(holmes, harness):
     from scipy.stats import kendalltau
 
-    comp = org.competence_table(holmes, HCTX)
+    comp = org.competence_table(holmes, HOLMES_CATALOGUE)
     head = pd.DataFrame(
         headline_rows("t1", "acc", (0.2, 0.9, 0.5))
         + headline_rows("ppl", "word_perplexity", (30.0, 10.0, 20.0), higher_is_better=False)
@@ -313,19 +316,21 @@ def test_kendall_tau_equals_scipy(holmes, harness):
     assert per_dataset.loc[("d1", "t1"), "p_value"] == pytest.approx(p)
 
 
-STATS_CONTEXT = {
-    "model_order": ["base", "words", "math", "m_up2", "m_all", "m_ppl"],
-    "models": {
-        "base": {"role": "base"},
-        "words": {"role": "parent"},
-        "math": {"role": "parent"},
-        **{
-            m: {"role": "merge", "recipe": "r", "method": "ties", "parents": ["words", "math"], "base": "base"}
-            for m in ("m_up2", "m_all", "m_ppl")
+STATS_CATALOGUE = catalogue_of(
+    {
+        "model_order": ["base", "words", "math", "m_up2", "m_all", "m_ppl"],
+        "models": {
+            "base": {"role": "base"},
+            "words": {"role": "parent"},
+            "math": {"role": "parent"},
+            **{
+                m: {"role": "merge", "recipe": "r", "method": "ties", "parents": ["words", "math"], "base": "base"}
+                for m in ("m_up2", "m_all", "m_ppl")
+            },
         },
-    },
-    "stats": {"alpha": 0.05, "bootstrap": 2000, "correction": "holm", "seed": 0},
-}
+        "stats": {"alpha": 0.05, "bootstrap": 2000, "correction": "holm", "seed": 0},
+    }
+)
 
 
 def stats_campaign():
@@ -342,7 +347,7 @@ def stats_campaign():
     per_word = {m: 4.0 + rng.normal(0, 0.05, 30) for m in ("base", "words", "math", "m_up2", "m_all")}
     per_word["m_ppl"] = per_word["base"] - 0.5
     items, rows = {}, []
-    for m in STATS_CONTEXT["model_order"]:
+    for m in STATS_CATALOGUE.model_order:
         a = pd.DataFrame({"task": "cats", "doc_id": range(16), "filter": "none", "metric": "acc"})
         a = a.assign(value=np.asarray(cats[m], float), weight=1.0, harness_task="cats")
         b = pd.DataFrame({"task": "ppl", "doc_id": range(30), "filter": "none", "metric": "word_perplexity"})
@@ -360,7 +365,7 @@ def test_merge_comparisons_pair_every_merge_with_its_parents_and_base():
     from mergelab.analysis import stats
 
     harness, items = stats_campaign()
-    table = compare.merge_comparisons(harness, items, STATS_CONTEXT)
+    table = compare.merge_comparisons(harness, items, STATS_CATALOGUE)
     assert list(table.columns[:5]) == ["model", "parent", "relation", "recipe", "method"]
     assert len(table) == 3 * 3 * 2  # merges x (2 parents + base) x tasks
     row = table.set_index(["model", "parent", "task"])
@@ -381,7 +386,7 @@ def test_merge_comparisons_pair_every_merge_with_its_parents_and_base():
     # Holm across the whole campaign; the settings are in every row
     assert table["p_adjusted"].tolist() == pytest.approx(stats.adjust(table["p_value"], "holm").tolist())
     assert set(table["correction"]) == {"holm"} and set(table["alpha"]) == {0.05}
-    board = leaderboard_of(harness, STATS_CONTEXT, items)
+    board = leaderboard_of(harness, STATS_CATALOGUE, items)
     lines = {line.split("|")[1].strip(): line for line in board.splitlines() if line.startswith("| m_")}
     assert "▲" in lines["m_ppl"].split("|")[4] and not any(mark in lines["m_up2"] for mark in "▲●▼")
     assert "Holm correction" in board and f"{len(table)} harness comparisons" in board
@@ -392,29 +397,31 @@ def test_comparisons_follow_the_configs_order_of_merges():
     model_order, as the leaderboard's do."""
     harness, items = stats_campaign()
     order = ["base", "words", "math", "m_up2", "m_ppl", "m_all"]  # not alphabetical
-    ctx = {**STATS_CONTEXT, "model_order": order, "models": dict(sorted(STATS_CONTEXT["models"].items()))}
-    table = compare.merge_comparisons(harness, items, ctx)
+    catalogue = replace(STATS_CATALOGUE, model_order=order, models=dict(sorted(STATS_CATALOGUE.models.items())))
+    table = compare.merge_comparisons(harness, items, catalogue)
     assert list(dict.fromkeys(table["model"])) == ["m_up2", "m_ppl", "m_all"]
 
 
 def test_identical_models_are_indistinguishable_in_the_tables():
     harness, items = stats_campaign()
     same = {m: items["base"] for m in items}
-    table = compare.merge_comparisons(harness, same, STATS_CONTEXT)
+    table = compare.merge_comparisons(harness, same, STATS_CATALOGUE)
     assert set(table["verdict"]) == {"indistinguishable"} and (table["diff"] == 0).all()
     assert set(table["versus_parents"]) == {"undecided"}
 
 
-GROUP_CONTEXT = {
-    "model_order": ["base", "p1", "p2", "m"],
-    "models": {
-        "base": {"role": "base"},
-        "p1": {"role": "parent"},
-        "p2": {"role": "parent"},
-        "m": {"role": "merge", "recipe": "r", "method": "ties", "parents": ["p1", "p2"], "base": "base"},
-    },
-    "stats": {"alpha": 0.05, "bootstrap": 2000, "correction": "holm", "seed": 0},
-}
+GROUP_CATALOGUE = catalogue_of(
+    {
+        "model_order": ["base", "p1", "p2", "m"],
+        "models": {
+            "base": {"role": "base"},
+            "p1": {"role": "parent"},
+            "p2": {"role": "parent"},
+            "m": {"role": "merge", "recipe": "r", "method": "ties", "parents": ["p1", "p2"], "base": "base"},
+        },
+        "stats": {"alpha": 0.05, "bootstrap": 2000, "correction": "holm", "seed": 0},
+    }
+)
 
 
 def group_campaign(by_size: bool = True):
@@ -426,7 +433,7 @@ def group_campaign(by_size: bool = True):
 
     right = {"s1": (60, 30, 57), "s2": (20, 10, 12)}  # items, right answers of the others, of m
     items, rows = {}, []
-    for m in GROUP_CONTEXT["model_order"]:
+    for m in GROUP_CATALOGUE.model_order:
         frames, means = [], {}
         for sub, (n, other, merge) in right.items():
             k = merge if m == "m" else other
@@ -451,7 +458,7 @@ def test_a_group_task_is_compared_by_its_own_value_over_all_its_subtasks(by_size
     from mergelab.analysis import plots, stats
 
     harness, items = group_campaign(by_size)
-    table = compare.merge_comparisons(harness, items, GROUP_CONTEXT)
+    table = compare.merge_comparisons(harness, items, GROUP_CATALOGUE)
     row = table.set_index(["parent", "task"])
     head = row.loc[("p1", "grp")]
     expected = 69 / 80 if by_size else (57 / 60 + 12 / 20) / 2
@@ -467,12 +474,12 @@ def test_a_group_task_is_compared_by_its_own_value_over_all_its_subtasks(by_size
         assert table.loc[family, "p_adjusted"].tolist() == pytest.approx(
             stats.adjust(table.loc[family, "p_value"], "holm").tolist()
         )
-    iv = compare.model_intervals(harness, items, GROUP_CONTEXT).set_index(["model", "task"])
+    iv = compare.model_intervals(harness, items, GROUP_CATALOGUE).set_index(["model", "task"])
     assert iv.loc[("m", "grp"), "value"] == pytest.approx(expected) and iv.loc[("m", "grp"), "n"] == 80
     assert iv.loc[("m", "grp"), "ci_low"] < expected < iv.loc[("p1", "grp"), "ci_low"] + 1
     org.add_intervals(harness, iv.reset_index())
     board = leaderboard.leaderboard(
-        leaderboard.leaderboard_table(harness, None, table, GROUP_CONTEXT), table, GROUP_CONTEXT
+        leaderboard.leaderboard_table(harness, None, table, GROUP_CATALOGUE), table, GROUP_CATALOGUE
     )
     merge_line = next(line for line in board.splitlines() if line.startswith("| m |"))
     assert "▲" in merge_line and "[" in merge_line and "±" not in merge_line
@@ -483,14 +490,14 @@ def test_a_group_whose_value_its_items_do_not_give_gets_no_headline_test():
     """A group of groups, or one aggregated otherwise: no made-up interval; its subtasks stay."""
     harness, items = group_campaign()
     harness.loc[harness["task"] == "grp", "value"] = 0.123
-    table = compare.merge_comparisons(harness, items, GROUP_CONTEXT)
+    table = compare.merge_comparisons(harness, items, GROUP_CATALOGUE)
     assert "grp" not in set(table["task"]) and set(table["task"]) == {"s1", "s2"}
-    assert "grp" not in set(compare.model_intervals(harness, items, GROUP_CONTEXT)["task"])
+    assert "grp" not in set(compare.model_intervals(harness, items, GROUP_CATALOGUE)["task"])
 
 
 def test_model_intervals_hold_the_value_of_the_items():
     harness, items = stats_campaign()
-    iv = compare.model_intervals(harness, items, STATS_CONTEXT).set_index(["model", "task"])
+    iv = compare.model_intervals(harness, items, STATS_CATALOGUE).set_index(["model", "task"])
     words = iv.loc[("words", "cats")]
     assert (words["value"], words["ci_low"], words["ci_high"], words["n"]) == (1.0, 1.0, 1.0, 16)
     base = iv.loc[("base", "cats")]
@@ -768,16 +775,18 @@ def test_the_partial_build_keeps_the_callers_pythonpath():
 
 
 def test_normalised_scores_by_hand():
-    ctx = {
-        "model_order": ["base", "math", "words", "m", "nobase"],
-        "models": {
-            "base": {"role": "base"},
-            "math": {"role": "parent"},
-            "words": {"role": "parent"},
-            "m": {"role": "merge", "recipe": "r", "method": "ties", "parents": ["math", "words"], "base": "base"},
-            "nobase": {"role": "merge", "recipe": "s", "method": "linear", "parents": ["math", "words"]},
-        },
-    }
+    catalogue = catalogue_of(
+        {
+            "model_order": ["base", "math", "words", "m", "nobase"],
+            "models": {
+                "base": {"role": "base"},
+                "math": {"role": "parent"},
+                "words": {"role": "parent"},
+                "m": {"role": "merge", "recipe": "r", "method": "ties", "parents": ["math", "words"], "base": "base"},
+                "nobase": {"role": "merge", "recipe": "s", "method": "linear", "parents": ["math", "words"]},
+            },
+        }
+    )
     values = {"base": (0.25, 100.0), "math": (0.25, 230.0), "words": (1.0, 210.0), "m": (0.625, 130.0)}
     values["nobase"] = (0.5, 150.0)
     rows = []
@@ -787,7 +796,7 @@ def test_normalised_scores_by_hand():
                 {"model": model, "harness_task": task, "task": task, "metric": metric, "filter": "none"}
                 | {"primary": True, "higher_is_better": hib, "value": v, "status": "ok"}
             )
-    table = normalised_scores(pd.DataFrame(rows, columns=harness_rows.HARNESS_COLUMNS), ctx)
+    table = normalised_scores(pd.DataFrame(rows, columns=harness_rows.HARNESS_COLUMNS), catalogue)
     assert set(table["model"]) == {"m"}  # only merges with a base
     t = table.set_index("harness_task")
     assert t.loc["cats", "best_parent"] == "words" and t.loc["cats", "gain_retention"] == pytest.approx(0.5)
@@ -815,15 +824,17 @@ def test_holmes_comparisons_are_wilcoxon_over_datasets():
         for i, d in enumerate(names)
     ]
     holmes = pd.DataFrame(rows)
-    ctx = {
-        "models": {
-            "p": {"role": "parent"},
-            "q": {"role": "parent"},
-            "m": {"role": "merge", "recipe": "r", "method": "ties", "parents": ["p", "q"]},
-        },
-        "stats": {"alpha": 0.05, "bootstrap": 2000, "correction": "holm", "seed": 0},
-    }
-    table = compare.merge_comparisons(pd.DataFrame(columns=harness_rows.HARNESS_COLUMNS), {}, ctx, holmes)
+    catalogue = catalogue_of(
+        {
+            "models": {
+                "p": {"role": "parent"},
+                "q": {"role": "parent"},
+                "m": {"role": "merge", "recipe": "r", "method": "ties", "parents": ["p", "q"]},
+            },
+            "stats": {"alpha": 0.05, "bootstrap": 2000, "correction": "holm", "seed": 0},
+        }
+    )
+    table = compare.merge_comparisons(pd.DataFrame(columns=harness_rows.HARNESS_COLUMNS), {}, catalogue, holmes)
     t = table.set_index(["parent", "task"])
     assert set(table["task"]) == {"holmes: syntax", "holmes: semantics", "holmes: overall"}
     over = t.loc[("p", "holmes: overall")]
@@ -835,24 +846,26 @@ def test_holmes_comparisons_are_wilcoxon_over_datasets():
     assert table["p_adjusted"].tolist() == pytest.approx(stats.adjust(table["p_value"], "holm").tolist())
     # with the harness comparisons: two families, each adjusted on its own
     harness, items = stats_campaign()
-    models = {**STATS_CONTEXT["models"], **ctx["models"]}
-    order = STATS_CONTEXT["model_order"] + list(ctx["models"])
-    both = compare.merge_comparisons(harness, items, {**STATS_CONTEXT, "models": models, "model_order": order}, holmes)
-    alone = compare.merge_comparisons(harness, items, STATS_CONTEXT)
+    models = {**STATS_CATALOGUE.models, **catalogue.models}
+    order = STATS_CATALOGUE.model_order + list(catalogue.models)
+    both = compare.merge_comparisons(harness, items, replace(STATS_CATALOGUE, models=models, model_order=order), holmes)
+    alone = compare.merge_comparisons(harness, items, STATS_CATALOGUE)
     h = ~compare.is_holmes(both)
     assert both.loc[h, "p_adjusted"].tolist() == pytest.approx(alone["p_adjusted"].tolist())
     assert both.loc[~h, "p_adjusted"].tolist() == pytest.approx(table["p_adjusted"].tolist())
     # the leaderboard: Holmes mean F1 with its interval over the datasets, the merge marked as
     # the overall comparison says; the winning rate stays a bare number
-    comp = org.competence_table(holmes, ctx)
-    board = leaderboard.leaderboard_table(pd.DataFrame(columns=harness_rows.HARNESS_COLUMNS), comp, table, ctx, holmes)
+    comp = org.competence_table(holmes, catalogue)
+    board = leaderboard.leaderboard_table(
+        pd.DataFrame(columns=harness_rows.HARNESS_COLUMNS), comp, table, catalogue, holmes
+    )
     f1 = board.set_index("model")["Holmes mean F1"]
-    iv = compare.holmes_intervals(holmes, ctx)
+    iv = compare.holmes_intervals(holmes, catalogue)
     assert iv["m"][0] < scores["m"].mean() < iv["m"][1] and iv["p"][1] < iv["m"][1]
     assert f1["m"] == f"{scores['m'].mean():.3f} [{iv['m'][0]:.3f}, {iv['m'][1]:.3f}] ▲"
     assert f1["p"].startswith(f"{parent.mean():.3f} [") and "▲" not in f1["p"]
     assert "[" not in board.set_index("model").loc["m", "Holmes winning rate"]
-    text = leaderboard.leaderboard(board, table, ctx)
+    text = leaderboard.leaderboard(board, table, catalogue)
     assert "bootstrap interval over the datasets" in text and "Wilcoxon signed-rank" in text
 
 
@@ -873,7 +886,7 @@ def test_a_sweep_of_per_model_values_that_differ_is_drawn_one_position_each(tmp_
         for m, v in zip(["g0", "g1", "g2", "a"], [0.1, 0.4, 0.3, 0.5])
     ]
     stem = tmp_path / "sweep"
-    plots.sweep(pd.DataFrame(rows), None, {"models": models}, "grid", "weight", stem)
+    plots.sweep(pd.DataFrame(rows), None, catalogue_of({"models": models}), "grid", "weight", stem)
     data = pd.read_csv(stem.with_suffix(".csv"))
     assert sorted(map(str, data["x"])) == sorted(json.dumps(p, sort_keys=True) for p in points)
     assert data.set_index("model")["value"].to_dict() == {"g0": 0.1, "g1": 0.4, "g2": 0.3}

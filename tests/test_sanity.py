@@ -152,7 +152,8 @@ def test_holmes_and_the_check_load_the_model_as_the_harness_does(tmp_path, monke
     m = next(iter(exp.merges))
     assert exp.job("sanity_check", model=m).trust_remote_code is False
     assert exp.job_params("sanity_check", model=m)["trust_remote_code"] == Unrecorded(False)  # not recorded
-    assert "trust_remote_code" not in exp.job("holmes_eval", model=m).settings
+    assert exp.job("holmes_eval", model=m).settings.trust_remote_code is False
+    assert "trust_remote_code" not in exp.job_params("holmes_eval", model=m)["settings"]  # as before the key
 
     exp = _default_campaign(tmp_path / "on", activate=True)
     cfg = dict(exp.config, harness=dict(exp.config["harness"], model_settings={m: {"trust_remote_code": True}}))
@@ -161,7 +162,8 @@ def test_holmes_and_the_check_load_the_model_as_the_harness_does(tmp_path, monke
     exp = load_experiment(cfg, "config/experiment.yaml", workdir=tmp_path / "on")
     assert exp.job("sanity_check", model=m).trust_remote_code is True
     assert exp.job_params("sanity_check", model=m)["trust_remote_code"] is True  # recorded: the check reruns
-    assert exp.job("holmes_eval", model=m).settings["trust_remote_code"] is True
+    assert exp.job("holmes_eval", model=m).settings.trust_remote_code is True
+    assert exp.job_params("holmes_eval", model=m)["settings"]["trust_remote_code"] is True
     assert exp.job("sanity_check", model="base").trust_remote_code is False  # model_settings: that merge only
 
     import transformers

@@ -108,7 +108,7 @@ def task_score(res: Dict[str, Any], task: str) -> Tuple[Optional[float], Optiona
     problem = partial_result(res)
     if problem:
         return None, None, f"partial: {problem}"
-    rows = [r for r in harness_rows(res, "trial", task, {"models": {}}) if r["task"] == task and r["primary"]]
+    rows = [r for r in harness_rows(res, "trial", task) if r["task"] == task and r["primary"]]
     if not rows or not math.isfinite(rows[0]["value"]):
         return None, None, f"no value for {task}"
     r = rows[0]

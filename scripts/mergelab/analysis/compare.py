@@ -16,6 +16,7 @@ from typing import Any, Dict, List
 from mergelab.analysis import stats
 from mergelab.analysis.item_matrix import is_group, primary_of, reported_values, task_matrix
 from mergelab.plan.holmes_sets import UNKNOWN
+from mergelab.plan.jobs import Catalogue
 
 log = logging.getLogger("mergelab.compare")
 
@@ -48,9 +49,9 @@ COMPARISON_COLUMNS = [
 INTERVAL_COLUMNS = ["model", "harness_task", "task", "metric", "filter", "n", "value", "ci_low", "ci_high"]
 
 
-def stats_settings(catalogue: Dict[str, Any]) -> Dict[str, Any]:
+def stats_settings(catalogue: Catalogue) -> Dict[str, Any]:
     """The campaign's stats: section (the defaults where a catalogue has none)."""
-    return {**stats.DEFAULTS, **(catalogue.get("stats") or {})}
+    return {**stats.DEFAULTS, **catalogue.stats}
 
 
 def read_items(files: Dict[str, Dict[str, str]]):
@@ -74,11 +75,10 @@ def read_items(files: Dict[str, Dict[str, str]]):
 GROUP_TEST = "; a group: the items of its {k} subtasks, resampled within each"
 
 
-def merges_in_order(catalogue: Dict[str, Any]) -> List[tuple]:
+def merges_in_order(catalogue: Catalogue) -> List[tuple]:
     """(id, info) of every merge, in the config's order (the catalogue's mapping is sorted)."""
-    models = catalogue["models"]
-    order = catalogue.get("model_order") or list(models)
-    return [(m, models[m]) for m in order if models[m].get("role") == "merge"]
+    models = catalogue.models
+    return [(m, models[m]) for m in catalogue.model_order if models[m].get("role") == "merge"]
 
 
 def _compared_with(info: Dict[str, Any]) -> List[tuple]:
@@ -89,7 +89,7 @@ def _compared_with(info: Dict[str, Any]) -> List[tuple]:
     return others
 
 
-def merge_comparisons(harness, items: Dict[str, Any], catalogue: Dict[str, Any], holmes=None):
+def merge_comparisons(harness, items: Dict[str, Any], catalogue: Catalogue, holmes=None):
     """Every merge against each of its parents (and its base) on every task's primary metric,
     paired over the items both were evaluated on (mergelab.analysis.stats): the difference and its
     bootstrap interval, the p-value of the paired test, the p-value adjusted across the whole
@@ -101,7 +101,7 @@ def merge_comparisons(harness, items: Dict[str, Any], catalogue: Dict[str, Any],
     s = stats_settings(catalogue)
     primary = primary_of(harness)
     reported = reported_values(harness)
-    models = catalogue["models"]
+    models = catalogue.models
     groups: Dict[tuple, List[tuple]] = {}  # (harness_task, task, metric, filter) -> [(merge, other, relation)]
     for mid, info in merges_in_order(catalogue):
         if info.get("role") != "merge" or mid not in items:
@@ -188,7 +188,7 @@ def _probed_f1(holmes):
     return holmes[(holmes["status"] == "ok") & (holmes["metric"] == "macro_f1") & (holmes["competence"] != UNKNOWN)]
 
 
-def holmes_comparisons(holmes, catalogue: Dict[str, Any]) -> List[Dict[str, Any]]:
+def holmes_comparisons(holmes, catalogue: Catalogue) -> List[Dict[str, Any]]:
     """Every merge against each of its parents (and its base) per Holmes competence (and overall),
     paired over the macro-F1 datasets both were probed on (each dataset's mean over seeds): the mean
     difference with its paired bootstrap interval over the datasets, and the two-sided Wilcoxon
@@ -250,7 +250,7 @@ def holmes_comparisons(holmes, catalogue: Dict[str, Any]) -> List[Dict[str, Any]
     return rows
 
 
-def model_intervals(harness, items: Dict[str, Any], catalogue: Dict[str, Any]):
+def model_intervals(harness, items: Dict[str, Any], catalogue: Catalogue):
     """Each model's value of every task's primary metric from its per-item results, with its
     (1 - stats.alpha) bootstrap percentile interval over the items: the models with the same
     items share the task's resamples (one matrix product)."""
@@ -288,7 +288,7 @@ def model_intervals(harness, items: Dict[str, Any], catalogue: Dict[str, Any]):
     return pd.DataFrame(rows, columns=INTERVAL_COLUMNS)
 
 
-def holmes_intervals(holmes, catalogue: Dict[str, Any]) -> Dict[str, tuple]:
+def holmes_intervals(holmes, catalogue: Catalogue) -> Dict[str, tuple]:
     """model -> the (1 - stats.alpha) bootstrap percentile interval of its Holmes mean F1 (the
     competence table's overall mean_f1: the macro-F1 datasets of known competence, each the mean
     over its seeds), the datasets resampled."""

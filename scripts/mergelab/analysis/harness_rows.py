@@ -16,6 +16,8 @@ import json
 import math
 from typing import Any, Dict, Iterable, List, Optional
 
+from mergelab.plan.jobs import Catalogue
+
 PRIMARY_METRICS = [
     "acc_norm",
     "acc",
@@ -80,8 +82,9 @@ def _float(v) -> float:
         return math.nan  # lm-eval writes "N/A" for a stderr it cannot compute
 
 
-def model_columns(model: str, catalogue: Dict[str, Any]) -> Dict[str, Any]:
-    info = catalogue["models"].get(model, {})
+def model_columns(model: str, catalogue: Optional[Catalogue]) -> Dict[str, Any]:
+    """The catalogue's columns of ``model`` (None: a model of none, e.g. a search's trial)."""
+    info = catalogue.models.get(model, {}) if catalogue else {}
     params = info.get("parameters")
     return {
         "model": model,
@@ -92,7 +95,9 @@ def model_columns(model: str, catalogue: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def harness_rows(res: Dict[str, Any], model: str, harness_task: str, catalogue: Dict[str, Any]) -> List[Dict]:
+def harness_rows(
+    res: Dict[str, Any], model: str, harness_task: str, catalogue: Optional[Catalogue] = None
+) -> List[Dict]:
     """Every (task or group, metric, filter) of one lm-eval results dict, one row each."""
     group_of = {sub: group for group, subs in (res.get("group_subtasks") or {}).items() for sub in subs}
     groups = {g for g, subs in (res.get("group_subtasks") or {}).items() if subs}

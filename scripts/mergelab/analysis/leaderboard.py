@@ -6,17 +6,18 @@ and leaderboard.md, with what its numbers and marks mean.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List
+from typing import Dict, List
 
 from mergelab.analysis.compare import holmes_intervals, is_holmes, stats_settings
 from mergelab.analysis.harness_rows import headline
+from mergelab.plan.jobs import Catalogue
 
 MARKS = {"better than all": " ▲", "between": " ●", "worse than all": " ▼"}
 
 HOLMES_OVERALL = "holmes: overall"
 
 
-def leaderboard_table(harness, competences, comparisons, catalogue: Dict[str, Any], holmes=None):
+def leaderboard_table(harness, competences, comparisons, catalogue: Catalogue, holmes=None):
     """models x headline numbers with their intervals, as text; a merge marked against its
     parents only where the paired comparisons say so (significant after the correction).
     results/tables/leaderboard.csv (the report's first page), and leaderboard.md's table.
@@ -59,20 +60,20 @@ def leaderboard_table(harness, competences, comparisons, catalogue: Dict[str, An
                     if col not in cols:
                         cols.append(col)
                     values.setdefault(r.model, {})[col] = text
-    models = catalogue.get("model_order") or list(catalogue["models"])
-    broken = catalogue.get("broken") or {}
+    models = catalogue.model_order
+    broken = catalogue.broken
     rows = []
     for m in models:
         if m in values:
-            role = catalogue["models"][m].get("role", "") + (" (broken)" if m in broken else "")
+            role = catalogue.models[m].get("role", "") + (" (broken)" if m in broken else "")
             rows.append([m, role] + [values[m].get(c, "–") for c in cols])
     return pd.DataFrame(rows, columns=["model", "role"] + cols)
 
 
-def leaderboard(table, comparisons, catalogue: Dict[str, Any]) -> str:
+def leaderboard(table, comparisons, catalogue: Catalogue) -> str:
     """Markdown: the leaderboard ``table`` (leaderboard_table) and what its numbers and marks mean."""
     s = stats_settings(catalogue)
-    broken = catalogue.get("broken") or {}
+    broken = catalogue.broken
     lines = ["| " + " | ".join(table.columns) + " |", "|---|---|" + "---|" * (len(table.columns) - 2)]
     lines += ["| " + " | ".join(row) + " |" for row in table.astype(str).itertuples(index=False)]
     level = f"{100 * (1 - s['alpha']):g}%"

@@ -5,10 +5,10 @@ retention), and the merge relative to its best parent, per configured task and o
 from __future__ import annotations
 
 import math
-from typing import Any, Dict
 
 from mergelab.analysis.compare import merges_in_order
 from mergelab.analysis.harness_rows import headline
+from mergelab.plan.jobs import Catalogue
 
 NORMALISED_COLUMNS = [
     "model",
@@ -29,7 +29,7 @@ NORMALISED_COLUMNS = [
 MEAN_ROW = "mean over tasks"
 
 
-def normalised_scores(harness, catalogue: Dict[str, Any]):
+def normalised_scores(harness, catalogue: Catalogue):
     """For every merge with a base, per configured task (primary metric): the gain retention
     (merge - base) / (best parent - base), the share of the best parent's gain over the base that
     the merge keeps (the same formula whichever way the metric points), and the merge relative to

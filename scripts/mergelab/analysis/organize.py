@@ -22,6 +22,7 @@ from mergelab.analysis.harness_rows import HARNESS_COLUMNS, harness_rows, model_
 from mergelab.analysis.stats import DEFAULTS, t_interval
 from mergelab.evaluate.completeness import partial_result
 from mergelab.plan.holmes_sets import UNKNOWN
+from mergelab.plan.jobs import Catalogue
 
 log = logging.getLogger("mergelab.organize")
 
@@ -63,7 +64,7 @@ COMPETENCE_COLUMNS = [
 # --------------------------------------------------------------------------- harness
 
 
-def _valueless_row(model: str, harness_task: str, catalogue: Dict[str, Any], status: str) -> Dict[str, Any]:
+def _valueless_row(model: str, harness_task: str, catalogue: Catalogue, status: str) -> Dict[str, Any]:
     """One row for a task with no value: its result file is missing, or the model was not evaluated."""
     return {
         **model_columns(model, catalogue),
@@ -80,7 +81,7 @@ def _valueless_row(model: str, harness_task: str, catalogue: Dict[str, Any], sta
     }
 
 
-def harness_table(files: Dict[str, Dict[str, str]], catalogue: Dict[str, Any]):
+def harness_table(files: Dict[str, Dict[str, str]], catalogue: Catalogue):
     """files: model -> harness task -> JSON path. Missing files become one 'missing' row each."""
     import pandas as pd
 
@@ -126,7 +127,7 @@ def add_intervals(harness, intervals) -> None:
 def holmes_table(
     files: Dict[str, str],
     datasets: List[Dict[str, str]],
-    catalogue: Dict[str, Any],
+    catalogue: Catalogue,
     mapping: Optional[Dict[str, Dict[str, str]]] = None,
 ):
     """Per (model, dataset): mean and sd over seeds, and the mean's t-interval over the seeds at
@@ -135,7 +136,7 @@ def holmes_table(
     ``mapping`` (holmes.data.probes), else "unknown"."""
     import pandas as pd
 
-    alpha = (catalogue.get("stats") or {}).get("alpha", DEFAULTS["alpha"])
+    alpha = catalogue.stats.get("alpha", DEFAULTS["alpha"])
     mapping = mapping or {}
     rows = []
     for model, path in files.items():
@@ -212,7 +213,7 @@ def winning_rates(holmes) -> Dict[str, Dict[str, Dict[str, float]]]:
     return {"rates": out, "counts": counts}
 
 
-def competence_table(holmes, catalogue: Dict[str, Any]):
+def competence_table(holmes, catalogue: Catalogue):
     """Per (model, competence and "overall"): mean F1 and mean Pearson kept apart, winning rate.
     Datasets of unknown competence are left out (of "overall" too), and the log names them."""
     import pandas as pd
@@ -267,7 +268,7 @@ def mark_broken(frame, broken: Dict[str, List[str]]) -> None:
         frame.loc[frame["model"].isin(list(broken)), "status"] = "broken"
 
 
-def provenance(catalogue: Dict[str, Any]) -> Dict[str, Any]:
+def provenance(catalogue: Catalogue) -> Dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {"mergelab": mergelab.__version__}
@@ -286,4 +287,4 @@ def provenance(catalogue: Dict[str, Any]) -> Dict[str, Any]:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
             versions[pkg] = None
-    return {"tool_versions": versions, **{k: v for k, v in catalogue.items() if k != "files"}}
+    return {"tool_versions": versions, **catalogue.record()}

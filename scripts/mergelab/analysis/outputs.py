@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
@@ -23,7 +24,7 @@ from mergelab.analysis import plots
 from mergelab.evaluate.holmes_data import read_manifest
 from mergelab.plan import paths
 from mergelab.plan.holmes_sets import read_probes
-from mergelab.plan.jobs import OrganizeJob, PlotJob
+from mergelab.plan.jobs import Catalogue, OrganizeJob, PlotJob
 from mergelab.runtime.jobs import atomic_file, job_log
 
 log = logging.getLogger("mergelab.outputs")
@@ -72,7 +73,7 @@ def parquet_safe(frame):
     return out
 
 
-def build_tables(catalogue: Dict[str, Any], files: Dict[str, Any], out: Dict[str, str]) -> None:
+def build_tables(catalogue: Catalogue, files: Dict[str, Any], out: Dict[str, str]) -> None:
     """Every table of paths.TABLES (keys of ``out``) from the result ``files``."""
     import pandas as pd
 
@@ -84,7 +85,7 @@ def build_tables(catalogue: Dict[str, Any], files: Dict[str, Any], out: Dict[str
 
     broken = org.broken_models(files.get("checks"))
     if broken:  # the leaderboard and provenance.json give the reasons
-        catalogue = {**catalogue, "broken": broken}
+        catalogue = replace(catalogue, broken=broken)
         for model, reasons in broken.items():
             log.warning("%s is broken (sanity check): %s", model, "; ".join(reasons))
     harness = org.harness_table(files["harness"], catalogue)
@@ -132,7 +133,7 @@ def build_tables(catalogue: Dict[str, Any], files: Dict[str, Any], out: Dict[str
     log.info("tables written; %d missing value(s)%s", missing, " (see the warnings above)" if missing else "")
 
 
-def build_plots(catalogue: Dict[str, Any], tables: Dict[str, str], figures: List[Dict[str, Any]]) -> None:
+def build_plots(catalogue: Catalogue, tables: Dict[str, str], figures: List[Dict[str, Any]]) -> None:
     """Every figure of ``figures`` (see figures()) from the tables at ``tables`` (key -> path)."""
     import pandas as pd
 
@@ -157,7 +158,7 @@ organize and plot rules. The next successful organize job removes this folder.
 """
 
 
-def build_partial(catalogue: Dict[str, Any], files: Dict[str, Any], figures: List[Dict[str, Any]]) -> Dict[str, str]:
+def build_partial(catalogue: Catalogue, files: Dict[str, Any], figures: List[Dict[str, Any]]) -> Dict[str, str]:
     """Tables and figures from the result ``files`` that exist, under results/partial/
     (paths.partial), never where the organize and plot rules write. Returns the tables."""
     import shutil

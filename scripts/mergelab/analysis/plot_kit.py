@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
+
+from mergelab.plan.jobs import Catalogue
 
 ROLE_COLORS = {"base": "#6b6b6b", "parent": "#2b6cb0", "merge": "#dd6b20"}
 WIDTH = 7.0
@@ -52,20 +54,20 @@ def note(stem: Path, title: str, text: str) -> None:
     save(fig, pd.DataFrame({"note": [text]}), stem)
 
 
-def model_order(catalogue: Dict[str, Any], models) -> List[str]:
+def model_order(catalogue: Catalogue, models) -> List[str]:
     """Parents and bases first, then merges grouped by recipe, as in the config."""
     present = set(models)
-    order = catalogue.get("model_order") or list(catalogue["models"])
-    parents = [m for m in order if catalogue["models"][m].get("role") != "merge" and m in present]
-    merges = [m for m in order if catalogue["models"][m].get("role") == "merge" and m in present]
-    recipes = list(dict.fromkeys(catalogue["models"][m].get("recipe") for m in merges))
-    return parents + [m for r in recipes for m in merges if catalogue["models"][m].get("recipe") == r]
+    order = catalogue.model_order
+    parents = [m for m in order if catalogue.models[m].get("role") != "merge" and m in present]
+    merges = [m for m in order if catalogue.models[m].get("role") == "merge" and m in present]
+    recipes = list(dict.fromkeys(catalogue.models[m].get("recipe") for m in merges))
+    return parents + [m for r in recipes for m in merges if catalogue.models[m].get("recipe") == r]
 
 
 def bars(
     ax,
     data,
-    catalogue: Dict[str, Any],
+    catalogue: Catalogue,
     value: str = "value",
     err: Optional[str] = "stderr",
     higher_is_better: bool = True,
@@ -74,7 +76,7 @@ def bars(
     order = model_order(catalogue, data["model"])
     d = data.set_index("model").loc[order].reset_index()
     y = list(range(len(d)))
-    colors = [ROLE_COLORS.get(catalogue["models"].get(m, {}).get("role"), "#999999") for m in d["model"]]
+    colors = [ROLE_COLORS.get(catalogue.models.get(m, {}).get("role"), "#999999") for m in d["model"]]
     ax.barh(y, d[value].fillna(0), color=colors, height=0.72)
     if err and err in d and d[err].notna().any():
         ok = d[err].notna() & d[value].notna()
@@ -99,16 +101,14 @@ def bars(
     ax.set_ylabel("")
     values = d.set_index("model")[value]
     for recipe in dict.fromkeys(
-        catalogue["models"][m].get("recipe")
-        for m in d["model"]
-        if catalogue["models"].get(m, {}).get("role") == "merge"
+        catalogue.models[m].get("recipe") for m in d["model"] if catalogue.models.get(m, {}).get("role") == "merge"
     ):
         rows = [
             i
             for i, m in enumerate(d["model"])
-            if catalogue["models"][m].get("recipe") == recipe and catalogue["models"][m].get("role") == "merge"
+            if catalogue.models[m].get("recipe") == recipe and catalogue.models[m].get("role") == "merge"
         ]
-        parents = catalogue["models"][d["model"][rows[0]]].get("parents", [])
+        parents = catalogue.models[d["model"][rows[0]]].get("parents", [])
         pv = [values[p] for p in parents if p in values.index and not math.isnan(values[p])]
         if rows and pv:  # on top of the bars, so it shows where they end inside or outside it
             span = [min(rows) - 0.45, max(rows) + 0.45]
@@ -117,7 +117,7 @@ def bars(
                 ax.plot([edge, edge], span, color="#2b6cb0", lw=0.8, ls="--", zorder=3)
     from matplotlib.patches import Patch
 
-    roles = {catalogue["models"].get(m, {}).get("role") for m in d["model"]}
+    roles = {catalogue.models.get(m, {}).get("role") for m in d["model"]}
     handles = [Patch(color=c, label=r) for r, c in ROLE_COLORS.items() if r in roles]
     handles.append(Patch(color="#2b6cb0", alpha=0.18, label="between the parents"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)

@@ -21,9 +21,10 @@ from typing import Any, Dict
 from mergelab.analysis.harness_rows import headline
 from mergelab.analysis.kendall import kendall_table
 from mergelab.analysis.plot_kit import ROLE_COLORS, WIDTH, bars, figure_height, note, paper_style, save
+from mergelab.plan.jobs import Catalogue
 
 
-def harness_task(harness, catalogue: Dict[str, Any], task: str, stem: Path) -> None:
+def harness_task(harness, catalogue: Catalogue, task: str, stem: Path) -> None:
     head = headline(harness)
     d = head[head["harness_task"] == task].copy()
     if d.empty:
@@ -37,11 +38,11 @@ def harness_task(harness, catalogue: Dict[str, Any], task: str, stem: Path) -> N
     ax.set_xlabel(f"{metric}" + ("" if filt in ("none", "") else f" ({filt})"))
     bars(ax, d, catalogue, higher_is_better=hib)
     ax.set_title(f"{task}: {metric} per model, ± stderr", fontsize=10)
-    d["role"] = [catalogue["models"].get(m, {}).get("role", "") for m in d["model"]]
+    d["role"] = [catalogue.models.get(m, {}).get("role", "") for m in d["model"]]
     save(fig, d[["model", "role", "harness_task", "metric", "filter", "value", "stderr"]], stem)
 
 
-def holmes_competences(comp, catalogue: Dict[str, Any], stem: Path) -> None:
+def holmes_competences(comp, catalogue: Catalogue, stem: Path) -> None:
     d = comp[comp["competence"] != "overall"]
     if d.empty or d["mean_f1"].notna().sum() == 0:
         return note(stem, "Holmes competences", "no Holmes scores")
@@ -64,7 +65,7 @@ def holmes_competences(comp, catalogue: Dict[str, Any], stem: Path) -> None:
         ax.axis("off")
     from matplotlib.patches import Patch
 
-    roles = {catalogue["models"].get(m, {}).get("role") for m in d["model"]}
+    roles = {catalogue.models.get(m, {}).get("role") for m in d["model"]}
     handles = [Patch(color=c, label=r) for r, c in ROLE_COLORS.items() if r in roles]
     handles.append(Patch(color="#2b6cb0", alpha=0.18, label="between the parents"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
@@ -270,7 +271,7 @@ def normalised_scores(normalised, stem: Path) -> None:
     save(fig, normalised, stem)
 
 
-def sweep(harness, comp, catalogue: Dict[str, Any], recipe: str, param: str, stem: Path) -> None:
+def sweep(harness, comp, catalogue: Catalogue, recipe: str, param: str, stem: Path) -> None:
     """Score against the swept parameter, one line per method; the parents as dashed lines."""
     import pandas as pd
 
@@ -282,7 +283,7 @@ def sweep(harness, comp, catalogue: Dict[str, Any], recipe: str, param: str, ste
     if comp is not None and not comp.empty:
         measures["Holmes winning rate"] = comp[comp["competence"] == "overall"].set_index("model")["winning_rate"]
     rows = []
-    for mid, info in catalogue["models"].items():
+    for mid, info in catalogue.models.items():
         if info.get("recipe") != recipe or info.get("role") != "merge":
             continue
         x = (info.get("parameters") or {}).get(param)
@@ -311,7 +312,7 @@ def sweep(harness, comp, catalogue: Dict[str, Any], recipe: str, param: str, ste
     cols = min(3, len(ms))
     nrows = math.ceil(len(ms) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(WIDTH, 2.3 * nrows), squeeze=False)
-    parents = next(i for i in catalogue["models"].values() if i.get("recipe") == recipe).get("parents", [])
+    parents = next(i for i in catalogue.models.values() if i.get("recipe") == recipe).get("parents", [])
     for ax, m in zip(axes.flat, ms):
         sel = data[data["measure"] == m]
         numeric = pd.to_numeric(sel["x"], errors="coerce").notna().all()

@@ -13,6 +13,7 @@ from mergelab.evaluate.completeness import partial_result
 from mergelab.evaluate.harness_env import offline_failure
 from mergelab.evaluate.harness_model import Model, free_cuda, load_key
 from mergelab.evaluate.items import item_rows, items_frame
+from mergelab.plan.jobs import HarnessSettings
 from mergelab.runtime.jobs import JobError, atomic_file
 
 log = logging.getLogger("mergelab.harness")
@@ -56,7 +57,7 @@ def _data_files(tm, task: str) -> List[str]:
 def evaluate(
     model_path: str,
     task: str,
-    s: Dict[str, Any],
+    s: HarnessSettings,
     *,
     include_paths: List[str],
     include_defaults: bool,
@@ -84,7 +85,7 @@ def evaluate(
 def evaluate_model(
     model_path: str,
     groups: List[List[str]],
-    settings: Dict[str, Dict[str, Any]],
+    settings: Dict[str, HarnessSettings],
     *,
     include_paths: List[str],
     include_defaults: bool,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mergelab.evaluate.harness_env import request_cache
+from mergelab.plan.jobs import HarnessSettings
 from mergelab.runtime.jobs import JobError
 
 log = logging.getLogger("mergelab.harness")
@@ -81,32 +82,32 @@ def free_cuda() -> None:
 # --------------------------------------------------------------------------- model args
 
 
-def hf_model_args(path: str, s: Dict[str, Any], device: str, gpus: int = 1) -> Dict[str, Any]:
+def hf_model_args(path: str, s: HarnessSettings, device: str, gpus: int = 1) -> Dict[str, Any]:
     """HFLM's arguments; a job holding several GPUs splits the model over them
     (``parallelize``: a model too big for one GPU, as the resource estimate found)."""
     args: Dict[str, Any] = {
         "pretrained": path,
-        "dtype": s["dtype"] or "auto",
-        "trust_remote_code": bool(s["trust_remote_code"]),
+        "dtype": s.dtype or "auto",
+        "trust_remote_code": bool(s.trust_remote_code),
     }
     if device.startswith("cuda") and gpus > 1:
         args["parallelize"] = True
-    if s.get("revision"):
-        args["revision"] = s["revision"]
-    args.update(s.get("model_args") or {})
+    if s.revision:
+        args["revision"] = s.revision
+    args.update(s.model_args or {})
     return args
 
 
-def vllm_model_args(path: str, s: Dict[str, Any], gpus: int) -> Dict[str, Any]:
+def vllm_model_args(path: str, s: HarnessSettings, gpus: int) -> Dict[str, Any]:
     args: Dict[str, Any] = {
         "pretrained": path,
-        "dtype": s["dtype"] or "auto",
+        "dtype": s.dtype or "auto",
         "tensor_parallel_size": max(1, gpus),
-        "trust_remote_code": bool(s["trust_remote_code"]),
+        "trust_remote_code": bool(s.trust_remote_code),
     }
-    if s.get("revision"):
-        args["revision"] = s["revision"]
-    args.update(s.get("model_args") or {})
+    if s.revision:
+        args["revision"] = s.revision
+    args.update(s.model_args or {})
     return args
 
 
@@ -115,7 +116,7 @@ class Backend:
     """An lm-eval model backend (harness.settings.backend; the schema's enum is BACKENDS' keys)."""
 
     name: str  # lm-eval's model name
-    model_args: Callable[[str, Dict[str, Any], str, int], Dict[str, Any]]  # (path, settings, device, gpus)
+    model_args: Callable[[str, HarnessSettings, str, int], Dict[str, Any]]  # (path, settings, device, gpus)
     loads_once: bool  # one loaded model serves every lm-eval run of the job; else lm-eval loads it per run
 
 
@@ -129,9 +130,9 @@ def args_string(args: Dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in args.items())
 
 
-def _load_quantized(path: str, s: Dict[str, Any], device: str):
+def _load_quantized(path: str, s: HarnessSettings, device: str):
     if device != "cuda":
-        raise JobError(f"quantization {s['quantization']!r} needs a GPU (bitsandbytes); this job runs on the CPU")
+        raise JobError(f"quantization {s.quantization!r} needs a GPU (bitsandbytes); this job runs on the CPU")
     try:
         import bitsandbytes  # noqa: F401
     except ImportError:
@@ -139,18 +140,18 @@ def _load_quantized(path: str, s: Dict[str, Any], device: str):
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    compute = getattr(torch, s["dtype"]) if s["dtype"] not in (None, "auto") else torch.bfloat16
+    compute = getattr(torch, s.dtype) if s.dtype not in (None, "auto") else torch.bfloat16
     q = (
         BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute)
-        if s["quantization"] == "4bit"
+        if s.quantization == "4bit"
         else BitsAndBytesConfig(load_in_8bit=True)
     )
     return AutoModelForCausalLM.from_pretrained(
         path,
         quantization_config=q,
         device_map={"": 0},
-        trust_remote_code=bool(s["trust_remote_code"]),
-        revision=s.get("revision"),
+        trust_remote_code=bool(s.trust_remote_code),
+        revision=s.revision,
     )
 
 
@@ -170,54 +171,55 @@ LOAD_SETTINGS = (
 )
 
 
-def load_key(s: Dict[str, Any]) -> str:
-    return repr([(k, s.get(k)) for k in LOAD_SETTINGS])
+def load_key(s: HarnessSettings) -> str:
+    return repr([(k, getattr(s, k)) for k in LOAD_SETTINGS])
 
 
 class Model:
     """The model of an evaluation, loaded once (a backend that loads_once: hf) for one or more
     lm-eval runs; another backend (vllm) gives lm-eval the model's arguments: each run loads it."""
 
-    def __init__(self, model_path: str, s: Dict[str, Any], device: str, gpus: int):
+    def __init__(self, model_path: str, s: HarnessSettings, device: str, gpus: int):
         self.path, self.device, self.gpus, self.key = model_path, device, gpus, load_key(s)
         self.lm = None
         self.started = time.time()  # the first run's wall_seconds include the load
-        self.backend = BACKENDS[s["backend"]]
+        self.backend = BACKENDS[s.backend]
         self.args = self.backend.model_args(model_path, s, device, gpus)
         if not self.backend.loads_once:
             return
         from lm_eval.models.huggingface import HFLM
 
-        if s["quantization"]:
+        if s.quantization:
             pretrained = _load_quantized(model_path, s, device)
             self.lm = HFLM(
                 pretrained=pretrained,
                 tokenizer=model_path,
-                batch_size=s["batch_size"],
-                max_batch_size=s["max_batch_size"],
-                trust_remote_code=bool(s["trust_remote_code"]),
+                batch_size=s.batch_size,
+                max_batch_size=s.max_batch_size,
+                trust_remote_code=bool(s.trust_remote_code),
             )
         else:
-            self.lm = HFLM(batch_size=s["batch_size"], max_batch_size=s["max_batch_size"], device=device, **self.args)
+            self.lm = HFLM(batch_size=s.batch_size, max_batch_size=s.max_batch_size, device=device, **self.args)
 
-    def run(self, tasks: List[str], s: Dict[str, Any], tm) -> Dict[str, Any]:
+    def run(self, tasks: List[str], s: HarnessSettings, tm) -> Dict[str, Any]:
         """One lm-eval run of ``tasks`` with settings ``s``: its results dict, and ours under "mergelab"."""
         import lm_eval
 
-        cache = request_cache(tasks, s)
+        settings = s.record()  # as the results record them, and the request cache is keyed
+        cache = request_cache(tasks, settings)
         resumed = bool(cache) and any(Path(cache).parent.glob("lm_eval_rank*.db"))
         common = dict(
             use_cache=cache,
             tasks=list(tasks),
-            num_fewshot=s["num_fewshot"],
-            limit=s["limit"],
+            num_fewshot=s.num_fewshot,
+            limit=s.limit,
             log_samples=True,  # always: the per-item results (write_items); .samples.jsonl only where asked
-            apply_chat_template=s["apply_chat_template"],
-            fewshot_as_multiturn=s["fewshot_as_multiturn"],
-            gen_kwargs=s["gen_kwargs"],
-            bootstrap_iters=s["bootstrap_iters"],
+            apply_chat_template=s.apply_chat_template,
+            fewshot_as_multiturn=s.fewshot_as_multiturn,
+            gen_kwargs=s.gen_kwargs,
+            bootstrap_iters=s.bootstrap_iters,
             task_manager=tm,
-            **{SEED_KEYS[k]: v for k, v in s["seeds"].items()},
+            **{SEED_KEYS[k]: v for k, v in s.seeds.items()},
         )
         device, lm = self.device, self.lm
         t0, self.started = self.started or time.time(), None
@@ -225,11 +227,11 @@ class Model:
             results = lm_eval.simple_evaluate(
                 model=self.backend.name,
                 model_args=args_string(self.args),
-                batch_size=s["batch_size"],
+                batch_size=s.batch_size,
                 device=device,
                 **common,
             )
-            bs, failed = s["batch_size"], []
+            bs, failed = s.batch_size, []
         else:
 
             def run(bs):
@@ -242,7 +244,7 @@ class Model:
                 return max(sizes) if sizes else None
 
             results, bs, failed = run_with_oom_retry(
-                run, _parse_batch_size(s["batch_size"]), detected, fallback=s["max_batch_size"]
+                run, _parse_batch_size(s.batch_size), detected, fallback=s.max_batch_size
             )
             results["config"]["model"] = "hf"
             results["config"]["model_args"] = args_string(self.args)
@@ -254,11 +256,11 @@ class Model:
         results["mergelab"] = {
             "model_path": self.path,
             "task": None,
-            "settings": s,
-            "backend": s["backend"],
+            "settings": settings,
+            "backend": s.backend,
             "device": device,
             "gpus": self.gpus,
-            "quantization": s["quantization"],
+            "quantization": s.quantization,
             "batch_size_used": bs,
             "oom_batch_sizes": failed,
             "lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else _version("lm_eval"),

@@ -18,6 +18,7 @@ from mergelab.evaluate.holmes_encode import (
     probe_features,
     row_requests,
 )
+from mergelab.plan.jobs import HolmesSettings
 from mergelab.runtime.jobs import atomic_file
 
 log = logging.getLogger("mergelab.holmes")
@@ -52,7 +53,7 @@ def evaluate(
     model_path: str,
     data_dir: str,
     datasets: List[str],
-    settings: Dict[str, Any],
+    settings: HolmesSettings,
     device: str,
     threads: int = 0,
     gpus: int = 1,
@@ -69,22 +70,20 @@ def evaluate(
     data = [read_dataset(Path(data_dir) / name) for name in datasets]
     log.info("read %d datasets (%d rows) in %.1f s", len(data), sum(len(d.rows) for d in data), time.time() - t0)
 
-    remote = settings.get("trust_remote_code", False)
+    remote = settings.trust_remote_code
     tok, max_length = load_tokenizer(model_path, remote)
     req = Requests()
     sep = tok.sep_token or ""
     rows = [row_requests(ds, req, sep) for ds in data]
     check_tokens(tok, data, rows, req)
-    encoder = load_model(model_path, settings["dtype"], device, remote, gpus=gpus)
+    encoder = load_model(model_path, settings.dtype, device, remote, gpus=gpus)
     dtype = str(next(encoder.parameters()).dtype).replace("torch.", "")
-    vectors = encode(
-        encoder, tok, req, batch_size=settings["batch_size"], max_length=settings.get("max_length") or max_length
-    )
+    vectors = encode(encoder, tok, req, batch_size=settings.batch_size, max_length=settings.max_length or max_length)
     del encoder
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
 
-    mode = settings.get("features", "full")  # absent from the settings when full
+    mode = settings.features
     log.info("features: %s%s", mode, " (float16 where Holmes' own code rounds them)" if mode == "reference" else "")
     tasks = []
     for ds, r in zip(data, rows):
@@ -98,7 +97,7 @@ def evaluate(
         tasks.append(ProbeTask(ds.name, ds.num_labels, *parts["train"], *parts["dev"], *parts["test"]))
     t1 = time.time()
     results = train_probes(
-        tasks, settings["seeds"], ProbeSettings(objective=settings["objective"]), device=device, log=log.info
+        tasks, settings.seeds, ProbeSettings(objective=settings.objective), device=device, log=log.info
     )
     log.info("trained %d probes in %.1f s", len(results), time.time() - t1)
     sizes = {ds.name: ds for ds in data}
@@ -116,7 +115,7 @@ def evaluate(
                 "num_hidden_layers": 0,
                 "score": r.score,
                 "metric": r.metric,
-                "objective": settings["objective"],
+                "objective": settings.objective,
                 "dtype": dtype,
                 "n_train": len(ds.split("train")),
                 "n_dev": len(ds.split("dev")),

@@ -8,10 +8,12 @@ One concern per module, in the order the config flows through them:
 - ``recipes``     `merges:` recipes -> merges with stable ids (``moe``: mixtures of experts)
 - ``evaluation``  which models the harness and Holmes evaluate, with which settings
 - ``hub``         which hub parents are fetched and which merges pushed where
-- ``experiment``  the catalogue of all of it, and the job spec of every job
+- ``experiment``  all of it in one Experiment, and the job spec of every job
+- ``catalogue``   what the tables, the figures and provenance.json know about it
 - ``paths``       every path under results/, defined once
 - ``jobs``        the typed job specs: built in the DAG, passed as named params,
-                  parsed back in the job by the same class
+                  parsed back in the job by the same class; the typed settings and
+                  the catalogue they carry
 - ``errors``      the one-line ConfigError and its did-you-mean
 
 Importing this package imports none of its modules: a job imports ``jobs`` and

@@ -1,7 +1,8 @@
 """The evaluation plans: which models the harness and Holmes evaluate, with which settings.
 
-Every (model, task) gets its fully resolved settings, which become its job's
-params, so changing one task's setting reruns exactly that task's jobs.
+Every (model, task) gets its fully resolved settings (mergelab.plan.jobs.HarnessSettings), which
+become its job's params, so changing one task's setting reruns exactly that task's jobs; every
+probed model its HolmesSettings.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import copy
 import fnmatch
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
@@ -24,6 +25,7 @@ from mergelab.plan.holmes_sets import (
     select,
     zip_datasets,
 )
+from mergelab.plan.jobs import HarnessSettings, HolmesSettings
 from mergelab.plan.load import settings_defaults
 from mergelab.plan.tasks import hub_tasks, scan_task_dirs
 
@@ -69,12 +71,11 @@ class HarnessPlan:
                 s = merge_settings(s, over)
         return s
 
-    def settings_for(self, model: str, task: str) -> Dict[str, Any]:
+    def settings_for(self, model: str, task: str) -> HarnessSettings:
         s = merge_settings(self._for_model(model), self.task_settings.get(task, {}))
         if s["dtype"] is None:
             s["dtype"] = self.model_dtypes.get(model, "auto")
-        s["revision"] = self.model_revisions.get(model)
-        return s
+        return HarnessSettings(**s, revision=self.model_revisions.get(model))
 
     def trusts_remote_code(self, model: str) -> bool:
         """harness.settings.trust_remote_code as it applies to ``model`` (model_settings included):
@@ -91,13 +92,8 @@ class HarnessPlan:
         return out
 
     def task_groups(self, model: str) -> List[List[str]]:
-        """The model's tasks in groups of identical resolved settings, in config order: one
-        lm-eval run each in a per_model job (tasks of a run share num_fewshot, limit, batch size...)."""
-        groups: Dict[str, List[str]] = {}
-        for task in self.tasks:
-            key = repr(sorted(self.settings_for(model, task).items()))
-            groups.setdefault(key, []).append(task)
-        return list(groups.values())
+        """The model's tasks in groups of identical resolved settings, in config order."""
+        return settings_groups({task: self.settings_for(model, task) for task in self.tasks})
 
     @property
     def task_folders(self) -> List[str]:
@@ -110,6 +106,16 @@ class HarnessPlan:
     def samples_tasks(self) -> List[str]:
         base = merge_settings(self.defaults, self.settings)
         return [t for t in self.tasks if merge_settings(base, self.task_settings.get(t, {}))["log_samples"]]
+
+
+def settings_groups(settings: Dict[str, HarnessSettings]) -> List[List[str]]:
+    """The tasks of ``settings`` (task -> its settings) in groups of identical settings, in its
+    order: one lm-eval run each in a per_model job (tasks of a run share num_fewshot, limit, batch
+    size...). Compared as their mappings' reprs, as groups always were (a job's groups are params)."""
+    groups: Dict[str, List[str]] = {}
+    for task, s in settings.items():
+        groups.setdefault(repr(sorted(vars(s).items())), []).append(task)
+    return list(groups.values())
 
 
 def select_models(patterns: Optional[List[str]], parents: List[str], merges: Dict[str, Any], fail) -> List[str]:
@@ -226,7 +232,7 @@ class HolmesPlan:
     url: Optional[str]
     datasets: Optional[List[str]]  # names; for a version of the user's own fetched from a url: holmes.datasets
     models: List[str]
-    settings: Dict[str, Any]
+    settings: HolmesSettings  # dtype as holmes.dtype gives it (None: each model's own)
     model_dtypes: Dict[str, str] = field(default_factory=dict)
     probes: Optional[str] = None  # the user's competence mapping (holmes.data.probes), absolute
 
@@ -238,9 +244,9 @@ class HolmesPlan:
     def manifest(self) -> str:
         return paths.HOLMES_MANIFEST.format(version=self.version)
 
-    def settings_for(self, model: str) -> Dict[str, Any]:
+    def settings_for(self, model: str) -> HolmesSettings:
         """The probing settings of one model: holmes.dtype, else the model's own dtype."""
-        return {**self.settings, "dtype": self.settings["dtype"] or self.model_dtypes.get(model, "auto")}
+        return replace(self.settings, dtype=self.settings.dtype or self.model_dtypes.get(model, "auto"))
 
 
 def holmes_datasets(h: dict, root: Path, archive: Optional[str], fail) -> Optional[List[str]]:
@@ -319,15 +325,14 @@ def build_holmes_plan(cfg: dict, evaluated: List[str], dtypes: Dict[str, str], w
         except DataError as e:
             fail("holmes.data.probes", str(e))
     models = list(evaluated) if h["activate"] else []
-    settings = {
-        "seeds": h["seeds"],
-        "objective": h["objective"],
-        "batch_size": h["batch_size"],
-        "dtype": h["dtype"],
-        "max_length": h["max_length"],
-    }
-    if h["features"] != "full":  # only when not the default: campaigns from before the key rerun nothing
-        settings["features"] = h["features"]
+    settings = HolmesSettings(
+        seeds=h["seeds"],
+        objective=h["objective"],
+        batch_size=h["batch_size"],
+        dtype=h["dtype"],
+        max_length=h["max_length"],
+        features=h["features"],  # absent from the params when full: campaigns from before the key rerun nothing
+    )
     return HolmesPlan(
         active=h["activate"],
         version=h["version"],

@@ -3,10 +3,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from mergelab.plan import paths
-from mergelab.plan.jobs import HarnessDataJob, HarnessJob, HarnessModelJob, HolmesDataJob, HolmesJob, SanityJob
+from mergelab.plan.jobs import (
+    HarnessDataJob,
+    HarnessJob,
+    HarnessModelJob,
+    HolmesDataJob,
+    HolmesJob,
+    HolmesSettings,
+    SanityJob,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from mergelab.plan.experiment import Experiment
@@ -84,11 +93,10 @@ def sanity_job(exp: "Experiment", model: str) -> SanityJob:
     )
 
 
-def holmes_settings(exp: "Experiment", model: str) -> Dict[str, Any]:
-    """Holmes' settings for ``model``; trust_remote_code (the model's harness setting) only when
-    on: a key that campaigns without it never had, so that their params stay as they were."""
-    s = exp.holmes.settings_for(model)
-    return {**s, "trust_remote_code": True} if exp.harness.trusts_remote_code(model) else s
+def holmes_settings(exp: "Experiment", model: str) -> HolmesSettings:
+    """Holmes' settings for ``model``, with the model's harness setting trust_remote_code (in the
+    params only when on: a key that campaigns without it never had)."""
+    return replace(exp.holmes.settings_for(model), trust_remote_code=exp.harness.trusts_remote_code(model))
 
 
 def holmes_data_job(exp: "Experiment") -> HolmesDataJob:

@@ -183,29 +183,6 @@ class Experiment:
         chosen = set(self.harness.models) | set(self.holmes.models)
         return [m for m in list(self.models) + list(self.merges) if m in chosen]
 
-    def catalogue(self) -> Dict[str, Any]:
-        """What the tables, the figures and provenance.json know about the campaign."""
-        models = {name: m.describe(self.role(name)) for name, m in self.models.items()}
-        models.update({mid: spec.describe() for mid, spec in self.merges.items()})
-        for search, best in self.best.items():  # a search's best trials, evaluated like any merge
-            models.update({m: {**self.merge_spec(m).describe(), "search": search} for m in best})
-        for mid in self.merges:
-            if self.reads_merges(mid):  # provenance.json: the tree down to the parents
-                models[mid]["lineage"] = self.lineage(mid)
-        h, ho = self.harness, self.holmes
-        return {
-            "model_order": list(models),
-            "models": models,
-            "harness": {
-                "tasks": h.tasks,
-                "settings": h.settings,
-                "model_settings": h.model_settings,
-                "task_settings": h.task_settings,
-            },
-            "holmes": {"active": ho.active, "version": ho.version, "datasets": ho.datasets, "settings": ho.settings},
-            "stats": dict(self.config["stats"]),
-        }
-
     # ---- targets -------------------------------------------------------------
     def targets(self, what: str) -> List[str]:
         """The files of target rule ``what``: merges, evaluations, tables, plots, pushes or all."""

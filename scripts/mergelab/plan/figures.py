@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, List
 
 from mergelab.plan import paths
+from mergelab.plan.catalogue import catalogue
 from mergelab.plan.jobs import OrganizeJob, PlotJob
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -97,11 +98,11 @@ def figures(exp: "Experiment") -> List[Dict[str, Any]]:
 
 
 def organize_job(exp: "Experiment") -> OrganizeJob:
-    return OrganizeJob(catalogue=exp.catalogue(), files=result_files(exp))
+    return OrganizeJob(catalogue=catalogue(exp), files=result_files(exp))
 
 
 def plot_job(exp: "Experiment") -> PlotJob:
-    return PlotJob(catalogue=exp.catalogue(), figures=figures(exp))
+    return PlotJob(catalogue=catalogue(exp), figures=figures(exp))
 
 
 def result_files(exp: "Experiment") -> Dict[str, Any]:

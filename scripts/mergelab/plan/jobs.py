@@ -8,19 +8,28 @@ params check sees a change only where a value changed, and paths under the
 working directory travel as ``{workdir}/...`` (mergelab.plan.paths.portable),
 so that a finished campaign moved to another folder reruns nothing.
 
+A field may hold a typed payload (``Payload``: a job's settings, the catalogue),
+which travels as the plain mapping of its fields and comes back typed, so that
+the job reads ``job.settings.batch_size`` while the params are what they were
+when the field was a plain mapping.
+
 This module imports only the standard library: jobs import it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any, Dict, List, Mapping, Optional
+import copy
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 from mergelab.plan.paths import localize, portable
 
 
 def canonical(value: Any) -> Any:
-    """``value`` with every mapping's keys in sorted order and tuples as lists."""
+    """``value`` with every mapping's keys in sorted order, tuples as lists and payloads as their
+    mappings (Payload.record)."""
+    if isinstance(value, Payload):
+        return value.record()
     if isinstance(value, dict):
         return {k: canonical(value[k]) for k in sorted(value)}
     if isinstance(value, (list, tuple)):
@@ -59,6 +68,60 @@ def added_field(default: Any):
     return field(default=default, metadata={"unrecorded_default": True})
 
 
+def omitted_default(default: Any):
+    """A payload key added after campaigns finished without it: absent from the payload at its
+    default (what they computed with), so that their params stay as they were; another value is
+    there (and reruns the job). A spec field's counterpart is ``added_field``."""
+    factory = (lambda: copy.deepcopy(default)) if isinstance(default, (dict, list)) else None
+    meta = {"omitted_default": True, "default": default}
+    return field(default_factory=factory, metadata=meta) if factory else field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """Base of a typed value that a spec field holds (a job's settings, the catalogue): it travels
+    in params as the mapping of its fields (``record``), canonical and portable like any value,
+    and the job gets it back typed (``from_record``; the field is a ``payload_field``)."""
+
+    def record(self) -> Dict[str, Any]:
+        """field -> canonical value, in sorted order; an ``omitted_default`` field at its default
+        is absent."""
+        out = {}
+        for f in sorted(fields(self), key=lambda f: f.name):
+            value = getattr(self, f.name)
+            if not (f.metadata.get("omitted_default") and value == f.metadata["default"]):
+                out[f.name] = canonical(value)
+        return out
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> "Payload":
+        """The payload of a mapping ``record`` gave; an omitted key takes its default."""
+        names = [f.name for f in fields(cls)]
+        unknown = [k for k in record if k not in names]
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        missing = [n for n in required if n not in record]
+        if unknown or missing:
+            what = f"has no field {unknown[0]!r}" if unknown else f"lacks {missing[0]!r}"
+            raise TypeError(f"the mapping of a {cls.__name__} {what} (fields: {', '.join(names)})")
+        return cls(**record)
+
+
+def payload_field(payload: type, per_key: bool = False):
+    """A spec field holding a ``payload`` (per_key: a mapping of keys to payloads), which
+    ``from_params`` builds back from its mapping."""
+    return field(metadata={"payload": payload, "per_key": per_key})
+
+
+def _typed(f, value: Any) -> Any:
+    """A param value as its field holds it: a payload_field's payload(s) from their mapping(s)."""
+    payload = f.metadata.get("payload")
+    if payload is None or isinstance(value, Payload):
+        return value
+    if f.metadata["per_key"]:
+        return {k: v if isinstance(v, Payload) else payload.from_record(v) for k, v in value.items()}
+    return payload.from_record(value)
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """Base of the specs: to named params (in the DAG) and back (in the job)."""
@@ -71,7 +134,7 @@ class JobSpec:
         """The rule's params: field name -> portable, canonical value."""
         out = {}
         for f in fields(self):
-            value = canonical(portable(getattr(self, f.name), workdir))
+            value = portable(canonical(getattr(self, f.name)), workdir)
             out[f.name] = Unrecorded(value) if f.metadata.get("unrecorded_default") and value == f.default else value
         return out
 
@@ -80,12 +143,12 @@ class JobSpec:
         """The spec of a running job from its params (Snakemake's or a mapping), paths made
         absolute against ``workdir`` (default: the job's working directory)."""
         values = {}
-        for name in cls.names():
+        for f in fields(cls):
             try:
-                value = params[name] if isinstance(params, Mapping) else getattr(params, name)
+                value = params[f.name] if isinstance(params, Mapping) else getattr(params, f.name)
             except (KeyError, AttributeError):
-                raise TypeError(f"the rule's params lack {name!r}, a field of {cls.__name__}") from None
-            values[name] = localize(value.value if isinstance(value, Unrecorded) else value, workdir)
+                raise TypeError(f"the rule's params lack {f.name!r}, a field of {cls.__name__}") from None
+            values[f.name] = _typed(f, localize(value.value if isinstance(value, Unrecorded) else value, workdir))
         return cls(**values)
 
 
@@ -109,6 +172,46 @@ class MergesTableJob(JobSpec):
 
 
 @dataclass(frozen=True)
+class HarnessSettings(Payload):
+    """The resolved lm-eval settings of one (model, task): the schema's defaults ($defs.settings),
+    harness.settings, every harness.model_settings pattern the model matches, then the task's
+    harness.task_settings (mergelab.plan.evaluation.HarnessPlan.settings_for). One field per key of
+    $defs.settings, plus the model's revision."""
+
+    num_fewshot: Optional[int]  # None: the task's own
+    limit: Optional[float]  # documents per task (a fraction when < 1); None: all
+    batch_size: Union[int, str]  # a number, auto or auto:N
+    max_batch_size: int
+    dtype: str  # the setting, else the model's own dtype (auto: as its config says)
+    quantization: Optional[str]  # 4bit | 8bit (bitsandbytes) | None
+    backend: str  # a key of mergelab.evaluate.harness_model.BACKENDS
+    apply_chat_template: bool
+    fewshot_as_multiturn: bool
+    gen_kwargs: Union[Dict[str, Any], str, None]
+    seeds: Dict[str, int]  # random, numpy, torch, fewshot
+    log_samples: bool
+    trust_remote_code: bool
+    bootstrap_iters: int
+    model_args: Dict[str, Any]
+    revision: Optional[str]  # a hub parent's models.<name>.revision; None for every other model
+
+
+@dataclass(frozen=True)
+class HolmesSettings(Payload):
+    """The probing settings (the holmes section): one job's, its dtype resolved (holmes.dtype, else
+    the model's own; mergelab.plan.evaluation.HolmesPlan.settings_for), or the campaign's (dtype
+    as holmes.dtype gives it: None for the model's own)."""
+
+    seeds: List[int]
+    objective: str  # reference | standard
+    batch_size: int
+    dtype: Optional[str]
+    max_length: Optional[int]  # None: the model's limit
+    features: str = omitted_default("full")  # full | reference
+    trust_remote_code: bool = omitted_default(False)  # the model's harness setting: load its own code
+
+
+@dataclass(frozen=True)
 class SanityJob(JobSpec):
     model: str
     model_path: str  # as EvaluationJob's
@@ -129,7 +232,7 @@ class EvaluationJob(JobSpec):
 @dataclass(frozen=True)
 class HarnessJob(EvaluationJob):
     task: str
-    settings: Dict[str, Any]  # resolved: the defaults, harness.settings, model_settings, task_settings
+    settings: HarnessSettings = payload_field(HarnessSettings)
     include_paths: List[str]  # harness.include_path; the workflow's own tasks are searched first
     include_defaults: bool  # index lm-eval's built-in tasks too (the task is not a local one)
 
@@ -140,7 +243,7 @@ class HarnessModelJob(EvaluationJob):
 
     tasks: List[str]  # harness.tasks, in order; one results JSON each
     groups: List[List[str]]  # the tasks in groups of identical settings: one lm-eval run each
-    settings: Dict[str, Dict[str, Any]]  # task -> its resolved settings (as HarnessJob's)
+    settings: Dict[str, HarnessSettings] = payload_field(HarnessSettings, per_key=True)  # task -> its settings
     include_paths: List[str]
     include_defaults: bool  # some task is not a local one
     local_tasks: List[str]  # the tasks of the local task folders: checked before the model loads
@@ -160,7 +263,7 @@ class HarnessDataJob(JobSpec):
 class HolmesJob(EvaluationJob):
     data_dir: str  # <holmes.data.root>/<version>
     datasets: Optional[List[str]]  # as HolmesDataJob's; the job probes those its manifest (input) lists
-    settings: Dict[str, Any]  # seeds, objective, batch_size, dtype (resolved), max_length; features unless full
+    settings: HolmesSettings = payload_field(HolmesSettings)
 
 
 @dataclass(frozen=True)
@@ -208,14 +311,29 @@ class PushResultsJob(JobSpec):
 
 
 @dataclass(frozen=True)
+class Catalogue(Payload):
+    """What the tables, the figures and provenance.json know about the campaign (built by
+    mergelab.plan.catalogue.catalogue): every model and the evaluation settings."""
+
+    models: Dict[str, Dict[str, Any]]  # model -> role, recipe, method, parameters, parents, lineage, search...
+    model_order: List[str]  # the models in the config's order (``models`` travels sorted)
+    harness: Dict[str, Any]  # tasks, settings, model_settings, task_settings: as the config gives them
+    holmes: Dict[str, Any]  # active, version, datasets, settings (HolmesSettings.record: the campaign's)
+    stats: Dict[str, Any]  # the stats section
+    # model -> why its sanity check found it broken: the organize job adds it (the leaderboard and
+    # provenance.json give the reasons); never part of the params
+    broken: Dict[str, List[str]] = omitted_default({})
+
+
+@dataclass(frozen=True)
 class OrganizeJob(JobSpec):
-    catalogue: Dict[str, Any]  # every model (role, recipe, method, parameters, ...) and evaluation setting
+    catalogue: Catalogue = payload_field(Catalogue)
     files: Dict[str, Any]  # harness: model -> task -> JSON; holmes: model -> scores; holmes_manifest; holmes_probes
 
 
 @dataclass(frozen=True)
 class PlotJob(JobSpec):
-    catalogue: Dict[str, Any]
+    catalogue: Catalogue = payload_field(Catalogue)
     figures: List[Dict[str, Any]]  # mergelab.plan.figures.figures: name, wildcards, stem
 
 

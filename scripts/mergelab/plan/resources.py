@@ -209,11 +209,11 @@ def job_resources(exp, sizing: Sizing, model: str, task: Optional[str] = None) -
         return resolve(sizing.key, est, spec.gpus, spec.resources)
     if sizing.reads == "harness":
         s = exp.harness.settings_for(model, task)
-        dtype, quantization = s["dtype"], s["quantization"]
+        dtype, quantization = s.dtype, s.quantization
     elif sizing.reads == "stored":
         dtype, quantization = exp.model_dtype(model), None
     else:
-        dtype, quantization = exp.holmes.settings_for(model)["dtype"], None
+        dtype, quantization = exp.holmes.settings_for(model).dtype, None
     sizes = [size_of(p) for p in exp.model_input(model)]
     est = estimate(sizing, sizes, dtype=dtype, quantization=quantization, gpu_memory_gb=exp.compute.gpu_memory_gb)
     return resolve(sizing.key, est, exp.gpus(model), exp.resource_overrides(model))

@@ -3,9 +3,11 @@ probing, the summary and its figure (the trials themselves are merges: mergelab.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from mergelab.plan import paths
+from mergelab.plan.evaluation import settings_groups
 from mergelab.plan.evaluation_jobs import holmes_settings
 from mergelab.plan.jobs import HarnessModelJob, SearchPlotJob, SearchProbeJob, SearchProposeJob, SearchSummaryJob
 
@@ -30,16 +32,13 @@ def search_eval_job(exp: "Experiment", search: str, model: str) -> HarnessModelJ
     if found is None or found[0].name != search or not found[0].tasks:
         raise ValueError(f"{model!r} is not a trial of search {search!r} evaluated on harness tasks")
     plan, h = found[0], exp.harness
-    settings = {t: {**h.settings_for(model, t), "limit": plan.limit, "log_samples": False} for t in plan.tasks}
-    groups: Dict[str, List[str]] = {}
-    for t in plan.tasks:
-        groups.setdefault(repr(sorted(settings[t].items())), []).append(t)
+    settings = {t: replace(h.settings_for(model, t), limit=plan.limit, log_samples=False) for t in plan.tasks}
     return HarnessModelJob(
         model=model,
         model_path=str(exp.workdir / paths.MERGED_MODEL.format(model=model)),  # the trial's own weights
         receipt=None,
         tasks=plan.tasks,
-        groups=list(groups.values()),
+        groups=settings_groups(settings),
         settings=settings,
         include_paths=h.include_paths,
         include_defaults=not all(h.is_local(t) for t in plan.tasks),
