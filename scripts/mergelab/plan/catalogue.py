@@ -4,12 +4,23 @@ the organize and plot jobs (mergelab.plan.jobs.Catalogue)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from mergelab.plan.jobs import Catalogue
 
 if TYPE_CHECKING:  # pragma: no cover
     from mergelab.plan.experiment import Experiment
+
+
+@dataclass(frozen=True)
+class StatsPlan:
+    """stats: how the tables test and bound differences (mergelab.analysis.stats)."""
+
+    alpha: float  # significance level; the intervals are (1 - alpha) percentile intervals
+    bootstrap: int  # resamples of the paired bootstrap and of the sign-flip permutation test
+    correction: str  # holm, bh or none: the p-values' adjustment across a family of comparisons
+    seed: int  # of the resampling
 
 
 def catalogue(exp: "Experiment") -> Catalogue:
@@ -33,5 +44,5 @@ def catalogue(exp: "Experiment") -> Catalogue:
             "task_settings": h.task_settings,
         },
         holmes={"active": ho.active, "version": ho.version, "datasets": ho.datasets, "settings": ho.settings.record()},
-        stats=dict(exp.config["stats"]),
+        stats=asdict(exp.stats),
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mergelab.plan import paths
+from mergelab.plan.catalogue import StatsPlan
 from mergelab.plan.errors import ConfigError
 from mergelab.plan.evaluation import HarnessPlan, HolmesPlan, build_harness_plan, build_holmes_plan, select_models
 from mergelab.plan.figures import figures
@@ -41,6 +42,7 @@ class Experiment:
     storage: StoragePlan
     sanity: SanityPlan
     compute: ComputePlan
+    stats: StatsPlan
     trials: Trials  # the searches, and the one reader of what their checkpoints wrote
     workdir: Path = field(default_factory=Path.cwd)
     best: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # search -> its best trials, once known
@@ -304,5 +306,8 @@ def load_experiment(
     )
     trials = Trials(searches, models, merges, source, workdir)
     compute = ComputePlan(**cfg["compute"])
-    exp = Experiment(source, cfg, models, merges, harness, holmes, hub, storage, sanity, compute, trials, workdir)
+    stats = StatsPlan(**cfg["stats"])
+    exp = Experiment(
+        source, cfg, models, merges, harness, holmes, hub, storage, sanity, compute, stats, trials, workdir
+    )
     return exp.with_best_trials()
