@@ -65,8 +65,13 @@ def test_evaluation_estimate_fits_the_weights_on_the_gpus():
     # 70B in bf16: 130 GiB of weights + 20% + 4 -> 161 GiB: three 80 GB GPUs, seven 24 GB ones
     assert estimate(RULES["harness_eval"].gpu, [b70])["gpu"] == 3
     assert estimate(RULES["holmes_eval"].gpu, [b70], gpu_memory_gb=24)["gpu"] == math.ceil(
-        (1.2 * 70e9 * 2 / GIB + 4) / 24
+        (1.2 * 70e9 * 2 / GIB + 4) / (24e9 / GIB)
     )
+    # gpu_memory_gb is GB, the needs GiB: a 76.9 GiB need does not fit one 80 GB card (74.5 GiB)
+    b32 = Size(32_600_000_000, 65_200_000_000)
+    need = 1.2 * 32.6e9 * 2 / GIB + 4  # GiB
+    assert 80e9 / GIB < need < 80  # one card if the 80 were GiB
+    assert estimate(RULES["harness_eval"].gpu, [b32])["gpu"] == 2
     # the evaluation dtype, not the stored one, decides; 4-bit weights take an eighth of float32
     assert estimate(RULES["harness_eval"].gpu, [b7], dtype="float32", gpu_memory_gb=24)["gpu"] == 2
     assert estimate(RULES["harness_eval"].gpu, [b70], quantization="4bit")["gpu"] == 1
@@ -138,7 +143,7 @@ def test_jobs_ask_for_what_their_model_needs(tiny_models, tmp_path):
     size = checkpoint_size(tiny_models["base"])
     w = size.params * 4 / GIB  # float32 tiny models
     base = jobs[("harness_eval", "model=base, task=mergelab_categories")]
-    assert int(base["gpu"]) == math.ceil((1.2 * w + 4) / 1.5) == 3
+    assert int(base["gpu"]) == math.ceil((1.2 * w + 4) / (1.5e9 / GIB)) == 3  # 1.5 GB: 1.4 GiB
     assert int(base["mem_mb"]) == 1024 * math.ceil(4 + 1.25 * w)
     assert int(base["runtime"]) == math.ceil(60 + 15 * size.params / 1e9)
     alpha = jobs[("harness_eval", "model=alpha, task=mergelab_categories")]

@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 from mergelab.runtime.checkpoint import ELEMENT_BYTES, header, weight_files
 
 GIB = 1024**3
+GB = 10**9  # compute.gpu_memory_gb is in GB, as GPU makers state a card's memory (80 GB: 74.5 GiB)
 
 # Bytes per parameter of a safetensors dtype, and of the dtypes the config names.
 DTYPE_BYTES = {**ELEMENT_BYTES, "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
@@ -139,7 +140,8 @@ def estimate(
     the tensors in flight. The result is as big as one parent (the sum of them
     for a passthrough stack).
     An evaluation (harness, holmes, stored): ``sizes`` is the one model evaluated. The weights in
-    the evaluation dtype plus 20% and 4 GiB for activations must fit on the GPUs.
+    the evaluation dtype plus 20% and 4 GiB for activations must fit on the GPUs, each of
+    ``gpu_memory_gb`` GB (10^9 bytes; the needs are in GiB).
     """
     sizes = list(sizes)
     if not sizes or any(s is None for s in sizes):
@@ -158,7 +160,7 @@ def estimate(
     w = weights_gib(s, dtype, quantization)
     need = 1.2 * w + 4
     return {
-        "gpu": max(1, math.ceil(need / gpu_memory_gb)),
+        "gpu": max(1, math.ceil(need / (gpu_memory_gb * GB / GIB))),
         "mem_mb": int(1024 * math.ceil(4 + 1.25 * w)),
         "runtime": int(math.ceil(fixed + per_b * s.params / 1e9)),
     }
