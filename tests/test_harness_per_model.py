@@ -189,6 +189,25 @@ def test_per_model_resources_add_up_the_tasks(tmp_path):
         assert packed["gpu"] == max(r["gpu"] for r in per_task)
 
 
+def test_harness_eval_model_resources_set_the_whole_job(tmp_path):
+    """resources.harness_eval counts once per task of a per_model job; resources.harness_eval_model
+    sets the whole job (a 4-task 70B job needs one 24 h limit, not four)."""
+    from mergelab.plan.experiment import load_experiment
+    from mergelab.plan.rules import rule_resources
+
+    plan_for(tmp_path, "per_model")  # the task folder and the models
+    cfg = cfg_for({n: tmp_path / "models" / n for n in ("a", "b")}, "per_model")
+    cfg["models"]["a"]["resources"] = {"harness_eval": {"runtime": 100}, "harness_eval_model": {"runtime": 1440}}
+    cfg["models"]["b"]["resources"] = {"harness_eval": {"runtime": 100}}
+    exp = load_experiment(cfg, "test.yaml", workdir=tmp_path)
+    assert rule_resources(exp, "harness_eval_model", model="a")["runtime"] == 1440
+    assert rule_resources(exp, "harness_eval_model", model="b")["runtime"] == 100 * len(TASKS)
+    assert (
+        rule_resources(exp, "harness_eval_model", model="a")["gpu"]
+        == rule_resources(exp, "harness_eval", model="a", task=TASKS[0])["gpu"]
+    )
+
+
 def test_default_is_per_task(tmp_path):
     exp = plan_for(tmp_path, None)
     assert exp.harness.jobs == "per_task"

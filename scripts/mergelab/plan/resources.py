@@ -194,14 +194,16 @@ def job_resources(exp, sizing: Sizing, model: str, task: Optional[str] = None) -
     A job of several harness tasks (harness_eval_model, harness.jobs: per_model; search_eval, a
     trial's dev subset, at most this) runs them after one load: the runtime is the sum of its
     tasks' runtimes, GPUs and memory those of its biggest task (the model is loaded once; tasks in
-    another dtype load it again, one at a time)."""
+    another dtype load it again, one at a time); then the model's resources.<key> for the whole
+    job (harness_eval_model), if the sizing has a key."""
     if sizing.tasks is not None:
         per_task = [job_resources(exp, sizing.per_task, model, t) for t in sizing.tasks(exp, model)]
-        return {
+        whole = {
             "gpu": max(r["gpu"] for r in per_task),
             "mem_mb": max(r["mem_mb"] for r in per_task),
             "runtime": sum(r["runtime"] for r in per_task),
         }
+        return resolve(sizing.key, whole, None, exp.resource_overrides(model)) if sizing.key else whole
     if sizing.reads == "merge":
         spec = exp.merge_spec(model, estimate=True)
         sizes = [size_of(p) for name in spec.inputs for p in exp.model_input(name)] + [

@@ -67,7 +67,7 @@ MERGE = Sizing("merge", fixed=10, per_b=2, key="merge")
 HARNESS = Sizing("harness", fixed=60, per_b=15, key="harness_eval")
 HOLMES = Sizing("holmes", fixed=30, per_b=5, key="holmes_eval")
 SANITY = Sizing("stored", fixed=10, per_b=2, key="sanity_check")
-HARNESS_TASKS = Sizing("tasks", per_task=HARNESS, tasks=lambda exp, model: exp.harness.tasks)
+HARNESS_TASKS = Sizing("tasks", per_task=HARNESS, tasks=lambda exp, model: exp.harness.tasks, key="harness_eval_model")
 SEARCH_TASKS = Sizing("tasks", per_task=HARNESS, tasks=lambda exp, model: exp.trial(model)[0].tasks)
 
 # Priorities: a search's chain of generations runs before other evaluations; jobs reading merged
