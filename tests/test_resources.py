@@ -152,8 +152,10 @@ def test_jobs_ask_for_what_their_model_needs(tiny_models, tmp_path):
     # the merge reads three models that exist: estimated from them, one GPU
     merge = jobs[("merge", "model=ab_task_arithmetic_w0.5")]
     assert merge["gpu"] == "1" and int(merge["mem_mb"]) < FALLBACK["mem_mb"]
-    # the merge's own evaluation: not on disk yet, so the fallback (computed again before it runs)
-    assert jobs[("harness_eval", "model=ab_task_arithmetic_w0.5, task=mergelab_categories")]["gpu"] == "1"
+    # the merge's own evaluation, before the merge is made: sized as the merge will be (its
+    # parents' shape), not the fallback; Snakemake asks again before it runs
+    made = jobs[("harness_eval", "model=ab_task_arithmetic_w0.5, task=mergelab_categories")]
+    assert made == base
 
     proc = snakemake(
         tmp_path, configfile, "-n", "evaluations", "--set-resources", "harness_eval:runtime=99", check=True
@@ -187,3 +189,30 @@ def test_gpu_jobs_share_the_cores_among_the_gpus():
     assert gpu_job_threads(16, 4) == 4  # --cores 16 --resources gpu=4: four jobs of four threads
     assert gpu_job_threads(2, 4) == 1
     assert gpu_job_threads(16, None) == 1 and gpu_job_threads(16, 0) == 1  # CPU run: one thread, many jobs
+
+
+def test_a_merge_not_made_yet_is_sized_as_it_will_be(tiny_models, tmp_path):
+    """Before a merge exists, its evaluations are sized from what it reads (its parents' shape, in
+    the dtype it is written in; a merge of merges through the merge it reads), not the fallback."""
+    from mergelab.plan.experiment import load_experiment
+    from mergelab.plan.resources import merge_size, model_size
+    from mergelab.plan.rules import rule_resources
+
+    cfg = {
+        "models": {n: {"path": str(tiny_models[n])} for n in ("base", "alpha", "beta")},
+        "merges": [
+            {"name": "ab", "models": ["alpha", "beta"], "base": "base", "methods": ["task_arithmetic"]},
+            {"name": "half", "models": ["ab", "base"], "methods": ["linear"], "dtype": "bfloat16"},
+        ],
+        "harness": {"tasks": ["mergelab_categories"]},
+        "compute": {"gpu_memory_gb": 1.5},
+    }
+    exp = load_experiment(cfg, "test.yaml", workdir=tmp_path)
+    ab, half = list(exp.merges)
+    base = checkpoint_size(tiny_models["base"])
+    assert model_size(exp, "base") == base
+    assert merge_size(exp, ab).params == base.params  # written in float32, as its parents
+    assert merge_size(exp, half) == Size(base.params, base.params * 2)  # bfloat16, through ab
+    assert model_size(exp, half) == merge_size(exp, half)  # not on disk: the estimate
+    job = rule_resources(exp, "harness_eval", model=ab, task="mergelab_categories")
+    assert job == rule_resources(exp, "harness_eval", model="base", task="mergelab_categories") != FALLBACK

@@ -3,10 +3,10 @@
 Used by the rules' ``resources:`` (``gpu``, ``mem_mb``, ``runtime``), so that the
 same numbers pin devices locally (``--resources gpu=4``) and size SLURM requests
 (``--gpus``, ``--mem``, ``-t``). The size is read from the safetensors headers
-(a few KB per shard, no tensor data), so a no-op DAG stays fast; a model that is
-not on disk yet (a hub parent before its fetch, a merge before it runs) gets
-the fallback, and Snakemake evaluates the resources again, with the files there,
-just before it starts or submits the job.
+(a few KB per shard, no tensor data), so a no-op DAG stays fast; a merge not
+made yet is sized from what it reads (``merge_size``), a hub parent before its
+fetch gets the fallback, and Snakemake evaluates the resources again, with the
+files there, just before it starts or submits the job.
 
 The formulas are deliberately simple and on the generous side; override them per
 model in the config (``gpus``, ``resources``) or per rule in the profile
@@ -218,6 +218,29 @@ def job_resources(exp, sizing: Sizing, model: str, task: Optional[str] = None) -
         dtype, quantization = exp.model_dtype(model), None
     else:
         dtype, quantization = exp.holmes.settings_for(model).dtype, None
-    sizes = [size_of(p) for p in exp.model_input(model)]
+    sizes = [model_size(exp, model)]
     est = estimate(sizing, sizes, dtype=dtype, quantization=quantization, gpu_memory_gb=exp.compute.gpu_memory_gb)
     return resolve(sizing.key, est, exp.gpus(model), exp.resource_overrides(model))
+
+
+def model_size(exp, name: str) -> Optional[Size]:
+    """The size of model ``name`` of the Experiment ``exp``: its weights' headers when they are on
+    disk; for a merge not made yet, the size it will have (``merge_size``); else None (a hub parent
+    before its fetch: the fallback, until Snakemake asks again with the files there)."""
+    found = [size_of(p) for p in exp.model_input(name)]
+    if found and found[0] is not None:
+        return found[0]
+    return merge_size(exp, name) if exp.is_merge(name) else None
+
+
+def merge_size(exp, name: str) -> Optional[Size]:
+    """The size merge ``name`` will have, from what it reads: the parameters of its biggest input
+    (all of them together for a passthrough stack or a mixture of experts: an upper bound), in the
+    dtype it is written in (auto: as its inputs are stored). None while an input's size is unknown."""
+    spec = exp.merge_spec(name, estimate=True)
+    sizes = [model_size(exp, i) for i in spec.inputs] + [size_of(p) for p in spec.path_inputs]
+    if not sizes or any(s is None for s in sizes):
+        return None
+    params = sum(s.params for s in sizes) if spec.stacks_parents else max(s.params for s in sizes)
+    per_param = DTYPE_BYTES.get(spec.dtype) or max(s.bytes_per_param for s in sizes)
+    return Size(params, int(params * per_param))
