@@ -238,6 +238,8 @@ def merge_size(exp, name: str) -> Optional[Size]:
     (all of them together for a passthrough stack or a mixture of experts: an upper bound), in the
     dtype it is written in (auto: as its inputs are stored). None while an input's size is unknown."""
     spec = exp.merge_spec(name, estimate=True)
+    if spec is None:  # a search's trial with no stand-in
+        return None
     sizes = [model_size(exp, i) for i in spec.inputs] + [size_of(p) for p in spec.path_inputs]
     if not sizes or any(s is None for s in sizes):
         return None
