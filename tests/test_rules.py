@@ -156,3 +156,18 @@ def test_a_new_gpu_rule_gets_its_profile_lines_and_doc_lists_from_make_docs(monk
     assert "merge_check" in listed(fill_lists(page), "Every GPU rule")
     assert "tabulate" in listed(fill_lists(page), "Light rules")
     assert listed(fill_profile(profile), "Every GPU rule") == set(gpu_rules())
+
+
+def test_every_list_of_a_page_is_wrapped_where_it_stands():
+    """Two lists after the same lead: each is wrapped from its own line's column and keeps that
+    line's comment mark."""
+    from mergelab.docs.rule_lists import WIDTH, fill_list
+
+    names = [f"rule_{i:02d}" for i in range(20)]
+    text = "Every GPU rule (" + ", ".join(["x" * 30] * 6) + ") asks.\n#   and Every GPU rule (y) ends.\n"
+    out = fill_list(text, "Every GPU rule", names)
+    assert listed(out, "Every GPU rule") == set(names)
+    second = out[out.index("#   and") :]
+    assert listed(second, "Every GPU rule") == set(names) and second.endswith(") ends.\n")
+    assert all(line.startswith("#   ") for line in second.splitlines())
+    assert all(len(line) <= WIDTH for line in out.splitlines() if line.endswith(","))  # where a list breaks

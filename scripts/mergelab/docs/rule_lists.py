@@ -46,12 +46,12 @@ def fill_list(text: str, lead: str, names: List[str]) -> str:
     the indent and the comment mark (``#``) of the line the list starts on."""
 
     def sub(m: re.Match) -> str:
-        line_start = text.rfind("\n", 0, m.end() - 1) + 1
-        before = text[line_start : m.end()]  # the line of "(", up to and with it
+        opened = m.end(1)  # just after the "("
+        before = text[text.rfind("\n", 0, opened - 1) + 1 : opened]  # the line of "(", up to and with it
         prefix = re.match(r"[ \t]*(?:#[ \t]*)?", before).group(0)
-        return m.group(0) + _wrapped(names, len(before), prefix)
+        return text[m.start() : opened] + _wrapped(names, len(before), prefix)
 
-    return re.sub(re.escape(lead) + r"\s*\(", sub, re.sub(re.escape(lead) + r"(\s*\()[^)]*", lead + r"\1", text))
+    return re.sub(re.escape(lead) + r"(\s*\()[^)]*", sub, text)
 
 
 def fill_lists(text: str) -> str:
@@ -103,11 +103,11 @@ def fill_profile(text: str) -> str:
             if anchor is None:
                 raise ValueError("profiles/slurm/config.yaml: set-resources has no `&gpu-job` entry to give GPU rules")
             values = {n: (old[anchor][0] if n == gpu[0] else "*gpu-job") for n in gpu}
-            comments = {n: old.get(n, ("", ""))[1] for n in gpu}
-            comments[gpu[0]] = old[anchor][1] if gpu[0] != anchor else comments[gpu[0]]
         else:
             values = {n: old.get(n, (str(THREADS), ""))[0] for n in gpu}
-            comments = {n: old.get(n, ("", ""))[1] for n in gpu}
+        comments = {n: old.get(n, ("", ""))[1] for n in gpu}
+        if key == "set-resources":  # the anchor's comment goes with it
+            comments[gpu[0]] = old[anchor][1]
         body = [_entry(n, values[n], comments[n]) for n in gpu]
         kept, at = [], None  # the block less its GPU rules' lines; where the first entry was
         for i in block:
